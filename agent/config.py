@@ -1,0 +1,209 @@
+"""Agent configuration: TOML, validated before anything runs.
+
+Every section is a dataclass below; its fields are the only keys allowed. An unknown
+key, a missing required key or a bad value raises ConfigError naming `section.key`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import get_type_hints
+
+REQUIRED = object()   # sentinel default: key must be given
+_VEHICLE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")   # safe inside an MQTT topic level
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class VehicleConfig:
+    id: str = REQUIRED  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class CanConfig:
+    interface: str = "virtual"          # any python-can interface: virtual, udp_multicast, socketcan, slcan...
+    channel: str = "trey"
+    bitrate: int = 500_000
+    dbc: str = ""                       # "" = the shipped agent/data/trey_vehicle.dbc
+    signal_map: str = ""                # "" = the shipped agent/data/signal_map.toml
+    serial_baudrate: int = 115_200      # slcan only: serial link speed
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: str = REQUIRED  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    battery: str = ""                   # "" = shipped bundle
+    compliance: str = ""                # "" = shipped bundle
+    trusted_keys: list = field(default_factory=list)   # [] = shipped DEVELOPMENT key
+
+
+@dataclass(frozen=True)
+class HmiConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = REQUIRED  # type: ignore[assignment]
+    port: int = 1883
+    client_id: str = ""                 # "" = vehicle id
+    keepalive: int = 60
+    username: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    outbox_max_rows: int = 100_000
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    max_inflight: int = 20
+    max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones)
+
+
+@dataclass(frozen=True)
+class ComponentsConfig:
+    spec: str = ""                      # local file of this car's component notes (JSON lines)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    vehicle: VehicleConfig
+    can: CanConfig
+    state: StateConfig
+    models: ModelsConfig = ModelsConfig()
+    hmi: HmiConfig = HmiConfig()
+    mqtt: MqttConfig | None = None      # absent = offline
+    components: ComponentsConfig = ComponentsConfig()
+    log: LogConfig = LogConfig()
+    source: str = ""
+
+
+_SECTIONS = {
+    "vehicle": VehicleConfig, "can": CanConfig, "state": StateConfig, "models": ModelsConfig,
+    "hmi": HmiConfig, "mqtt": MqttConfig, "components": ComponentsConfig, "log": LogConfig,
+}
+_REQUIRED_SECTIONS = ("vehicle", "state")
+
+
+def _check_type(where: str, value, typ):
+    if typ is bool:
+        ok = isinstance(value, bool)
+    elif typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is list:
+        if isinstance(value, str):
+            value = [value]
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, typ)
+    if not ok:
+        raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(section: str, cls, raw: dict):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{section}] must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {section}.{unknown[0]} (allowed: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        where = f"{section}.{f.name}"
+        if f.name in raw:
+            kwargs[f.name] = _check_type(where, raw[f.name], hints[f.name])
+        elif f.default is REQUIRED:
+            raise ConfigError(f"missing required key {where}")
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    if not _VEHICLE_ID.match(cfg.vehicle.id):
+        raise ConfigError(f"vehicle.id: {cfg.vehicle.id!r} must match {_VEHICLE_ID.pattern}")
+    if not 10_000 <= cfg.can.bitrate <= 8_000_000:
+        raise ConfigError(f"can.bitrate: {cfg.can.bitrate} out of range 10000..8000000")
+    for key in ("dbc", "signal_map"):
+        p = getattr(cfg.can, key)
+        if p and not Path(p).is_file():
+            raise ConfigError(f"can.{key}: file not found: {p}")
+    parse_listen(cfg.hmi.listen, "hmi.listen")
+    if cfg.components.spec and not Path(cfg.components.spec).is_file():
+        raise ConfigError(f"components.spec: file not found: {cfg.components.spec}")
+    for p in cfg.models.trusted_keys:
+        if not Path(p).exists():
+            raise ConfigError(f"models.trusted_keys: not found: {p}")
+    if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log.level: {cfg.log.level!r} is not DEBUG/INFO/WARNING/ERROR")
+    m = cfg.mqtt
+    if m is not None:
+        if not 1 <= m.port <= 65535:
+            raise ConfigError(f"mqtt.port: {m.port} out of range 1..65535")
+        if not 5 <= m.keepalive <= 3600:
+            raise ConfigError(f"mqtt.keepalive: {m.keepalive} out of range 5..3600")
+        for key in ("outbox_max_rows", "outbox_max_bytes", "max_inflight", "max_payload_bytes"):
+            if getattr(m, key) <= 0:
+                raise ConfigError(f"mqtt.{key}: must be > 0")
+        for key in ("password_file", "ca_file", "cert_file", "key_file"):
+            p = getattr(m, key)
+            if p and not Path(p).is_file():
+                raise ConfigError(f"mqtt.{key}: file not found: {p}")
+        if bool(m.cert_file) != bool(m.key_file):
+            raise ConfigError("mqtt.cert_file and mqtt.key_file go together (mutual TLS)")
+        if (m.ca_file or m.cert_file) and not m.tls:
+            raise ConfigError("mqtt.ca_file/cert_file given but mqtt.tls is false")
+        if m.password_file and not m.username:
+            raise ConfigError("mqtt.password_file given without mqtt.username")
+
+
+def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: {value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}] (allowed: {', '.join(_SECTIONS)})")
+    for s in _REQUIRED_SECTIONS:
+        if s not in raw:
+            raise ConfigError(f"missing required section [{s}]")
+    parts = {name: _build(name, cls, raw[name]) for name, cls in _SECTIONS.items() if name in raw}
+    parts.setdefault("can", CanConfig())
+    cfg = Config(**parts, source=source)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return config_from_dict(raw, str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,64 @@
+"""`trey-export` entry point (cloud side). Subcommands are "GROUP ACTION" pairs living in
+export/commands/; each module exposes `configure(parser)` and `main(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from agent.cli import setup_logging
+
+GROUPS = {
+    "data": {
+        "battery": ("export.commands.data_battery", "generate a raw battery fleet history (seed schema, with defects)"),
+        "compliance": ("export.commands.data_compliance", "generate labelled technician notes and vehicle specs"),
+    },
+    "train": {
+        "battery": ("export.commands.train_battery", "model search + LSTM forecaster -> signed int8 ONNX bundle"),
+        "compliance": ("export.commands.train_compliance", "Keras LSTM note classifier -> signed int8 ONNX bundle"),
+    },
+    "bundle": {
+        "keygen": ("export.commands.bundle_cmd", "generate an ed25519 signing key pair"),
+        "sign": ("export.commands.bundle_cmd", "hash files into manifest.json and sign it"),
+        "verify": ("export.commands.bundle_cmd", "verify a bundle against trusted keys"),
+        "tar": ("export.commands.bundle_cmd", "pack a bundle directory into a .tar"),
+    },
+    "score": {
+        "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),
+    },
+    "ingest": {
+        "run": ("export.commands.ingest", "subscribe to the fleet over MQTT and append to the dataset"),
+        "summary": ("export.commands.fleet_summary", "fleet alert summary (CSV + PNG) from ingested data"),
+    },
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `trey-export ingest --broker ...` is shorthand for `trey-export ingest run ...`.
+    if argv and argv[0] == "ingest" and (len(argv) == 1 or argv[1] not in GROUPS["ingest"]):
+        argv.insert(1, "run")
+    parser = argparse.ArgumentParser(prog="trey-export")
+    parser.add_argument("--log-level", default="INFO")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
+    chosen = None
+    for gname, actions in GROUPS.items():
+        gp = groups.add_parser(gname, help=f"{gname}: {', '.join(actions)}")
+        acts = gp.add_subparsers(dest="action", metavar="ACTION", required=True)
+        for aname, (module, help_) in actions.items():
+            ap = acts.add_parser(aname, help=help_, description=help_)
+            ap.set_defaults(_module=module)
+            if argv[:1] == [gname] and argv[1:2] == [aname]:
+                chosen = (ap, module)
+    if chosen:
+        mod = importlib.import_module(chosen[1])
+        mod.configure(chosen[0])
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    mod = importlib.import_module(args._module)
+    return int(mod.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
