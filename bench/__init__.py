@@ -1,0 +1,1 @@
+"""Benchmarks: print numbers, never assert. Each bench_*.py has a main()."""
