@@ -22,3 +22,14 @@ HEALTH_COLUMNS = (
 )
 
 DAILY_COLUMNS = SEED_COLUMNS + HEALTH_COLUMNS
+
+
+def cycles_used(throughput_ah: float, nominal_capacity_ah: float) -> float:
+    """What a cycle is, for every part of trey-edge: one full charge + discharge of the
+    nominal capacity, i.e. charge throughput (integral of |I| dt) / (2 x capacity)."""
+    return throughput_ah / (2.0 * nominal_capacity_ah)
+
+
+# Component spec documents (JSON lines; the input of `trey-export score compliance`, the
+# agent's `[components] spec` file and the MQTT components downlink share this shape):
+#   {"vin": "WVWZZZ1JZXW000001", "components": [{"component": "alternator", "note": "..."}, ...]}
