@@ -1,0 +1,218 @@
+"""Component notes -> compliance verdicts -> compliance alerts.
+
+Notes come from the local `[components] spec` file (JSON lines, agent/schema.py):
+    {"vin": "...", "components": [{"component": "alternator", "note": "manufactured in 1985 ..."}]}
+and later from the cloud (MQTT components downlink, same document shape, `apply_document`).
+
+Each note is classified with the compliance bundle; the verdict per (vin, component) is kept
+in the state DB (table `components`), and each non-compliant component raises one alert
+naming it ("compliance:<vin>:<component>") whose explanation is the words that made it
+non-compliant. A component that becomes compliant (new note) clears its alert. Re-applying
+the same notes with the same model changes nothing (no duplicate alerts after a restart).
+
+Bad documents/lines are rejected, counted per reason and logged once per reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+
+from agent.alerts import utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_NOTE_CHARS = 1000
+MAX_COMPONENTS_PER_DOC = 500
+_NAME = re.compile(r"^[\w .,/()+-]{1,64}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS components (
+    vin         TEXT NOT NULL,
+    component   TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    compliant   INTEGER NOT NULL,
+    p_noncompliant REAL NOT NULL,
+    why         TEXT NOT NULL,      -- JSON list of words
+    model       TEXT NOT NULL,      -- bundle name@version that gave the verdict
+    updated     TEXT NOT NULL,
+    PRIMARY KEY (vin, component)
+)
+"""
+
+
+class SpecError(ValueError):
+    """A components document that cannot be used; the message says why."""
+
+
+def parse_document(doc) -> tuple[str, list[tuple[str, str]]]:
+    """Validate one spec document -> (vin, [(component, note), ...]). Raises SpecError."""
+    if not isinstance(doc, dict):
+        raise SpecError("document is not a JSON object")
+    vin = doc.get("vin")
+    if not isinstance(vin, str) or not _NAME.match(vin):
+        raise SpecError("vin missing or not a short string")
+    comps = doc.get("components")
+    if not isinstance(comps, list) or not comps:
+        raise SpecError("components missing or empty")
+    if len(comps) > MAX_COMPONENTS_PER_DOC:
+        raise SpecError(f"more than {MAX_COMPONENTS_PER_DOC} components")
+    out, seen = [], set()
+    for c in comps:
+        if not isinstance(c, dict):
+            raise SpecError("component entry is not an object")
+        name, note = c.get("component"), c.get("note")
+        if not isinstance(name, str) or not _NAME.match(name.strip()):
+            raise SpecError("component name missing or invalid")
+        if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE_CHARS:
+            raise SpecError(f"note of {name!r} missing, empty or longer than {MAX_NOTE_CHARS} chars")
+        name = name.strip()
+        if name in seen:
+            raise SpecError(f"component {name!r} listed twice")
+        seen.add(name)
+        out.append((name, note.strip()))
+    return vin, out
+
+
+def read_spec_file(path: str | Path) -> tuple[list[dict], dict[str, int]]:
+    """JSON-lines spec file -> (documents, rejected {reason: count}). Blank lines and
+    '#' comments are skipped; a bad line is rejected, the rest still load."""
+    docs, rejected = [], {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                doc = json.loads(line)
+                parse_document(doc)
+            except (ValueError, SpecError) as exc:
+                reason = "bad_json" if not isinstance(exc, SpecError) else "bad_document"
+                if reason not in rejected:
+                    log.warning("components spec %s:%d rejected (%s): %s", path, lineno, reason, exc)
+                rejected[reason] = rejected.get(reason, 0) + 1
+                continue
+            docs.append(doc)
+    return docs, rejected
+
+
+class Components:
+    """Verdicts + alerts for component notes. `classifier` is a callable returning the
+    current (ComplianceClassifier, label) so a hot-swapped model is picked up."""
+
+    def __init__(self, store, alerts, classifier):
+        self.store = store
+        self.alerts = alerts
+        self._classifier = classifier
+        self._lock = threading.Lock()
+        self.rejected: dict[str, int] = {}
+        self._listeners: list = []
+        with store.transaction() as conn:
+            conn.execute(_SCHEMA)
+
+    def add_listener(self, fn) -> None:
+        """fn(components_list) after a change (HMI event stream)."""
+        self._listeners.append(fn)
+
+    def reject(self, reason: str, detail: str) -> None:
+        if reason not in self.rejected:
+            log.warning("components document rejected (%s): %s", reason, detail)
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def load_spec(self, path: str | Path, source: str = "spec") -> int:
+        """Apply every document of a spec file; returns the number of notes applied."""
+        try:
+            docs, rejected = read_spec_file(path)
+        except OSError as exc:
+            self.reject("unreadable_spec", f"{path}: {exc}")
+            return 0
+        for reason, n in rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
+        return sum(self.apply_document(d, source) for d in docs)
+
+    def apply_document(self, doc, source: str = "cloud") -> int:
+        """Classify one document's notes, store verdicts, raise/clear alerts. Bad input is
+        rejected (counted, logged once per kind) and returns 0."""
+        if isinstance(doc, (bytes, str)):
+            try:
+                doc = json.loads(doc)
+            except ValueError as exc:
+                self.reject("bad_json", str(exc))
+                return 0
+        try:
+            vin, notes = parse_document(doc)
+        except SpecError as exc:
+            self.reject("bad_document", str(exc))
+            return 0
+        clf, label = self._classifier()
+        if clf is None:
+            self.reject("no_model", "no compliance model loaded")
+            return 0
+        verdicts = clf.classify([n for _, n in notes])
+        with self._lock:
+            for (name, note), v in zip(notes, verdicts):
+                self._store_verdict(vin, name, note, source, v, label)
+        self._changed()
+        return len(notes)
+
+    def reclassify_all(self) -> int:
+        """Re-run the current model over every stored note (after a model swap)."""
+        with self.store.transaction() as conn:
+            rows = conn.execute("SELECT vin, component, note, source FROM components").fetchall()
+        clf, label = self._classifier()
+        if not rows or clf is None:
+            return 0
+        verdicts = clf.classify([r[2] for r in rows])
+        with self._lock:
+            for (vin, name, note, source), v in zip(rows, verdicts):
+                self._store_verdict(vin, name, note, source, v, label)
+        self._changed()
+        return len(rows)
+
+    def _store_verdict(self, vin, name, note, source, v, label) -> None:
+        compliant = bool(v["compliant"])
+        p = round(float(v["p_noncompliant"]), 4)
+        why = [str(w) for w in v.get("why", [])]
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO components(vin,component,note,source,compliant,p_noncompliant,why,model,updated) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(vin,component) DO UPDATE SET note=excluded.note,"
+                "source=excluded.source,compliant=excluded.compliant,p_noncompliant=excluded.p_noncompliant,"
+                "why=excluded.why,model=excluded.model,updated=excluded.updated",
+                (vin, name, note, source, int(compliant), p, json.dumps(why), label, utc_now()))
+        key = f"compliance:{vin}:{name}"
+        if compliant:
+            self.alerts.clear(key)
+            return
+        words = ", ".join(f"“{w}”" for w in why) or "the note as a whole"
+        self.alerts.raise_or_update(
+            key, "compliance", "warning",
+            title=f"{name.capitalize()} out of compliance",
+            message=f"The {name} does not meet the component regulation — have it checked at your next service.",
+            explanation={"component": name, "vin": vin, "note": note, "why": why,
+                         "p_noncompliant": p, "model": label,
+                         "summary": f"Non-compliant because of {words}."})
+
+    def list(self) -> list[dict]:
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT c.vin,c.component,c.note,c.source,c.compliant,c.p_noncompliant,c.why,c.model,c.updated,a.id "
+                "FROM components c LEFT JOIN alerts a ON a.key = 'compliance:' || c.vin || ':' || c.component "
+                "AND a.state != 'cleared' ORDER BY c.vin, c.component").fetchall()
+        return [{"vin": r[0], "component": r[1], "note": r[2], "source": r[3], "compliant": bool(r[4]),
+                 "p_noncompliant": r[5], "why": json.loads(r[6]), "model": r[7], "updated": r[8],
+                 "alert_id": r[9]} for r in rows]
+
+    def _changed(self) -> None:
+        if not self._listeners:
+            return
+        items = self.list()
+        for fn in self._listeners:
+            try:
+                fn(items)
+            except Exception:
+                log.exception("components listener failed")

@@ -1,0 +1,205 @@
+// In-dash HMI: renders /api/* and follows /api/events (server-sent events).
+// All data goes through textContent (notes come from outside the car: never innerHTML).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+async function api(path, opts) {
+  const r = await fetch(path, Object.assign({ headers: { "Accept": "application/json" } }, opts || {}));
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
+  return body;
+}
+const fmt = (x, d) => (x === null || x === undefined || isNaN(x)) ? "–" : Number(x).toFixed(d === undefined ? 1 : d);
+
+// ---------------------------------------------------------------- alerts
+let alerts = [];
+function renderAlerts() {
+  const box = $("alerts");
+  box.replaceChildren();
+  const active = alerts.filter((a) => a.state !== "cleared");
+  active.sort((a, b) => (a.state === "acknowledged") - (b.state === "acknowledged")
+    || (b.severity === "critical") - (a.severity === "critical") || (b.updated > a.updated ? 1 : -1));
+  for (const a of active) box.appendChild(alertCard(a));
+  const open = active.filter((a) => a.state !== "acknowledged").length;
+  $("alert-count").textContent = open;
+  $("alert-count").classList.toggle("zero", open === 0);
+  $("no-alerts").classList.toggle("hidden", active.length > 0);
+}
+function alertCard(a) {
+  const card = el("article", "alert " + a.severity + " " + a.state);
+  card.dataset.id = a.id;
+  card.dataset.state = a.state;
+  const head = el("div", "head");
+  head.appendChild(el("div", "icon", a.kind === "battery" ? "⚡" : "!"));
+  const txt = el("div", "txt");
+  const title = el("div", "title", a.title);
+  const badge = el("span", "badge " + a.state, a.state);
+  badge.dataset.role = "state";
+  title.appendChild(badge);
+  txt.appendChild(title);
+  txt.appendChild(el("div", "msg", a.message));
+  head.appendChild(txt);
+  const btn = el("button", "ack", a.state === "acknowledged" ? "Acknowledged" : "Acknowledge");
+  btn.disabled = a.state === "acknowledged";
+  btn.addEventListener("click", () => ack(a.id, btn));
+  head.appendChild(btn);
+  card.appendChild(head);
+  card.appendChild(explain(a));
+  const when = a.raised_vehicle_date ? "Vehicle date " + (a.vehicle_date || a.raised_vehicle_date) + " · " : "";
+  card.appendChild(el("div", "meta", when + "updated " + (a.updated || "").replace("T", " ").replace("Z", " UTC")));
+  return card;
+}
+function explain(a) {
+  const x = a.explanation || {};
+  const why = el("div", "why");
+  if (a.kind === "battery") {
+    const line1 = el("div");
+    line1.appendChild(el("b", null, fmt(x.projected_lifetime_cycles_30d) + " / " + fmt(x.rated_cycles, 0)));
+    line1.appendChild(document.createTextNode(" cycles projected in 30 days (now " + fmt(x.lifetime_cycles) + ")."));
+    why.appendChild(line1);
+    if (x.recent_mean_daily_cycles !== undefined) {
+      const ratio = x.usage_vs_fleet;
+      const cmp = ratio ? (ratio > 1.1 ? (ratio.toFixed(1) + "× the fleet norm") : ratio < 0.9 ? "below the fleet norm" : "about the fleet norm") : "";
+      why.appendChild(el("div", null, "Recent use " + fmt(x.recent_mean_daily_cycles, 2) + " cycles/day vs fleet "
+        + fmt(x.fleet_mean_daily_cycles, 2) + (cmp ? " — " + cmp : "") + "."));
+    }
+  } else {
+    why.appendChild(el("div", null, x.note ? "Note: “" + x.note + "”" : "Component note"));
+    const words = el("div", "words");
+    for (const w of (x.why || [])) words.appendChild(el("span", "word", w));
+    if ((x.why || []).length) { const l = el("div", null, "Non-compliant because of:"); why.appendChild(l); why.appendChild(words); }
+  }
+  return why;
+}
+async function ack(id, btn) {
+  btn.disabled = true;
+  try {
+    const a = await api("/api/alerts/" + id + "/ack", { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"by":"driver"}' });
+    upsertAlert(a);
+  } catch (e) {
+    btn.disabled = false;
+    btn.textContent = "Retry";
+  }
+}
+function upsertAlert(a) {
+  const i = alerts.findIndex((x) => x.id === a.id);
+  if (i >= 0) alerts[i] = a; else alerts.push(a);
+  renderAlerts();
+}
+
+// ---------------------------------------------------------------- battery
+function renderBattery(b) {
+  $("battery-id").textContent = b.battery_id ? "· " + b.battery_id : "";
+  const life = b.lifetime_cycles, rated = b.rated_cycles;
+  const pct = (life !== null && rated) ? Math.min(100, 100 * life / rated) : null;
+  $("life-pct").textContent = pct === null ? "–" : Math.round(pct) + "%";
+  const color = pct === null ? "#55606c" : pct >= 90 ? "var(--crit)" : pct >= 75 ? "var(--warn)" : "var(--ok)";
+  document.querySelector(".gauge").style.background =
+    "conic-gradient(" + color + " " + (3.6 * (pct || 0)) + "deg, var(--panel2) 0deg)";
+  $("life-cycles").textContent = fmt(life);
+  $("rated-cycles").textContent = fmt(rated, 0);
+  const f = b.forecast || null;
+  const eol = $("eol");
+  eol.className = "";
+  if (f && f.days_to_rated !== null && f.days_to_rated !== undefined) {
+    eol.textContent = "≈ " + f.days_to_rated + " days";
+    eol.className = f.days_to_rated <= 30 ? "crit" : "warn";
+  } else if (f) {
+    eol.textContent = "> 30 days";
+  } else {
+    eol.textContent = b.battery_id ? "collecting data" : "–";
+  }
+  drawChart(b);
+}
+function drawChart(b) {
+  const svg = $("chart");
+  svg.replaceChildren();
+  const W = 400, H = 130, pad = 6;
+  const hist = (b.history || []).map((r) => r.lifetime_cycles).filter((v) => v !== null && v !== undefined);
+  const f = b.forecast;
+  const fc = [];
+  if (f && f.forecast_daily_cycles && hist.length) {
+    let acc = hist[hist.length - 1];
+    for (const d of f.forecast_daily_cycles) { acc += Math.max(0, d); fc.push(acc); }
+  }
+  const all = hist.concat(fc);
+  if (!all.length) return;
+  const rated = b.rated_cycles || Math.max(...all);
+  const lo = Math.min(...all) * 0.98, hi = Math.max(rated, ...all) * 1.02;
+  const n = hist.length + fc.length;
+  const x = (i) => pad + (W - 2 * pad) * (n <= 1 ? 0 : i / (n - 1));
+  const y = (v) => H - pad - (H - 2 * pad) * (v - lo) / (hi - lo || 1);
+  for (let k = 1; k < 4; k++) line(svg, 0, H * k / 4, W, H * k / 4, "grid-line");
+  line(svg, 0, y(rated), W, y(rated), "rated");
+  path(svg, hist.map((v, i) => [x(i), y(v)]), "hist");
+  if (fc.length) path(svg, [[x(hist.length - 1), y(hist[hist.length - 1])]].concat(fc.map((v, i) => [x(hist.length + i), y(v)])), "fc");
+}
+function line(svg, x1, y1, x2, y2, cls) {
+  const l = document.createElementNS(SVG, "line");
+  Object.entries({ x1, y1, x2, y2, class: cls }).forEach(([k, v]) => l.setAttribute(k, v));
+  svg.appendChild(l);
+}
+function path(svg, pts, cls) {
+  if (!pts.length) return;
+  const p = document.createElementNS(SVG, "path");
+  p.setAttribute("d", pts.map((q, i) => (i ? "L" : "M") + q[0].toFixed(1) + " " + q[1].toFixed(1)).join(""));
+  p.setAttribute("class", cls);
+  svg.appendChild(p);
+}
+
+// ---------------------------------------------------------------- components
+function renderComponents(list) {
+  const ul = $("components");
+  ul.replaceChildren();
+  list.sort((a, b) => (a.compliant - b.compliant) || a.component.localeCompare(b.component));
+  for (const c of list) {
+    const li = el("li");
+    li.dataset.component = c.component;
+    li.appendChild(el("span", "comp-name", c.component));
+    li.appendChild(el("span", "comp-note", c.note));
+    li.appendChild(el("span", "verdict " + (c.compliant ? "ok" : "bad"), c.compliant ? "Compliant" : "Non-compliant"));
+    ul.appendChild(li);
+  }
+  $("no-components").classList.toggle("hidden", list.length > 0);
+}
+
+// ---------------------------------------------------------------- health + live
+function chip(id, on, title) {
+  const c = $(id);
+  c.classList.toggle("on", !!on);
+  c.classList.toggle("off", !on);
+  if (title) c.title = title;
+}
+function renderHealth(h) {
+  $("vehicle").textContent = h.vehicle_id ? "Vehicle " + h.vehicle_id + (h.vehicle_date ? " · " + h.vehicle_date : "") : "—";
+  chip("chip-bus", h.bus && h.bus.receiving, h.bus ? ("CAN " + (h.bus.interface || "") + " · " + (h.bus.frames || 0) + " frames") : "CAN");
+  const m = h.mqtt || {};
+  chip("chip-cloud", m.connected, "Cloud: " + (m.state || "offline"));
+}
+async function refresh() {
+  const [h, al, b, c] = await Promise.all([api("/api/health"), api("/api/alerts"), api("/api/battery"), api("/api/components")]);
+  renderHealth(h); alerts = al; renderAlerts(); renderBattery(b); renderComponents(c);
+}
+function live() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => { chip("chip-live", true); refresh().catch(() => {}); };
+  es.onerror = () => chip("chip-live", false);
+  es.addEventListener("alert", (e) => upsertAlert(JSON.parse(e.data)));
+  es.addEventListener("battery", (e) => renderBattery(JSON.parse(e.data)));
+  es.addEventListener("components", (e) => renderComponents(JSON.parse(e.data)));
+  es.addEventListener("health", (e) => renderHealth(JSON.parse(e.data)));
+}
+function tick() {
+  const d = new Date();
+  $("clock").textContent = String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+}
+tick(); setInterval(tick, 10000);
+refresh().catch(() => {});
+live();
