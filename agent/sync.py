@@ -1,0 +1,421 @@
+"""MQTT sync: store-and-forward uplink from the outbox, validated downlink.
+
+API (the daemon wires this when `[mqtt]` is set):
+
+    sync = Sync(cfg, store, alerts=None, *,
+                on_components=fn(doc) -> int,        # {"vin", "components": [...]} -> notes applied
+                on_ack=fn(alert_id, by) -> alert,     # KeyError = unknown alert (default: alerts.acknowledge)
+                on_bundle=fn(name, files) -> bool,    # verified bundle files {name: bytes}; True = swapped
+                trusted_keys=None,                    # default cfg.models.trusted_keys or the dev key
+                backoff_min=0.5, backoff_max=30.0,    # reconnect delays (s), exponential + jitter
+                status_interval=30.0)
+    sync.start(); sync.status() -> dict; sync.stop(timeout=3.0)
+
+The constructor creates the outbox tables and registers `store.add_row_hook` and
+`alerts.add_change_hook`: every closed daily row / alert change is enqueued inside the
+transaction that stores it (agent.outbox). Register BEFORE the pipeline produces rows.
+
+Uplink: one network thread owns the paho client (MQTT 5, v2 callback API, QoS 1,
+clean_start=False with a session expiry so downlink queued while the car is off arrives
+later). Oldest-first drain with at most `mqtt.max_inflight` messages in flight; a row is
+deleted only when its PUBACK arrives. paho re-sends in-flight messages (same mid) after a
+reconnect, and the mid->row map survives reconnects, so a PUBACK always finds its row; after
+a restart everything still in the outbox is sent again (the cloud dedups by msg_id).
+Reconnect: exponential backoff with "equal jitter" (d = min(max, min*2^n); sleep d/2..d),
+reset on CONNACK. Retained status (online + counters) on connect, on model outcome and every
+`status_interval`; last will = retained offline status; clean stop publishes offline.
+
+Downlink: topics of agent.topics, every payload validated there (size, JSON, schema, types,
+vehicle id). Malformed -> dropped, counted per reason in status()["downlink_rejected"],
+logged once per reason. Valid messages are handled on a separate worker thread through a
+bounded queue, so slow classification or a flood never blocks the network loop. Model
+announcements: sha256 of the tar, announced signature == the tar's manifest.sig, then
+agent.bundle.verify_files against the trusted keys; only then on_bundle(name, files).
+Outcome per model in status()["models"] and on the status topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from datetime import datetime, timezone
+
+from agent import outbox
+from agent import topics as T
+
+log = logging.getLogger("agent.sync")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+DOWNLINK_QUEUE = 256
+PUMP_SAFETY_S = 2.0      # re-read the outbox at least this often while connected
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Sync:
+    def __init__(self, config, store, alerts=None, *, on_components=None, on_ack=None, on_bundle=None,
+                 trusted_keys=None, backoff_min: float = 0.5, backoff_max: float = 30.0,
+                 status_interval: float = 30.0):
+        if config.mqtt is None:
+            raise ValueError("Sync needs an [mqtt] section")
+        self.cfg = config
+        self.m = config.mqtt
+        self.vehicle_id = config.vehicle.id
+        self.store = store
+        self.alerts = alerts
+        self.on_components = on_components
+        self.on_ack = on_ack or (alerts.acknowledge if alerts is not None else None)
+        self.on_bundle = on_bundle
+        self._trusted_keys = trusted_keys if trusted_keys is not None else (list(config.models.trusted_keys) or None)
+        self.backoff_min, self.backoff_max = float(backoff_min), float(backoff_max)
+        self.status_interval = float(status_interval)
+        self.window = int(self.m.max_inflight)
+
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int] = {}        # mid -> outbox row id (network thread writes)
+        self._inflight_rows: frozenset = frozenset()  # snapshot read by hooks in other threads
+        self._acked: list[int] = []
+        self._dirty_at = time.monotonic()          # last enqueue (hook) time
+        self._stop = threading.Event()
+        self._connected = False
+        self._state = "stopped"
+        self._attempt = 0
+        self.connects = 0
+        self.last_error = ""
+        self.broker_rejected = 0
+        self.rejected: dict[str, int] = {}
+        self.applied: dict[str, int] = {"components": 0, "ack": 0, "model": 0}
+        self.models: dict[str, dict] = {}
+        self._seen_bundles: dict[str, str] = {}    # name -> sha256 already handled (retained re-deliveries)
+        self._downq: queue.Queue = queue.Queue(DOWNLINK_QUEUE)
+        self._threads: list[threading.Thread] = []
+        self._client = None
+        self._status_due = 0.0
+        self._status_dirty = True
+        self._counters_cache: dict = {}
+        self._last_pump = 0.0
+        self._last_status = 0.0
+        self._more = False
+
+        with store.transaction() as conn:
+            outbox.create(conn)
+        if hasattr(store, "add_row_hook"):
+            store.add_row_hook(self._row_hook)
+        if alerts is not None:
+            alerts.add_change_hook(self._alert_hook)
+
+    # ------------------------------------------------------------------ hooks (caller's transaction)
+    def _row_hook(self, conn, row: dict) -> None:
+        msg = T.daily_payload(self.vehicle_id, row)
+        outbox.enqueue(conn, T.KIND_TELEMETRY, T.daily_topic(self.vehicle_id), msg,
+                       self.m.outbox_max_rows, self.m.outbox_max_bytes, self._inflight_rows)
+        self._dirty_at = time.monotonic()
+
+    def _alert_hook(self, conn, alert: dict) -> None:
+        msg = T.alert_payload(self.vehicle_id, alert)
+        outbox.enqueue(conn, T.KIND_ALERT, T.alerts_topic(self.vehicle_id), msg,
+                       self.m.outbox_max_rows, self.m.outbox_max_bytes, self._inflight_rows)
+        self._dirty_at = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Sync":
+        self._stop.clear()
+        self._client = self._make_client()
+        self._state = "connecting"
+        for name, target in (("mqtt-net", self._net_loop), ("mqtt-downlink", self._downlink_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+        self._state = "stopped"
+
+    def status(self) -> dict:
+        try:
+            with self.store.transaction() as conn:
+                self._counters_cache = outbox.counters(conn)
+        except Exception:   # status must never raise (HMI health calls it)
+            log.debug("outbox counters unavailable", exc_info=True)
+        c = self._counters_cache
+        return {"state": self._state, "connected": self._connected,
+                "broker": f"{self.m.host}:{self.m.port}", "connects": self.connects,
+                "last_error": self.last_error, "inflight": len(self._inflight),
+                "outbox": {k: c.get(k, 0) for k in ("rows", "bytes", "enqueued", "sent",
+                                                     "dropped_telemetry", "dropped_alerts")},
+                "broker_rejected": self.broker_rejected,
+                "downlink_rejected": dict(self.rejected), "downlink_applied": dict(self.applied),
+                "models": {k: dict(v) for k, v in self.models.items()}}
+
+    def wait_drained(self, timeout: float = 30.0) -> bool:
+        """Block until the outbox is empty (tests, benchmarks, clean shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.store.transaction() as conn:
+                if outbox.counters(conn)["rows"] == 0:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    # ------------------------------------------------------------------ client
+    def _make_client(self):
+        import paho.mqtt.client as mqtt
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.m.client_id or self.vehicle_id,
+                        protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(self.window)
+        c.max_queued_messages_set(0)
+        if self.m.username:
+            password = None
+            if self.m.password_file:
+                with open(self.m.password_file, encoding="utf-8") as fh:
+                    password = fh.read().rstrip("\r\n")
+            c.username_pw_set(self.m.username, password)
+        if self.m.tls:
+            c.tls_set(ca_certs=self.m.ca_file or None, certfile=self.m.cert_file or None,
+                      keyfile=self.m.key_file or None)
+        offline = T.status_payload(self.vehicle_id, "offline", _now(), reason="connection lost")
+        c.will_set(T.status_topic(self.vehicle_id), T.encode(offline), qos=T.QOS, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        return c
+
+    def _backoff(self) -> None:
+        d = min(self.backoff_max, self.backoff_min * (2 ** min(self._attempt, 16)))
+        self._attempt += 1
+        self._stop.wait(d / 2 + random.uniform(0, d / 2))
+
+    def _net_loop(self) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        c = self._client
+        while not self._stop.is_set():
+            self._state = "connecting"
+            try:
+                c.connect(self.m.host, self.m.port, self.m.keepalive, clean_start=False, properties=props)
+            except Exception as exc:   # refused, DNS, TLS handshake (no/bad client cert)...
+                self._note_error(f"connect: {exc}")
+                self._backoff()
+                continue
+            while not self._stop.is_set():
+                rc = c.loop(timeout=0.05)
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                if self._connected:
+                    self._flush_acked()
+                    self._pump(c)
+                    self._maybe_status(c)
+            self._connected = False
+            self._flush_acked()
+            if self._stop.is_set():
+                break
+            self._state = "disconnected"
+            self._backoff()
+        self._shutdown_client(c)
+
+    def _shutdown_client(self, c) -> None:
+        import paho.mqtt.client as mqtt
+        if self._connected:
+            try:
+                info = c.publish(T.status_topic(self.vehicle_id), T.encode(self._status_msg("offline")),
+                                 qos=T.QOS, retain=True)
+                deadline = time.monotonic() + 1.0
+                while not info.is_published() and time.monotonic() < deadline:
+                    if c.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                self._flush_acked()
+                c.disconnect()
+                c.loop(timeout=0.05)
+            except Exception:
+                log.debug("clean disconnect failed", exc_info=True)
+        self._connected = False
+        self._flush_acked()
+
+    def _note_error(self, msg: str) -> None:
+        if msg != self.last_error:
+            log.warning("mqtt %s:%s %s (retrying with backoff)", self.m.host, self.m.port, msg)
+        self.last_error = msg
+
+    # ------------------------------------------------------------------ paho callbacks (network thread)
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._note_error(f"refused: {reason_code}")
+            return
+        self._connected = True
+        self._state = "connected"
+        self._attempt = 0
+        self.connects += 1
+        self.last_error = ""
+        log.info("mqtt connected to %s:%s (session present: %s, %d in flight)", self.m.host, self.m.port,
+                 flags.session_present, len(self._inflight))
+        client.subscribe([(f, T.QOS) for f in T.downlink_filters(self.vehicle_id)])
+        self._status_due = 0.0
+        self._dirty_at = time.monotonic()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._connected:
+            log.warning("mqtt disconnected: %s", reason_code)
+        self._connected = False
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        rid = self._inflight.pop(mid, None)
+        if rid is None:
+            return                       # a status message
+        if reason_code.is_failure:      # the broker will never take it (e.g. not authorized)
+            self.broker_rejected += 1
+            log.error("broker rejected outbox message %d: %s (dropped)", rid, reason_code)
+        self._acked.append(rid)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            kind, body = T.decode_downlink(message.topic, message.payload, self.vehicle_id,
+                                           self.m.max_payload_bytes)
+        except T.PayloadError as exc:
+            self._reject(exc.reason, exc.detail)
+            return
+        except Exception as exc:       # never let a payload kill the network loop
+            self._reject("internal", repr(exc)[:120])
+            return
+        try:
+            self._downq.put_nowait((kind, body))
+        except queue.Full:
+            self._reject(f"{kind}:overloaded", "downlink queue full")
+
+    def _reject(self, reason: str, detail: str = "") -> None:
+        n = self.rejected.get(reason, 0)
+        if n == 0:
+            log.warning("downlink message rejected (%s) %s — further ones counted silently", reason, detail)
+        self.rejected[reason] = n + 1
+        self._status_dirty = True
+
+    # ------------------------------------------------------------------ uplink
+    def _flush_acked(self) -> None:
+        if not self._acked:
+            return
+        ids, self._acked = self._acked, []
+        try:
+            with self.store.transaction() as conn:
+                outbox.delete(conn, ids)
+        except Exception:
+            log.exception("outbox delete failed; rows will be re-sent (deduplicated by msg_id)")
+        self._inflight_rows = frozenset(self._inflight.values())
+
+    def _pump(self, c) -> None:
+        free = self.window - len(self._inflight)
+        now = time.monotonic()
+        # Read the outbox only when something may be there: a recent enqueue (its
+        # transaction may commit just after the hook ran), or the periodic safety net.
+        if free <= 0:
+            return
+        if not (self._more or now - self._dirty_at <= 1.0 or now - self._last_pump >= PUMP_SAFETY_S):
+            return
+        self._last_pump = now
+        with self.store.transaction() as conn:
+            rows = outbox.pending(conn, 0, free, exclude=self._inflight.values())
+        self._more = len(rows) >= free
+        for rid, topic, payload in rows:
+            info = c.publish(topic, payload, qos=T.QOS)
+            if info.rc != 0:
+                self._more = False
+                break
+            self._inflight[info.mid] = rid
+        self._inflight_rows = frozenset(self._inflight.values())
+
+    # ------------------------------------------------------------------ status
+    def _status_msg(self, state: str) -> dict:
+        st = self.status()
+        return T.status_payload(self.vehicle_id, state, _now(), outbox=st["outbox"],
+                                downlink_rejected=st["downlink_rejected"], models=st["models"],
+                                broker_rejected=st["broker_rejected"])
+
+    def _maybe_status(self, c) -> None:
+        now = time.monotonic()
+        due = self._status_due
+        if self._status_dirty:               # new rejections: report, at most once a second
+            due = min(due, self._last_status + 1.0)
+        if now < due:
+            return
+        self._last_status = now
+        self._status_due = now + self.status_interval
+        self._status_dirty = False
+        c.publish(T.status_topic(self.vehicle_id), T.encode(self._status_msg("online")), qos=T.QOS, retain=True)
+
+    # ------------------------------------------------------------------ downlink (worker thread)
+    def _downlink_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                kind, body = self._downq.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                getattr(self, f"_apply_{kind}")(body)
+            except Exception as exc:
+                self._reject(f"{kind}:handler_error", repr(exc)[:160])
+
+    def _apply_components(self, doc: dict) -> None:
+        if self.on_components is None:
+            self._reject("components:no_handler")
+            return
+        n = self.on_components(doc)
+        if not n:
+            self._reject("components:not_applied", f"vin {doc['vin']}")
+            return
+        self.applied["components"] += 1
+
+    def _apply_ack(self, body: dict) -> None:
+        if self.on_ack is None:
+            self._reject("ack:no_handler")
+            return
+        try:
+            self.on_ack(body["alert_id"], body["by"])
+        except KeyError:
+            self._reject("ack:unknown_alert", str(body["alert_id"]))
+            return
+        except ValueError as exc:      # AlertError (cleared alert) is a ValueError
+            self._reject("ack:refused", str(exc)[:120])
+            return
+        self.applied["ack"] += 1
+
+    def _apply_model(self, ann: dict) -> None:
+        from agent import bundle as B
+        name = ann["name"]
+        if self._seen_bundles.get(name) == ann["sha256"]:
+            return                        # retained announcement re-delivered after a reconnect
+        self._seen_bundles[name] = ann["sha256"]
+        outcome = {"version": ann["version"], "sha256": ann["sha256"], "at": _now()}
+        try:
+            files = B.read_tar_bytes(ann["tar"], f"announcement:{name}")
+            if files.get(B.SIGNATURE, b"").strip() != ann["signature"].encode():
+                raise B.BundleError("announced signature differs from the bundle's manifest.sig")
+            keys = self._trusted_keys if self._trusted_keys is not None else B.DEV_TRUSTED_KEYS
+            bundle = B.verify_files(files, keys, f"announcement:{name}")
+            if bundle.name != name or bundle.version != ann["version"]:
+                raise B.BundleError(f"bundle is {bundle.name}@{bundle.version}, announced {name}@{ann['version']}")
+            if self.on_bundle is None:
+                raise B.BundleError("no bundle handler")
+            if not self.on_bundle(name, files):
+                raise B.BundleError("the agent refused to load it")
+        except B.BundleError as exc:
+            outcome.update(outcome="refused", reason=str(exc)[:200])
+            self._reject("model:refused", f"{name}@{ann['version']}: {exc}")
+            log.error("model %s@%s refused: %s", name, ann["version"], exc)
+        else:
+            outcome.update(outcome="installed")
+            self.applied["model"] += 1
+            log.info("model %s@%s verified and installed", name, ann["version"])
+        self.models[name] = outcome
+        self._status_due = 0.0           # report the outcome now
+        self._status_dirty = True

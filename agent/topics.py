@@ -1,0 +1,327 @@
+"""The MQTT contract: THE topic table and payload schemas (one owner; agent, ingest and
+tests all use this module, nobody formats a topic or a payload by hand).
+
+Topics (QoS 1, UTF-8 JSON payloads):
+  up    trey/v1/{vehicle_id}/telemetry/daily   one closed daily row        (outbox, kind "telemetry")
+  up    trey/v1/{vehicle_id}/alerts            one alert change            (outbox, kind "alert")
+  up    trey/v1/{vehicle_id}/status            retained; last will = offline
+  down  trey/v1/{vehicle_id}/components        component notes to classify
+  down  trey/v1/{vehicle_id}/ack               alert acknowledgement from the cloud/app
+  down  trey/v1/fleet/models/{name}            retained model-bundle announcement
+
+Every payload is an object with `schema` (int, SCHEMA_VERSION) and `msg_id` (32 hex chars,
+unique per message, kept across retries so the cloud deduplicates at-least-once delivery).
+
+Payloads:
+  daily      {schema, msg_id, vehicle_id, row: {DAILY_COLUMNS...}}
+  alert      {schema, msg_id, vehicle_id, change, alert: {id, key, kind, severity, title,
+              message, explanation, state, created, updated, acknowledged, acknowledged_by,
+              cleared, vehicle_date, raised_vehicle_date, revision}}
+  status     {schema, msg_id, vehicle_id, state: "online"|"offline", at, outbox{...},
+              downlink_rejected{reason: n}, models{name: {version, sha256, outcome, at}}}
+  components {schema, msg_id, vehicle_id, vin, components: [{component, note}, ...]}
+             (the spec-document shape of agent/schema.py plus the envelope)
+  ack        {schema, msg_id, vehicle_id, alert_id: int, by?: str}
+  model      {schema, msg_id, name, version, sha256, signature, bundle}
+             bundle    = base64 of the bundle tar (agent.bundle format)
+             sha256    = hex sha256 of the decoded tar bytes (transport integrity)
+             signature = base64 ed25519 over manifest.json, i.e. the bundle's manifest.sig
+             The agent refuses it unless sha256 matches, the signature equals the tar's
+             manifest.sig AND agent.bundle.verify_files accepts the files (trusted keys).
+
+Downlink validation: `decode_downlink(topic, payload, vehicle_id, max_bytes)` returns
+(kind, body) or raises PayloadError(reason) with a short reason such as
+"components:oversize" or "ack:bad_type" — callers count per reason and log once per reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+
+from agent.schema import DAILY_COLUMNS
+
+SCHEMA_VERSION = 1
+PREFIX = "trey/v1"
+QOS = 1
+
+KIND_TELEMETRY = "telemetry"
+KIND_ALERT = "alert"
+
+_VID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_MSG_ID = re.compile(r"^[0-9a-f]{32}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+ALERT_CHANGES = ("raised", "updated", "acknowledged", "cleared")
+ALERT_FIELDS = ("id", "key", "kind", "severity", "title", "message", "explanation", "state", "created",
+                "updated", "acknowledged", "acknowledged_by", "cleared", "vehicle_date",
+                "raised_vehicle_date", "revision")
+
+
+class PayloadError(ValueError):
+    """A payload that breaks the contract; str(exc) is the reason "<kind>:<what>"."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# ----------------------------------------------------------------------------- topics
+def daily_topic(vehicle_id: str) -> str:
+    return f"{PREFIX}/{vehicle_id}/telemetry/daily"
+
+
+def alerts_topic(vehicle_id: str) -> str:
+    return f"{PREFIX}/{vehicle_id}/alerts"
+
+
+def status_topic(vehicle_id: str) -> str:
+    return f"{PREFIX}/{vehicle_id}/status"
+
+
+def components_topic(vehicle_id: str) -> str:
+    return f"{PREFIX}/{vehicle_id}/components"
+
+
+def ack_topic(vehicle_id: str) -> str:
+    return f"{PREFIX}/{vehicle_id}/ack"
+
+
+def model_topic(name: str) -> str:
+    return f"{PREFIX}/fleet/models/{name}"
+
+
+MODELS_FILTER = f"{PREFIX}/fleet/models/+"
+# What the cloud ingest subscribes to (wrap with shared() for a worker group).
+INGEST_FILTERS = (f"{PREFIX}/+/telemetry/daily", f"{PREFIX}/+/alerts", f"{PREFIX}/+/status")
+
+
+def downlink_filters(vehicle_id: str) -> list[str]:
+    return [components_topic(vehicle_id), ack_topic(vehicle_id), MODELS_FILTER]
+
+
+def shared(topic_filter: str, group: str = "ingest") -> str:
+    """MQTT 5 shared subscription: the broker hands each message to one group member."""
+    return f"$share/{group}/{topic_filter}"
+
+
+def parse_topic(topic: str) -> tuple[str, str] | None:
+    """topic -> (kind, vehicle_id or model name) for every topic of the table, else None.
+    kinds: daily, alert, status, components, ack, model."""
+    parts = topic.split("/")
+    if len(parts) < 3 or "/".join(parts[:2]) != PREFIX:
+        return None
+    rest = parts[2:]
+    if len(rest) == 3 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.match(rest[2]):
+        return "model", rest[2]
+    if not _VID.match(rest[0]) or rest[0] == "fleet":
+        return None
+    tail = "/".join(rest[1:])
+    kind = {"telemetry/daily": "daily", "alerts": "alert", "status": "status",
+            "components": "components", "ack": "ack"}.get(tail)
+    return (kind, rest[0]) if kind else None
+
+
+# ----------------------------------------------------------------------------- uplink builders
+def new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_jsonable).encode()
+
+
+def _jsonable(o):
+    if hasattr(o, "item"):           # numpy scalar
+        return o.item()
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean_number(v):
+    # JSON has no NaN/inf: an unknown health value travels as null (empty CSV cell).
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    return v
+
+
+def daily_payload(vehicle_id: str, row: dict, msg_id: str | None = None) -> dict:
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "vehicle_id": vehicle_id,
+            "row": {c: _clean_number(row.get(c)) for c in DAILY_COLUMNS}}
+
+
+def alert_payload(vehicle_id: str, alert: dict, msg_id: str | None = None) -> dict:
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "vehicle_id": vehicle_id,
+            "change": alert.get("change"), "alert": {k: alert.get(k) for k in ALERT_FIELDS}}
+
+
+def status_payload(vehicle_id: str, state: str, at: str, **extra) -> dict:
+    return {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "vehicle_id": vehicle_id,
+            "state": state, "at": at, **extra}
+
+
+def model_announcement(name: str, version: str, tar_bytes: bytes, signature: str,
+                       msg_id: str | None = None) -> dict:
+    """Cloud side: the retained announcement of a bundle tar (see module docstring)."""
+    import hashlib
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "name": name,
+            "version": version, "sha256": hashlib.sha256(tar_bytes).hexdigest(),
+            "signature": signature.strip(), "bundle": base64.b64encode(tar_bytes).decode()}
+
+
+def components_message(vehicle_id: str, doc: dict, msg_id: str | None = None) -> dict:
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "vehicle_id": vehicle_id,
+            "vin": doc.get("vin"), "components": doc.get("components")}
+
+
+def ack_message(vehicle_id: str, alert_id: int, by: str = "cloud", msg_id: str | None = None) -> dict:
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "vehicle_id": vehicle_id,
+            "alert_id": int(alert_id), "by": by}
+
+
+# ----------------------------------------------------------------------------- validation
+def _loads(kind: str, payload: bytes, max_bytes: int) -> dict:
+    if not isinstance(payload, (bytes, bytearray)):
+        raise PayloadError(f"{kind}:bad_type", "payload is not bytes")
+    if len(payload) > max_bytes:
+        raise PayloadError(f"{kind}:oversize", f"{len(payload)} > {max_bytes} bytes")
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PayloadError(f"{kind}:bad_json", str(exc)[:120]) from None
+    if not isinstance(obj, dict):
+        raise PayloadError(f"{kind}:not_object")
+    if obj.get("schema") != SCHEMA_VERSION or isinstance(obj.get("schema"), bool):
+        raise PayloadError(f"{kind}:bad_schema", f"schema {str(obj.get('schema'))[:20]!r}")
+    if not isinstance(obj.get("msg_id"), str) or not _MSG_ID.match(obj["msg_id"]):
+        raise PayloadError(f"{kind}:bad_msg_id")
+    return obj
+
+
+def _str(kind, obj, key, maxlen, required=True, pattern=None):
+    v = obj.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, str) or not v or len(v) > maxlen or (pattern is not None and not pattern.match(v)):
+        raise PayloadError(f"{kind}:bad_field", f"{key}")
+    return v
+
+
+def _unexpected(kind: str, obj: dict, allowed: set) -> None:
+    extra = set(obj) - allowed
+    if extra:
+        raise PayloadError(f"{kind}:unexpected_field", sorted(extra)[0][:40])
+
+
+def _check_vehicle(kind: str, obj: dict, vehicle_id: str) -> None:
+    if obj.get("vehicle_id") != vehicle_id:
+        raise PayloadError(f"{kind}:unknown_vehicle", str(obj.get("vehicle_id"))[:64])
+
+
+def validate_components(obj: dict, vehicle_id: str) -> dict:
+    k = "components"
+    _unexpected(k, obj, {"schema", "msg_id", "vehicle_id", "vin", "components"})
+    _check_vehicle(k, obj, vehicle_id)
+    _str(k, obj, "vin", 64)
+    comps = obj.get("components")
+    if not isinstance(comps, list) or not 1 <= len(comps) <= 500:
+        raise PayloadError(f"{k}:bad_field", "components")
+    for c in comps:
+        if not isinstance(c, dict) or set(c) - {"component", "note"}:
+            raise PayloadError(f"{k}:bad_field", "component entry")
+        _str(k, c, "component", 64)
+        _str(k, c, "note", 1000)
+    return {"vin": obj["vin"], "components": [{"component": c["component"], "note": c["note"]} for c in comps]}
+
+
+def validate_ack(obj: dict, vehicle_id: str) -> dict:
+    k = "ack"
+    _unexpected(k, obj, {"schema", "msg_id", "vehicle_id", "alert_id", "by"})
+    _check_vehicle(k, obj, vehicle_id)
+    aid = obj.get("alert_id")
+    if not isinstance(aid, int) or isinstance(aid, bool) or not 0 < aid < 2 ** 53:
+        raise PayloadError(f"{k}:bad_field", "alert_id")
+    by = _str(k, obj, "by", 64, required=False) or "cloud"
+    return {"alert_id": aid, "by": by}
+
+
+def validate_model(obj: dict, name: str) -> dict:
+    """-> {name, version, sha256, signature, tar: bytes}. Structure only; the signature
+    and hashes are checked by agent.bundle.verify_files (agent.sync does that)."""
+    k = "model"
+    _unexpected(k, obj, {"schema", "msg_id", "name", "version", "sha256", "signature", "bundle"})
+    if obj.get("name") != name:
+        raise PayloadError(f"{k}:name_mismatch", str(obj.get("name"))[:32])
+    _str(k, obj, "version", 64)
+    _str(k, obj, "sha256", 64, pattern=_HEX64)
+    sig = _str(k, obj, "signature", 200)
+    data = obj.get("bundle")
+    if not isinstance(data, str) or not data:
+        raise PayloadError(f"{k}:bad_field", "bundle")
+    try:
+        tar = base64.b64decode(data, validate=True)
+        base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError):
+        raise PayloadError(f"{k}:bad_base64") from None
+    import hashlib
+    if hashlib.sha256(tar).hexdigest() != obj["sha256"]:
+        raise PayloadError(f"{k}:sha256_mismatch")
+    return {"name": name, "version": obj["version"], "sha256": obj["sha256"], "signature": sig,
+            "tar": tar, "msg_id": obj["msg_id"]}
+
+
+def decode_downlink(topic: str, payload: bytes, vehicle_id: str, max_bytes: int) -> tuple[str, dict]:
+    """Validate one downlink message -> (kind, body). Raises PayloadError(reason).
+
+    components -> {"vin", "components": [...]}, ack -> {"alert_id", "by"},
+    model -> {"name", "version", "sha256", "signature", "tar"}."""
+    parsed = parse_topic(topic)
+    if parsed is None or parsed[0] not in ("components", "ack", "model"):
+        raise PayloadError("unexpected_topic", topic[:100])
+    kind, ident = parsed
+    if kind != "model" and ident != vehicle_id:
+        raise PayloadError(f"{kind}:unknown_vehicle", ident)
+    obj = _loads(kind, payload, max_bytes)
+    if kind == "components":
+        return kind, validate_components(obj, vehicle_id)
+    if kind == "ack":
+        return kind, validate_ack(obj, vehicle_id)
+    return kind, validate_model(obj, ident)
+
+
+def decode_uplink(topic: str, payload: bytes, max_bytes: int = 1 << 20) -> tuple[str, str, dict]:
+    """Cloud side: validate an uplink message -> (kind, vehicle_id, obj). kinds: daily,
+    alert, status. Raises PayloadError(reason)."""
+    parsed = parse_topic(topic)
+    if parsed is None or parsed[0] not in ("daily", "alert", "status"):
+        raise PayloadError("unexpected_topic", topic[:100])
+    kind, vid = parsed
+    obj = _loads(kind, payload, max_bytes)
+    if obj.get("vehicle_id") != vid:
+        raise PayloadError(f"{kind}:vehicle_mismatch")
+    if kind == "daily":
+        row = obj.get("row")
+        if not isinstance(row, dict) or set(row) != set(DAILY_COLUMNS):
+            raise PayloadError("daily:bad_row")
+        if not isinstance(row.get("Date"), str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", row["Date"]):
+            raise PayloadError("daily:bad_date")
+        for c in DAILY_COLUMNS:
+            v = row[c]
+            if v is not None and not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise PayloadError("daily:bad_type", c)
+    elif kind == "alert":
+        a = obj.get("alert")
+        if not isinstance(a, dict) or obj.get("change") not in ALERT_CHANGES:
+            raise PayloadError("alert:bad_alert")
+        if not isinstance(a.get("id"), int) or not isinstance(a.get("kind"), str) \
+                or not isinstance(a.get("state"), str) or not isinstance(a.get("updated"), str):
+            raise PayloadError("alert:bad_alert")
+    elif obj.get("state") not in ("online", "offline"):
+        raise PayloadError("status:bad_state")
+    return kind, vid, obj
