@@ -112,7 +112,7 @@ class Battery:
         return m if rng.random() < p_charge else -m
 
 
-def expected_day_throughput_ah(profile: UsageProfile, design: BatteryDesign, trips, ambient_c: float) -> float:
+def expected_day_throughput_ah(profile: UsageProfile, trips, ambient_c: float) -> float:
     """Expected IBS throughput of one day (Ah) — the daily-level model behind the simulator
     (same currents, without the per-interval noise). Used for pre-aged batteries and by
     fleet generators that want the usage model without CAN frames."""
@@ -139,5 +139,5 @@ def daily_usage(profile: UsageProfile, design: BatteryDesign, start: date, days:
         amb = climate.ambient(d, 12 * 3600, weather)
         trips_n[k] = len(trips)
         minutes[k] = sum(t.duration_s for t in trips) / 60.0
-        cycles[k] = cycles_used(expected_day_throughput_ah(profile, design, trips, amb), design.capacity_ah)
+        cycles[k] = cycles_used(expected_day_throughput_ah(profile, trips, amb), design.capacity_ah)
     return {"trips": trips_n, "trip_minutes": minutes, "cycles": cycles}

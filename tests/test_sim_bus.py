@@ -189,3 +189,54 @@ def test_slcan_over_pty_pair():
         os.close(master)
     lines = [ln for ln in bytes(buf).split(b"\r") if ln[:1] in (b"t", b"T", b"r", b"R")]
     assert [_slcan_frame(ln) for ln in lines] == expected
+
+
+def test_cli_replay_and_sigterm(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    # an interrupted run still writes its record and the truth of the closed days
+    truth, rec = tmp_path / "t.csv", tmp_path / "d.asc"
+    proc = subprocess.Popen([sys.executable, "-m", "can_sim.cli", "run", "--interface", "none", "--days", "50",
+                             "--speed", "432000", "--seed", "3", "--truth", str(truth), "--record", str(rec)],
+                            cwd=root, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(15)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err.decode()
+    rows = truth.read_text().splitlines()[1:]
+    assert 2 <= len(rows) < 50
+    full = Simulator("healthy", seed=3, days=50)
+    full.write_truth(tmp_path / "full.csv")
+    assert rows == (tmp_path / "full.csv").read_text().splitlines()[1:len(rows) + 1]
+    # replay the (partial) record through the CLI onto udp_multicast, at max speed
+    recorded = [_key(m) for m in can.LogReader(str(rec))]
+    group, port = _group(), free_port()
+    rx = can.Bus(interface="udp_multicast", channel=group, port=port)
+    try:
+        r = subprocess.Popen([sys.executable, "-m", "can_sim.cli", "replay", str(rec), "--interface", "udp_multicast",
+                              "--channel", group, "--port", str(port), "--max-speed", "--rate-limit", "20000"],
+                             cwd=root, stderr=subprocess.PIPE)
+        got = [_key(m) for m in _drain(rx, len(recorded), timeout=20)]
+        _, err = r.communicate(timeout=30)
+        assert r.returncode == 0, err.decode()
+        assert got == recorded
+    finally:
+        rx.shutdown()
+    bad = subprocess.run([sys.executable, "-m", "can_sim.cli", "replay", str(tmp_path / "missing.log"),
+                          "--interface", "none"], cwd=root, capture_output=True, timeout=30)
+    assert bad.returncode == 2 and b"not found" in bad.stderr
+
+
+def test_socketcan_vcan0():
+    if not os.path.exists("/sys/class/net/vcan0"):
+        pytest.skip("no vcan0 interface (modprobe vcan; ip link add dev vcan0 type vcan; ip link set up vcan0)")
+    rx = can.Bus(interface="socketcan", channel="vcan0")
+    tx = open_bus("socketcan", "vcan0")
+    try:
+        sim = Simulator("healthy", seed=8, days=1)
+        expected = [_key(m) for _, m in sim.frames()]
+        st = send_stream(tx, sim.frames(), speed=None, rate_limit=20000)
+        assert st.frames == len(expected)
+        assert [_key(m) for m in _drain(rx, len(expected))] == expected
+    finally:
+        tx.shutdown()
+        rx.shutdown()

@@ -115,3 +115,16 @@ def test_start_with_old_battery_and_replacement():
     # age only: the counter follows the usage model over those days
     aged = Simulator("aging", seed=5, days=2, battery_age_days=200).truth()
     assert 60 < aged[0]["Lifetime_Cycles_Used"] < 200
+
+
+def test_daily_usage_model_matches_simulator():
+    """The pure-numpy daily model (for fleet generators / pre-aged batteries) follows the car."""
+    from can_sim import get_scenario
+    from can_sim.battery import daily_usage
+    sc = get_scenario("aging")
+    u = daily_usage(sc.profile, sc.design, date(2024, 5, 1), 60, 3, sc.climate)
+    rows = Simulator("aging", seed=3, start=date(2024, 5, 1), days=60).truth()
+    assert list(u["trips"]) == [r["Number_Of_Trips"] for r in rows]
+    sim_cycles = np.array([r["Daily_Cycles_Used"] for r in rows])
+    assert abs(u["cycles"].sum() / sim_cycles.sum() - 1.0) < 0.05
+    assert np.corrcoef(u["cycles"], sim_cycles)[0, 1] > 0.95
