@@ -22,7 +22,9 @@ deleted only when its PUBACK arrives. paho re-sends in-flight messages (same mid
 reconnect, and the mid->row map survives reconnects, so a PUBACK always finds its row; after
 a restart everything still in the outbox is sent again (the cloud dedups by msg_id).
 Reconnect: exponential backoff with "equal jitter" (d = min(max, min*2^n); sleep d/2..d),
-reset on CONNACK. Retained status (online + counters) on connect, on model outcome and every
+reset on CONNACK. A PUBACK with reason "No matching subscribers" (MQTT 5) keeps the row and
+pauses the drain (0.25 s doubling to 10 s): the message only counts as delivered when the
+broker had a subscriber (the cloud ingest) for it. Retained status (online + counters) on connect, on model outcome and every
 `status_interval`; last will = retained offline status; clean stop publishes offline.
 
 Downlink: topics of agent.topics, every payload validated there (size, JSON, schema, types,
@@ -51,6 +53,8 @@ log = logging.getLogger("agent.sync")
 SESSION_EXPIRY_S = 7 * 24 * 3600
 DOWNLINK_QUEUE = 256
 PUMP_SAFETY_S = 2.0      # re-read the outbox at least this often while connected
+NO_MATCHING_SUBSCRIBERS = 0x10   # MQTT 5 PUBACK reason: accepted, but no subscriber got it
+HOLD_MIN_S, HOLD_MAX_S = 0.25, 10.0
 
 
 def _now() -> str:
@@ -101,6 +105,9 @@ class Sync:
         self._last_pump = 0.0
         self._last_status = 0.0
         self._more = False
+        self._hold_until = 0.0
+        self._hold = HOLD_MIN_S
+        self.no_subscribers = 0
 
         with store.transaction() as conn:
             outbox.create(conn)
@@ -152,7 +159,7 @@ class Sync:
                 "last_error": self.last_error, "inflight": len(self._inflight),
                 "outbox": {k: c.get(k, 0) for k in ("rows", "bytes", "enqueued", "sent",
                                                      "dropped_telemetry", "dropped_alerts")},
-                "broker_rejected": self.broker_rejected,
+                "broker_rejected": self.broker_rejected, "no_subscribers": self.no_subscribers,
                 "downlink_rejected": dict(self.rejected), "downlink_applied": dict(self.applied),
                 "models": {k: dict(v) for k, v in self.models.items()}}
 
@@ -274,6 +281,15 @@ class Sync:
         rid = self._inflight.pop(mid, None)
         if rid is None:
             return                       # a status message
+        if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            # MQTT 5: the broker took it but nobody (no ingest worker) will receive it — e.g.
+            # the cloud side has not re-subscribed yet after a broker restart. Keep the row,
+            # pause the drain and retry from the oldest: delivery to the cloud is the point.
+            self.no_subscribers += 1
+            self._hold_until = time.monotonic() + self._hold
+            self._hold = min(self._hold * 2, HOLD_MAX_S)
+            return
+        self._hold = HOLD_MIN_S
         if reason_code.is_failure:      # the broker will never take it (e.g. not authorized)
             self.broker_rejected += 1
             log.error("broker rejected outbox message %d: %s (dropped)", rid, reason_code)
@@ -316,6 +332,8 @@ class Sync:
     def _pump(self, c) -> None:
         free = self.window - len(self._inflight)
         now = time.monotonic()
+        if now < self._hold_until:
+            return
         # Read the outbox only when something may be there: a recent enqueue (its
         # transaction may commit just after the hook ran), or the periodic safety net.
         if free <= 0:
