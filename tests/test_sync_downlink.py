@@ -1,0 +1,212 @@
+"""Downlink against a real mosquitto: fuzzing never hurts the agent; model announcements are
+verified (hash + ed25519) before the swap; components and acks reach their handlers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+
+from agent import topics as T
+from agent.alerts import Alerts
+from agent.sync import Sync
+from tests.sync_support import agent_cfg, open_store, wait_until
+
+VID = "CAR-7"
+
+
+def tiny_onnx(scale: float) -> bytes:
+    """y = x * scale — a real ONNX model, so 'used by the next inference' is observable."""
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "s"], ["y"])], "scale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("s", TensorProto.FLOAT, [1], [scale])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def make_bundle(tmp, version: str, scale: float, key_path=None) -> tuple[bytes, str]:
+    from export.bundle import build_bundle, tar_bundle
+    d = build_bundle(tmp / f"bundle-{version}", tiny_onnx(scale), {"name": "battery", "version": version},
+                     key_path=key_path)
+    return tar_bundle(d), (d / "manifest.sig").read_text().strip()
+
+
+class ModelSlot:
+    """What the daemon does with a verified bundle: build the session, swap one reference."""
+
+    def __init__(self):
+        self.current = (None, "shipped")
+        self.installed = []
+
+    def install(self, name, files):
+        import onnxruntime as ort
+        manifest = json.loads(files["manifest.json"])
+        sess = ort.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
+        self.current = (sess, manifest["version"])
+        self.installed.append(manifest["version"])
+        return True
+
+    def infer(self, x: float) -> float:
+        sess, _ = self.current
+        return float(sess.run(None, {"x": np.array([x], dtype=np.float32)})[0][0])
+
+
+class Cloud:
+    """The cloud side of the downlink: a plain paho client."""
+
+    def __init__(self, broker):
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cloud-{random.randint(0, 1 << 30)}",
+                             protocol=mqtt.MQTTv5)
+        self.status = {}
+        self.c.on_message = lambda c, u, m: self.status.update(json.loads(m.payload))
+        self.c.connect(broker.host, broker.port)
+        self.c.subscribe(T.status_topic(VID), 1)
+        self.c.loop_start()
+
+    def send(self, topic, payload, retain=False):
+        if isinstance(payload, dict):
+            payload = json.dumps(payload).encode()
+        return self.c.publish(topic, payload, qos=1, retain=retain)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.fixture
+def agent(tmp_path, broker):
+    store = open_store(tmp_path / "state")
+    alerts = Alerts(store)
+    slot = ModelSlot()
+    docs = []
+    sync = Sync(agent_cfg(tmp_path / "state", broker.host, broker.port, VID, max_payload_bytes=256 * 1024),
+                store, alerts, on_components=lambda d: (docs.append(d), len(d["components"]))[1],
+                on_bundle=slot.install, backoff_min=0.05, backoff_max=0.3, status_interval=0.5).start()
+    wait_until(lambda: sync.status()["connected"], 10, what="agent connected")
+    yield sync, alerts, slot, docs
+    sync.stop()
+
+
+def fuzz_payloads(rng: random.Random, n: int):
+    """n malformed (topic, payload) pairs over the three downlink topics."""
+    good_ack = T.ack_message(VID, 1)
+    good_comp = T.components_message(VID, {"vin": "VIN1", "components": [{"component": "alternator", "note": "x"}]})
+    good_model = {"schema": 1, "msg_id": T.new_msg_id(), "name": "battery", "version": "9", "sha256": "0" * 64,
+                  "signature": "AAAA", "bundle": base64.b64encode(b"not a tar").decode()}
+    topics = [T.ack_topic(VID), T.components_topic(VID), T.model_topic("battery")]
+    mutations = [
+        lambda d: rng.randbytes(rng.randint(0, 300)),
+        lambda d: b"{" * rng.randint(1, 50),
+        lambda d: b"[" * 100_000 + b"]" * 100_000,                       # deep nesting
+        lambda d: json.dumps([1, 2, 3]).encode(),
+        lambda d: b"\xff\xfe" + json.dumps(d).encode(),                   # not UTF-8
+        lambda d: json.dumps({**d, "schema": rng.choice([0, 2, "1", None, True, 1.5])}).encode(),
+        lambda d: json.dumps({k: v for k, v in d.items() if k != "msg_id"}).encode(),
+        lambda d: json.dumps({**d, "msg_id": rng.choice(["x", 5, "g" * 32])}).encode(),
+        lambda d: json.dumps({**d, "vehicle_id": "SOMEONE-ELSE"}).encode(),
+        lambda d: json.dumps({**d, "alert_id": rng.choice(["1", True, -3, 1.5, None, 2 ** 60])}).encode(),
+        lambda d: json.dumps({**d, "components": rng.choice([[], "x", [1], [{"component": 3, "note": "n"}]])}).encode(),
+        lambda d: json.dumps({**d, "extra": 1}).encode(),
+        lambda d: json.dumps({**d, "padding": "x" * 300_000}).encode(),   # oversize
+        lambda d: json.dumps({**d, "name": "compliance"}).encode(),
+        lambda d: json.dumps({**d, "bundle": "***"}).encode(),
+        lambda d: json.dumps({**d, "version": ""}).encode(),
+        lambda d: b"NaN",
+        lambda d: b"",
+    ]
+    goods = {topics[0]: good_ack, topics[1]: good_comp, topics[2]: good_model}
+    out = []
+    for _ in range(n):
+        t = rng.choice(topics)
+        out.append((t, rng.choice(mutations)(goods[t])))
+    # well-formed but wrong: a model whose sha256 does not match its bundle
+    out += [(topics[2], json.dumps(good_model).encode())] * 5
+    return out
+
+
+def test_downlink_fuzz_keeps_agent_up_and_state_unchanged(agent, broker):
+    sync, alerts, slot, docs = agent
+    a, _ = alerts.raise_or_update("battery:B1", "battery", "warning", "Battery", "end of life soon", {"n": 1})
+    before = alerts.list()
+    cloud = Cloud(broker)
+    sent = 0
+    for topic, payload in fuzz_payloads(random.Random(6), 2500):
+        cloud.send(topic, payload)
+        sent += 1
+    cloud.send(T.ack_topic(VID), T.ack_message(VID, a["id"] + 1000))           # unknown alert: rejected
+    sent += 1
+    # a valid document after the flood is still handled: the agent is alive and not blocked
+    cloud.send(T.components_topic(VID), T.components_message(
+        VID, {"vin": "VIN-9", "components": [{"component": "alternator", "note": "made in 1985"}]})).wait_for_publish(10)
+    wait_until(lambda: docs, 30, what="the valid components document after the fuzz")
+    wait_until(lambda: sum(sync.status()["downlink_rejected"].values()) >= sent, 30,
+               what=f"{sent} rejections: {sync.status()['downlink_rejected']}")
+    st = sync.status()
+    cloud.close()
+    assert sum(st["downlink_rejected"].values()) == sent          # every one counted, exactly
+    assert st["connected"] and st["downlink_applied"]["components"] == 1
+    assert docs == [{"vin": "VIN-9", "components": [{"component": "alternator", "note": "made in 1985"}]}]
+    assert alerts.list() == before                                 # alerts unchanged
+    assert slot.installed == [] and st["models"] == {}             # models unchanged
+    assert {"ack:bad_json", "components:oversize", "model:sha256_mismatch", "ack:unknown_alert"} <= set(
+        st["downlink_rejected"]), st["downlink_rejected"]
+
+
+def test_cloud_ack_acknowledges_alert(agent, broker):
+    sync, alerts, slot, docs = agent
+    a, _ = alerts.raise_or_update("battery:B2", "battery", "warning", "Battery", "soon", {})
+    cloud = Cloud(broker)
+    cloud.send(T.ack_topic(VID), T.ack_message(VID, a["id"], by="fleet-app"))
+    wait_until(lambda: alerts.get(a["id"])["state"] == "acknowledged", 10, what="ack applied")
+    assert alerts.get(a["id"])["acknowledged_by"] == "fleet-app"
+    cloud.close()
+
+
+def test_model_announcements_verified_before_swap(agent, broker, tmp_path):
+    from export.bundle import generate_keypair
+    sync, alerts, slot, docs = agent
+    cloud = Cloud(broker)
+    topic = T.model_topic("battery")
+
+    # 1. signed with a key the car does not trust -> refused, nothing swapped
+    generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
+    tar, sig = make_bundle(tmp_path, "2.0.0", 3.0, key_path=tmp_path / "rogue.pem")
+    cloud.send(topic, T.model_announcement("battery", "2.0.0", tar, sig), retain=True)
+    wait_until(lambda: sync.status()["models"].get("battery", {}).get("version") == "2.0.0", 10, what="outcome")
+    assert sync.status()["models"]["battery"]["outcome"] == "refused"
+    assert "signature" in sync.status()["models"]["battery"]["reason"]
+    assert slot.installed == []
+
+    # 2. a trusted bundle whose announced signature is not the bundle's own -> refused
+    tar, sig = make_bundle(tmp_path, "2.1.0", 4.0)
+    wrong = base64.b64encode(b"\x00" * 64).decode()
+    cloud.send(topic, T.model_announcement("battery", "2.1.0", tar, wrong), retain=True)
+    wait_until(lambda: sync.status()["models"]["battery"]["version"] == "2.1.0", 10, what="outcome")
+    assert sync.status()["models"]["battery"]["outcome"] == "refused" and slot.installed == []
+
+    # 3. correct -> swapped in and used by the next inference; outcome on the status topic
+    tar, sig = make_bundle(tmp_path, "2.2.0", 5.0)
+    cloud.send(topic, T.model_announcement("battery", "2.2.0", tar, sig), retain=True)
+    wait_until(lambda: slot.installed == ["2.2.0"], 10, what="install")
+    assert slot.infer(2.0) == pytest.approx(10.0)
+    assert sync.status()["models"]["battery"]["outcome"] == "installed"
+    wait_until(lambda: cloud.status.get("models", {}).get("battery", {}).get("outcome") == "installed", 10,
+               what="outcome on the retained status topic")
+
+    # 4. the retained announcement comes again after a reconnect: not installed twice
+    sync._client.disconnect()
+    wait_until(lambda: sync.status()["connects"] >= 2 and sync.status()["connected"], 10, what="reconnect")
+    threading.Event().wait(0.5)
+    assert slot.installed == ["2.2.0"]
+    cloud.send(topic, b"", retain=True)          # clear the retained message (rejected as empty, counted)
+    cloud.close()
