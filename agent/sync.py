@@ -217,9 +217,12 @@ class Sync:
                 self._note_error(f"connect: {exc}")
                 self._backoff()
                 continue
+            connects_before = self.connects
             while not self._stop.is_set():
                 rc = c.loop(timeout=0.05)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
+                    if self.connects == connects_before:   # e.g. TLS 1.3: client cert refused after the handshake
+                        self._note_error(f"connection closed before CONNACK: {mqtt.error_string(rc)}")
                     break
                 if self._connected:
                     self._flush_acked()
@@ -286,8 +289,10 @@ class Sync:
             # the cloud side has not re-subscribed yet after a broker restart. Keep the row,
             # pause the drain and retry from the oldest: delivery to the cloud is the point.
             self.no_subscribers += 1
-            self._hold_until = time.monotonic() + self._hold
-            self._hold = min(self._hold * 2, HOLD_MAX_S)
+            now = time.monotonic()
+            if now >= self._hold_until:      # one back-off step per episode, not per message
+                self._hold_until = now + self._hold
+                self._hold = min(self._hold * 2, HOLD_MAX_S)
             return
         self._hold = HOLD_MIN_S
         if reason_code.is_failure:      # the broker will never take it (e.g. not authorized)
