@@ -116,9 +116,9 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
     if len(parts) < 3 or "/".join(parts[:2]) != PREFIX:
         return None
     rest = parts[2:]
-    if len(rest) == 3 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.match(rest[2]):
+    if len(rest) == 3 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.fullmatch(rest[2]):
         return "model", rest[2]
-    if not _VID.match(rest[0]) or rest[0] == "fleet":
+    if not _VID.fullmatch(rest[0]) or rest[0] == "fleet":
         return None
     tail = "/".join(rest[1:])
     kind = {"telemetry/daily": "daily", "alerts": "alert", "status": "status",
@@ -199,7 +199,7 @@ def _loads(kind: str, payload: bytes, max_bytes: int) -> dict:
         raise PayloadError(f"{kind}:not_object")
     if obj.get("schema") != SCHEMA_VERSION or isinstance(obj.get("schema"), bool):
         raise PayloadError(f"{kind}:bad_schema", f"schema {str(obj.get('schema'))[:20]!r}")
-    if not isinstance(obj.get("msg_id"), str) or not _MSG_ID.match(obj["msg_id"]):
+    if not isinstance(obj.get("msg_id"), str) or not _MSG_ID.fullmatch(obj["msg_id"]):
         raise PayloadError(f"{kind}:bad_msg_id")
     return obj
 
@@ -208,7 +208,7 @@ def _str(kind, obj, key, maxlen, required=True, pattern=None):
     v = obj.get(key)
     if v is None and not required:
         return None
-    if not isinstance(v, str) or not v or len(v) > maxlen or (pattern is not None and not pattern.match(v)):
+    if not isinstance(v, str) or not v or len(v) > maxlen or (pattern is not None and not pattern.fullmatch(v)):
         raise PayloadError(f"{kind}:bad_field", f"{key}")
     return v
 
@@ -309,7 +309,7 @@ def decode_uplink(topic: str, payload: bytes, max_bytes: int = 1 << 20) -> tuple
         row = obj.get("row")
         if not isinstance(row, dict) or set(row) != set(DAILY_COLUMNS):
             raise PayloadError("daily:bad_row")
-        if not isinstance(row.get("Date"), str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", row["Date"]):
+        if not isinstance(row.get("Date"), str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["Date"]):
             raise PayloadError("daily:bad_date")
         for c in DAILY_COLUMNS:
             v = row[c]
@@ -322,6 +322,8 @@ def decode_uplink(topic: str, payload: bytes, max_bytes: int = 1 << 20) -> tuple
         if not isinstance(a.get("id"), int) or not isinstance(a.get("kind"), str) \
                 or not isinstance(a.get("state"), str) or not isinstance(a.get("updated"), str):
             raise PayloadError("alert:bad_alert")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", a["updated"][:10]):   # it names a dataset partition
+            raise PayloadError("alert:bad_date")
     elif obj.get("state") not in ("online", "offline"):
         raise PayloadError("status:bad_state")
     return kind, vid, obj

@@ -202,7 +202,7 @@ class IngestWorker:
     def __init__(self, host: str, port: int, out_dir: str | Path, worker_id: str = "1", group: str = "ingest",
                  batch_max: int = 500, flush_s: float = 0.2, session_expiry: int = 3600,
                  tls_ca: str = "", tls_cert: str = "", tls_key: str = "", username: str = "", password: str = ""):
-        if not re.match(r"^[A-Za-z0-9_-]{1,32}$", worker_id):
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker_id):
             raise ValueError(f"worker id {worker_id!r}: 1-32 of [A-Za-z0-9_-]")
         self.host, self.port = host, int(port)
         self.worker_id = worker_id
