@@ -179,6 +179,7 @@ class Sync:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.m.client_id or self.vehicle_id,
                         protocol=mqtt.MQTTv5)
         c.max_inflight_messages_set(self.window)
+        c.connect_timeout = 2.0             # an unreachable broker must not stall stop() (SIGTERM budget 5 s)
         c.max_queued_messages_set(0)
         if self.m.username:
             password = None
@@ -351,10 +352,13 @@ class Sync:
         self._more = len(rows) >= free
         for rid, topic, payload in rows:
             info = c.publish(topic, payload, qos=T.QOS)
-            if info.rc != 0:
+            if info.rc not in (0, 4):        # 4 = NO_CONN: paho keeps it and sends it on reconnect
                 self._more = False
                 break
             self._inflight[info.mid] = rid
+            if info.rc:
+                self._more = False
+                break
         self._inflight_rows = frozenset(self._inflight.values())
 
     # ------------------------------------------------------------------ status
