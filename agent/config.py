@@ -34,6 +34,7 @@ class CanConfig:
     dbc: str = ""                       # "" = the shipped agent/data/trey_vehicle.dbc
     signal_map: str = ""                # "" = the shipped agent/data/signal_map.toml
     serial_baudrate: int = 115_200      # slcan only: serial link speed
+    port: int = 0                       # udp_multicast only: UDP port (0 = python-can default 43113)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"vehicle.id: {cfg.vehicle.id!r} must match {_VEHICLE_ID.pattern}")
     if not 10_000 <= cfg.can.bitrate <= 8_000_000:
         raise ConfigError(f"can.bitrate: {cfg.can.bitrate} out of range 10000..8000000")
+    if not 0 <= cfg.can.port <= 65535:
+        raise ConfigError(f"can.port: {cfg.can.port} out of range 0..65535")
     for key in ("dbc", "signal_map"):
         p = getattr(cfg.can, key)
         if p and not Path(p).is_file():
