@@ -1,0 +1,43 @@
+"""`trey-agent run --config FILE`: the agent daemon (agent.daemon.Agent).
+
+Bus -> daily rows -> both models -> alerts -> in-dash HMI (+ MQTT sync when [mqtt] is set).
+Under systemd (Type=notify) it reports READY/WATCHDOG/STATUS/STOPPING on $NOTIFY_SOCKET.
+SIGTERM/SIGINT: finish the current frame batch, persist the open accumulators, exit 0.
+SIGHUP: reload the config and the model bundles.
+
+Exit codes: 0 stopped cleanly, 2 bad config or the bus/HMI cannot be opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("agent.run")
+
+
+def configure(parser) -> None:
+    parser.add_argument("--config", required=True, help="agent config (TOML), e.g. /etc/trey/agent.toml")
+
+
+def main(args) -> int:
+    from agent.config import ConfigError, load_config
+    from agent.daemon import Agent
+    from agent.signal_map import SignalMapError
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"trey-agent run: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(cfg.log.level.upper())
+    agent = Agent(cfg)
+    try:
+        agent.start()
+    except (SignalMapError, OSError, ValueError, ImportError) as exc:
+        # A bus that cannot be opened, an HMI port in use, a bad DBC: say what, exit 2
+        # (systemd's Restart=on-failure retries; the message lands in the journal).
+        print(f"trey-agent run: cannot start: {exc}", file=sys.stderr)
+        agent.shutdown()
+        return 2
+    return agent.run()
