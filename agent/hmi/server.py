@@ -119,8 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps({"error": message, "status": status}).encode(), "application/json", extra)
 
     def send_error(self, code, message=None, explain=None):
-        # Called by the base class for malformed request lines/headers: answer in JSON too.
+        # Called by the base class for malformed request lines/headers: answer in JSON too
+        # (with a status line even when the request line was unparseable, i.e. "HTTP/0.9").
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
         try:
             self._error(int(code), message or HTTPStatus(code).phrase)
         except Exception:

@@ -1,0 +1,564 @@
+"""The agent daemon: one long-lived process composing the data path.
+
+    CAN bus ─reader pipeline (decode + rollup)─▶ store (SQLite) ─day closed─▶ battery forecaster
+    ─rule─▶ battery alert;   component notes ─compliance classifier─▶ compliance alerts;
+    alerts ─▶ HMI (JSON + SSE on loopback)  and  ─▶ MQTT outbox (agent.sync, when [mqtt] is set)
+
+Threads: the MAIN thread owns the bus: it receives frames in batches, feeds the pipeline
+(day-closed listeners, hence forecasting and alerting, run there too), pings the systemd
+watchdog, polls the bundle files for hot swaps and handles SIGTERM/SIGHUP flags. The HMI
+serves from its own threads (reads + acknowledgements only); MQTT sync runs in paho's thread.
+
+Models: each bundle lives in a ModelSlot. A (re)load verifies the bundle (signature +
+sha256 of every file) and builds the ONNX Runtime session from the verified bytes BEFORE
+the slot's reference is replaced in a single assignment: inference always sees a complete
+old or a complete new model. A bundle that fails verification or loading is refused with a
+log line and the previous model keeps serving.
+
+Signals: SIGTERM/SIGINT -> finish the current frame batch, close the pipeline (open
+accumulators are persisted), flush, STOPPING=1, exit 0 (well inside 5 s). SIGHUP -> reload
+the config (models, components spec, log level; other changes need a restart) and bundles.
+
+Battery rule: each time a day closes for a battery, forecast its next 30 days from its
+stored history; if lifetime + 30-day forecast >= rated, raise (or update) the one alert
+"battery:<id>"; a new battery id clears the old battery's alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from agent import bundle as bundle_mod
+from agent.alerts import Alerts, utc_now
+from agent.components import Components
+from agent.config import Config, ConfigError, load_config, parse_listen
+from agent.notify import Notifier
+
+log = logging.getLogger("agent.daemon")
+
+BATCH_MAX = 512              # frames per batch (a batch is finished before stopping)
+RECV_TIMEOUT_S = 0.25        # main loop wake-up when the bus is silent (idle CPU ~0)
+BUNDLE_POLL_S = 2.0          # how often bundle paths are checked for in-place replacement
+HEALTH_PUSH_S = 2.0          # SSE health refresh while HMI clients are connected
+HISTORY_DAYS_SHOWN = 30
+
+
+class ModelSlot:
+    """A model built from a verified bundle; swapped atomically, refused bundles keep the old."""
+
+    def __init__(self, kind: str, path: str | Path, trusted_keys, factory):
+        self.kind = kind
+        self.path = Path(path)
+        self.trusted_keys = trusted_keys        # list of paths, or None = shipped dev keys
+        self.factory = factory                  # factory(bundle) -> model object
+        self._current: tuple | None = None      # (model, bundle): replaced in ONE assignment
+        self._signature = None
+        self.refused = 0
+        self.last_error = ""
+        self.loaded_at = ""
+
+    @property
+    def model(self):
+        cur = self._current
+        return cur[0] if cur else None
+
+    @property
+    def bundle(self):
+        cur = self._current
+        return cur[1] if cur else None
+
+    def current(self):
+        """(model, label) read together — callers use both from the same snapshot."""
+        cur = self._current
+        return (cur[0], f"{cur[1].name}@{cur[1].version}") if cur else (None, "")
+
+    def _stat_signature(self):
+        try:
+            if self.path.is_dir():
+                return tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in self.path.iterdir()))
+            st = self.path.stat()
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            return None
+
+    def changed_on_disk(self) -> bool:
+        return self._stat_signature() != self._signature
+
+    def load(self) -> bool:
+        """Verify + build, then swap. False (and the old model stays) on any failure."""
+        sig = self._stat_signature()
+        try:
+            keys = None if not self.trusted_keys else bundle_mod.load_trusted_keys(self.trusted_keys)
+            b = bundle_mod.verify_bundle(self.path, keys)
+            old = self.bundle
+            if old is not None and old.sha256 == b.sha256:
+                self._signature = sig
+                return True
+            model = self.factory(b)            # full ORT session built before the swap
+        except Exception as exc:               # BundleError, ORT errors, bad manifests...
+            self._signature = sig              # do not retry until the files change again
+            self.refused += 1
+            self.last_error = str(exc)
+            serving = f"{self.bundle.name}@{self.bundle.version}" if self.bundle else "nothing"
+            log.error("%s bundle refused (%s); still serving %s", self.kind, exc, serving)
+            return False
+        self._current = (model, b)
+        self._signature = sig
+        self.loaded_at = utc_now()
+        self.last_error = ""
+        log.info("%s model loaded: %s@%s (sha256 %s) from %s", self.kind, b.name, b.version, b.sha256[:12], self.path)
+        return True
+
+    def info(self) -> dict:
+        b = self.bundle
+        return {"name": b.name if b else None, "version": b.version if b else None,
+                "sha256": b.sha256 if b else None, "path": str(self.path), "loaded_at": self.loaded_at,
+                "refused": self.refused, "last_error": self.last_error}
+
+
+def _battery_factory(b):
+    from agent.forecast import BatteryForecaster
+    return BatteryForecaster.from_bundle(b)
+
+
+def _compliance_factory(b):
+    from agent.classify import ComplianceClassifier
+    return ComplianceClassifier.from_bundle(b)
+
+
+class Agent:
+    """The daemon. start() -> run() (blocks until stop) ; or start() + step() for tests/demo."""
+
+    def __init__(self, cfg: Config, notifier: Notifier | None = None, install_signals: bool = True):
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.install_signals = install_signals
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.ready = threading.Event()
+        self.started_mono = time.monotonic()
+        self.ready_after_s: float | None = None
+        self.store = None
+        self.alerts: Alerts | None = None
+        self.components: Components | None = None
+        self.pipeline = None
+        self.hmi = None
+        self.sync = None
+        self.frames = 0
+        self.batches = 0
+        self._last_frame_mono: float | None = None
+        self._battery_lock = threading.Lock()
+        self._battery: dict = {}              # last forecast summary for the HMI
+        trusted = list(cfg.models.trusted_keys) or None
+        self.battery_slot = ModelSlot("battery", cfg.models.battery or bundle_mod.DEFAULT_BATTERY_BUNDLE,
+                                      trusted, _battery_factory)
+        self.compliance_slot = ModelSlot("compliance", cfg.models.compliance or bundle_mod.DEFAULT_COMPLIANCE_BUNDLE,
+                                         trusted, _compliance_factory)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Agent":
+        from agent.store import StateStore
+        cfg = self.cfg
+        Path(cfg.state.dir).mkdir(parents=True, exist_ok=True)
+        self.store = StateStore(cfg.state.dir)
+        self.alerts = Alerts(self.store)
+        with self.store.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS battery_forecast (battery_id TEXT PRIMARY KEY, "
+                         "as_of TEXT, updated TEXT, forecast TEXT NOT NULL)")
+        if cfg.mqtt is not None:
+            # Built first: its hooks must be on the store/alerts before any row or alert.
+            self._make_sync()
+        # Models: refusing at start is not fatal (the HMI and the history keep working),
+        # but it is loud; a later good bundle (in place or SIGHUP) is picked up.
+        self.battery_slot.load()
+        self.compliance_slot.load()
+        self.components = Components(self.store, self.alerts, self.compliance_slot.current)
+        self._load_battery_state()
+        self.pipeline = self._open_pipeline()
+        if cfg.hmi.enabled:
+            from agent.hmi import HmiServer
+            host, port = parse_listen(cfg.hmi.listen, "hmi.listen")
+            self.hmi = HmiServer(HmiApi(self), host, port).start()
+            self.alerts.add_listener(lambda a: self.hmi.events.publish("alert", a))
+            self.components.add_listener(lambda items: self.hmi.events.publish("components", items))
+        if cfg.components.spec:
+            self.components.load_spec(cfg.components.spec, source="spec")
+        if self.sync is not None:
+            self.sync.start()
+        self.ready_after_s = time.monotonic() - self.started_mono
+        self.ready.set()
+        self.notifier.ready(self._status_text())
+        log.info("agent ready in %.2f s (vehicle %s, bus %s:%s, HMI %s, MQTT %s)", self.ready_after_s,
+                 cfg.vehicle.id, cfg.can.interface, cfg.can.channel, self.hmi.url if self.hmi else "off",
+                 "on" if cfg.mqtt else "offline")
+        return self
+
+    def _open_pipeline(self):
+        from agent.reader import Pipeline
+        p = Pipeline.from_config(self.cfg, self.store)
+        p.add_day_closed_listener(self._on_day_closed)
+        p.add_battery_changed_listener(self._on_battery_changed)
+        return p
+
+    def _make_sync(self):
+        from agent.sync import Sync
+        self.sync = Sync(self.cfg, self.store, self.alerts,
+                         on_components=lambda doc: self.components.apply_document(doc, source="cloud"),
+                         on_ack=lambda alert_id, by="cloud": self.ack(alert_id, by=by),
+                         on_bundle=self.install_bundle)
+
+    def run(self) -> int:
+        """Main loop until SIGTERM/SIGINT; returns the exit code."""
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+            signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        next_poll = next_health = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.step()
+                now = time.monotonic()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                if now >= next_poll:
+                    next_poll = now + BUNDLE_POLL_S
+                    self.poll_bundles()
+                if now >= next_health:
+                    next_health = now + HEALTH_PUSH_S
+                    self.notifier.status(self._status_text())
+                    if self.hmi and self.hmi.events.clients:
+                        self.hmi.events.publish("health", self.health())
+        finally:
+            self.shutdown()
+        return 0
+
+    def step(self) -> int:
+        """Receive and process one batch of frames (blocks up to RECV_TIMEOUT_S)."""
+        n = self.pipeline.poll(timeout=RECV_TIMEOUT_S, max_frames=BATCH_MAX)
+        if n:
+            self.frames += n
+            self.batches += 1
+            self._last_frame_mono = time.monotonic()
+        self.notifier.watchdog()
+        return n
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Close everything in order; idempotent."""
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        self.notifier.stopping("stopping: persisting open day")
+        t0 = time.monotonic()
+        if self.pipeline is not None:
+            try:
+                self.pipeline.close()          # persists open accumulators, closes the bus
+            except Exception:
+                log.exception("pipeline close failed")
+        if self.sync is not None:
+            try:
+                self.sync.stop()
+            except Exception:
+                log.exception("sync stop failed")
+        if self.hmi is not None:
+            self.hmi.stop()
+        if self.store is not None and hasattr(self.store, "close"):
+            self.store.close()
+        log.info("agent stopped in %.2f s (%d frames processed)", time.monotonic() - t0, self.frames)
+        self.notifier.close()
+
+    # ------------------------------------------------------------------ reload / models
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; apply what can change live; reload bundles."""
+        self.notifier.reloading()
+        if self.cfg.source and Path(self.cfg.source).is_file():
+            try:
+                new = load_config(self.cfg.source)
+            except ConfigError as exc:
+                log.error("reload: config refused, keeping the running one: %s", exc)
+                new = self.cfg
+            if new != self.cfg:
+                for section in ("vehicle", "can", "state", "hmi", "mqtt"):
+                    if getattr(new, section) != getattr(self.cfg, section):
+                        log.warning("reload: [%s] changed; takes effect after a restart", section)
+                trusted = list(new.models.trusted_keys) or None
+                for slot, path, default in ((self.battery_slot, new.models.battery, bundle_mod.DEFAULT_BATTERY_BUNDLE),
+                                            (self.compliance_slot, new.models.compliance, bundle_mod.DEFAULT_COMPLIANCE_BUNDLE)):
+                    slot.path, slot.trusted_keys = Path(path or default), trusted
+                logging.getLogger().setLevel(new.log.level.upper())
+                spec_changed = new.components != self.cfg.components
+                self.cfg = new
+                if spec_changed and new.components.spec:
+                    self.components.load_spec(new.components.spec, source="spec")
+        self._reload_slot(self.battery_slot)
+        self._reload_slot(self.compliance_slot)
+        self.notifier.send("READY=1", f"STATUS={self._status_text()}")
+
+    def _reload_slot(self, slot: ModelSlot) -> bool:
+        before = slot.bundle.sha256 if slot.bundle else None
+        ok = slot.load()
+        if ok and slot.bundle and slot.bundle.sha256 != before:
+            self._model_swapped(slot)
+        return ok
+
+    def poll_bundles(self) -> None:
+        for slot in (self.battery_slot, self.compliance_slot):
+            if slot.changed_on_disk():
+                self._reload_slot(slot)
+
+    def _model_swapped(self, slot: ModelSlot) -> None:
+        if slot is self.compliance_slot and self.components is not None:
+            self.components.reclassify_all()
+        if self.hmi:
+            self.hmi.events.publish("health", self.health())
+
+    def install_bundle(self, name: str, files: dict[str, bytes]) -> bool:
+        """A bundle announced by the cloud (agent.sync): verify in memory, then write it to
+        the state dir and point the slot at it. Refused bundles leave everything as is."""
+        slot = {"battery": self.battery_slot, "compliance": self.compliance_slot}.get(name)
+        if slot is None:
+            log.warning("bundle for unknown model %r ignored", name)
+            return False
+        try:
+            keys = None if not slot.trusted_keys else bundle_mod.load_trusted_keys(slot.trusted_keys)
+            bundle_mod.verify_files(files, keys, f"downlink:{name}")
+        except Exception as exc:
+            slot.refused += 1
+            slot.last_error = str(exc)
+            log.error("%s bundle from the cloud refused: %s", name, exc)
+            return False
+        target = Path(self.cfg.state.dir) / "models" / name
+        tmp = target.with_name(name + ".new")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            f.unlink()
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+        old = target.with_name(name + ".old")
+        if target.exists():
+            if old.exists():
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+            target.rename(old)
+        tmp.rename(target)
+        previous = slot.path
+        slot.path = target
+        if not self._reload_slot(slot):
+            slot.path = previous
+            return False
+        return True
+
+    # ------------------------------------------------------------------ battery rule
+    def _on_day_closed(self, row: dict) -> None:
+        bid = row.get("Battery_ID")
+        model = self.battery_slot.model
+        if not bid or model is None:
+            return
+        try:
+            rows = self.store.history(battery_id=bid)
+            fc = model.forecast(rows)
+        except Exception:
+            log.exception("battery forecast failed for %s on %s", bid, row.get("Date"))
+            return
+        self._apply_forecast(bid, row.get("Date"), fc, rows)
+
+    def _apply_forecast(self, bid: str, date: str | None, fc: dict, rows: list[dict]) -> None:
+        summary = battery_summary(bid, fc, rows)
+        with self.store.transaction() as conn:
+            conn.execute("INSERT INTO battery_forecast(battery_id, as_of, updated, forecast) VALUES (?,?,?,?) "
+                         "ON CONFLICT(battery_id) DO UPDATE SET as_of=excluded.as_of, updated=excluded.updated, "
+                         "forecast=excluded.forecast", (bid, date, utc_now(), json.dumps(summary, default=_num)))
+        with self._battery_lock:
+            self._battery = summary
+        # A battery other than this one can no longer be in the car.
+        self.alerts.clear_where("battery", keep=f"battery:{bid}", vehicle_date=date)
+        if summary["alert"]:
+            n = summary["days_to_rated"]
+            n = 30 if n is None else max(0, int(n))
+            expl = {k: summary[k] for k in (
+                "battery_id", "as_of", "lifetime_cycles", "rated_cycles", "projected_lifetime_cycles_30d",
+                "days_to_rated", "forecast_daily_cycles", "recent_mean_daily_cycles",
+                "fleet_mean_daily_cycles", "usage_vs_fleet", "model") if k in summary}
+            expl["summary"] = summary["explanation_text"]
+            self.alerts.raise_or_update(
+                f"battery:{bid}", "battery", "critical" if n <= 7 else "warning",
+                title="Battery service needed",
+                message=f"Battery expected to reach end of life in about {n} days — schedule a service appointment",
+                explanation=expl, vehicle_date=date)
+        if self.hmi:
+            self.hmi.events.publish("battery", self.battery())
+
+    def _on_battery_changed(self, old, new) -> None:
+        log.info("battery changed: %s -> %s", old, new)
+        self.alerts.clear_where("battery", keep=f"battery:{new}" if new else None)
+        with self._battery_lock:
+            self._battery = {"battery_id": new}
+        if self.hmi:
+            self.hmi.events.publish("battery", self.battery())
+
+    def _load_battery_state(self) -> None:
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT forecast FROM battery_forecast ORDER BY as_of DESC, updated DESC LIMIT 1").fetchone()
+        if row:
+            try:
+                self._battery = json.loads(row[0])
+            except ValueError:
+                self._battery = {}
+
+    # ------------------------------------------------------------------ HMI API
+    def health(self) -> dict:
+        idle = None if self._last_frame_mono is None else round(time.monotonic() - self._last_frame_mono, 1)
+        counters = {}
+        try:
+            counters = self.pipeline.counters() if self.pipeline is not None else {}
+        except Exception:
+            log.debug("counters unavailable", exc_info=True)
+        vt = getattr(self.pipeline, "vehicle_time", None)
+        mqtt = {"state": "offline", "connected": False, "configured": self.cfg.mqtt is not None}
+        if self.sync is not None:
+            try:
+                st = self.sync.status()
+                mqtt.update(st if isinstance(st, dict) else {"state": str(st)})
+                mqtt.setdefault("connected", mqtt.get("state") == "connected")
+            except Exception:
+                log.debug("sync status unavailable", exc_info=True)
+        return {
+            "status": "ok" if self.ready.is_set() else "starting",
+            "ready": self.ready.is_set(),
+            "vehicle_id": self.cfg.vehicle.id,
+            "vehicle_date": _vehicle_date(vt),
+            "uptime_s": round(time.monotonic() - self.started_mono, 1),
+            "ready_after_s": None if self.ready_after_s is None else round(self.ready_after_s, 3),
+            "bus": {"interface": self.cfg.can.interface, "channel": self.cfg.can.channel, "frames": self.frames,
+                    "last_frame_age_s": idle, "receiving": idle is not None and idle < 5.0},
+            "mqtt": mqtt,
+            "models": {"battery": self.battery_slot.info(), "compliance": self.compliance_slot.info()},
+            "counters": counters,
+            "components_rejected": dict(self.components.rejected) if self.components else {},
+        }
+
+    def ack(self, alert_id: int, by: str = "driver") -> dict:
+        return self.alerts.acknowledge(alert_id, by=by)
+
+    def battery(self) -> dict:
+        with self._battery_lock:
+            b = dict(self._battery)
+        bid = b.get("battery_id")
+        hist = []
+        if bid and self.store is not None:
+            rows = self.store.history(battery_id=bid)[-HISTORY_DAYS_SHOWN:]
+            hist = [{"date": r["Date"], "daily_cycles": _f(r.get("Daily_Cycles_Used")),
+                     "lifetime_cycles": _f(r.get("Lifetime_Cycles_Used"))} for r in rows]
+        fc = None
+        if b.get("forecast_daily_cycles"):
+            fc = {k: b.get(k) for k in ("forecast_daily_cycles", "projected_lifetime_cycles_30d", "days_to_rated",
+                                        "alert", "as_of", "model")}
+        return {"battery_id": bid, "as_of": b.get("as_of"),
+                "lifetime_cycles": b.get("lifetime_cycles", hist[-1]["lifetime_cycles"] if hist else None),
+                "rated_cycles": b.get("rated_cycles"), "forecast": fc, "history": hist,
+                "recent_mean_daily_cycles": b.get("recent_mean_daily_cycles"),
+                "fleet_mean_daily_cycles": b.get("fleet_mean_daily_cycles"),
+                "alert": bool(b.get("alert"))}
+
+    def _status_text(self) -> str:
+        n = len(self.alerts.list(active_only=True)) if self.alerts else 0
+        return f"{self.frames} frames, {n} active alerts, MQTT {'on' if self.sync else 'offline'}"
+
+
+class HmiApi:
+    """What the HMI server calls (agent.hmi.server docstring), backed by the Agent."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    def health(self) -> dict:
+        return self.agent.health()
+
+    def alerts(self, active_only: bool = False) -> list[dict]:
+        return self.agent.alerts.list(active_only=active_only)
+
+    def alert(self, alert_id: int) -> dict | None:
+        return self.agent.alerts.get(alert_id)
+
+    def ack(self, alert_id: int, by: str = "driver") -> dict:
+        return self.agent.ack(alert_id, by=by)
+
+    def battery(self) -> dict:
+        return self.agent.battery()
+
+    def components(self) -> list[dict]:
+        return self.agent.components.list()
+
+
+def battery_summary(bid: str, fc: dict, rows: list[dict]) -> dict:
+    """Forecaster output -> what the alert explanation and the HMI show."""
+    lifetime = _f(fc.get("lifetime_cycles"))
+    rated = _f(fc.get("rated_cycles"))
+    daily = [max(0.0, float(x)) for x in (fc.get("forecast_daily_cycles") or [])]
+    projected = _f(fc.get("projected_lifetime_cycles_30d"))
+    if projected is None and lifetime is not None:
+        projected = lifetime + sum(daily)
+    alert = bool(fc.get("alert")) if "alert" in fc else (
+        projected is not None and rated is not None and projected >= rated)
+    recent = _f(fc.get("recent_mean_daily_cycles"))
+    fleet = _f(fc.get("fleet_mean_daily_cycles"))
+    ratio = round(recent / fleet, 2) if recent is not None and fleet else None
+    parts = []
+    if projected is not None and rated is not None:
+        parts.append(f"Projected {projected:.1f} of {rated:.0f} rated cycles in 30 days (now {lifetime:.1f}).")
+    if ratio is not None:
+        parts.append(f"Recent use {recent:.2f} cycles/day is {ratio:.1f}x the fleet norm of {fleet:.2f}.")
+    out = dict(fc)
+    out.update({"battery_id": bid, "lifetime_cycles": lifetime, "rated_cycles": rated,
+                "forecast_daily_cycles": [round(x, 4) for x in daily], "projected_lifetime_cycles_30d": projected,
+                "days_to_rated": fc.get("days_to_rated"), "alert": alert, "recent_mean_daily_cycles": recent,
+                "fleet_mean_daily_cycles": fleet, "usage_vs_fleet": ratio, "explanation_text": " ".join(parts),
+                "as_of": fc.get("as_of") or (rows[-1]["Date"] if rows else None)})
+    return out
+
+
+def _f(x):
+    try:
+        return None if x is None or x == "" else float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(o):
+    try:
+        return o.item()
+    except AttributeError:
+        return str(o)
+
+
+def _vehicle_date(vt) -> str | None:
+    if vt is None:
+        return None
+    try:
+        from datetime import datetime, timezone
+        return datetime.fromtimestamp(float(vt), timezone.utc).date().isoformat()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def run_agent(cfg: Config, notifier: Notifier | None = None) -> int:
+    """`trey-agent run`: start, serve until SIGTERM, exit 0."""
+    agent = Agent(cfg, notifier)
+    try:
+        agent.start()
+    except Exception:
+        agent.shutdown()
+        raise
+    return agent.run()
+
+
+__all__ = ["Agent", "ModelSlot", "battery_summary", "run_agent"]

@@ -1,0 +1,104 @@
+"""Shared helpers for the daemon/HMI/systemd tests (owner: daemon)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from tests.conftest import ROOT, free_port
+
+AGENT_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+SPEC_NOTES = [
+    ("alternator", "manufactured in 1985 made of steel in fair condition"),      # old + fair
+    ("starter motor", "manufactured in 2019 made of carbon fiber in new condition"),
+    ("door hinge", "manufactured in 2012 made of plastic in good condition"),     # plastic
+    ("brake caliper", "manufactured in 2016 made of steel in good condition"),
+]
+NONCOMPLIANT = {"alternator", "door hinge"}
+
+
+def write_spec(path: Path, vin: str = "WVWZZZ1JZXW000001", notes=SPEC_NOTES) -> Path:
+    doc = {"vin": vin, "components": [{"component": c, "note": n} for c, n in notes]}
+    path.write_text("# this car's component notes\n" + json.dumps(doc) + "\n")
+    return path
+
+
+def agent_config(tmp: Path, *, channel: str | None = None, interface: str = "virtual", port: int | None = None,
+                 spec: Path | None = None, extra: str = "", battery: str = "", compliance: str = "") -> Path:
+    channel = channel or f"t-{uuid.uuid4().hex[:8]}"
+    port = free_port() if port is None else port
+    lines = [
+        "[vehicle]", 'id = "TEST-CAR-1"',
+        "[can]", f'interface = "{interface}"', f'channel = "{channel}"',
+        "[state]", f'dir = "{tmp / "state"}"',
+        "[models]", f'battery = "{battery}"', f'compliance = "{compliance}"',
+        "[hmi]", f'listen = "127.0.0.1:{port}"',
+        "[components]", f'spec = "{spec or ""}"',
+        extra,
+    ]
+    cfg = tmp / "agent.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 5.0):
+    """(status, parsed JSON or text) without raising on 4xx/5xx."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        status, raw, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
+    return status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class InProcessAgent:
+    """The real Agent (agent.daemon) in a thread of the test process."""
+
+    def __init__(self, cfg_path: Path):
+        from agent.config import load_config
+        from agent.daemon import Agent
+        self.cfg = load_config(cfg_path)
+        self.agent = Agent(self.cfg, install_signals=False)
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self):
+        self.agent.start()
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.agent.hmi.url.rstrip("/")
+
+    def __exit__(self, *exc):
+        self.agent.request_stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "agent main loop did not stop"
+
+
+def start_agent_process(cfg_path: Path, env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
+    """`trey-agent run --config` as a real process (stderr to log_path)."""
+    err = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg_path)],
+                            cwd=ROOT, env=env or AGENT_ENV, stdout=subprocess.DEVNULL, stderr=err)
