@@ -99,6 +99,7 @@ def test_agent_sigkilled_mid_stream_loses_and_duplicates_nothing(tmp_path, make_
                30, what=f"{len(history)} rows at ingest: {ingest.stats()}")
     time.sleep(0.5)
     ingest.stop()
+    print("ingest after kills:", ingest.stats(), "stored days:", len(history))
 
     daily = read_daily(tmp_path / "ds")
     assert len(daily) == len(history)                                  # exactly once
