@@ -1,0 +1,78 @@
+"""The in-dash page in a real headless Chromium: it shows an alert raised by the test,
+and acknowledging it on the page changes its state through the API. Screenshots of both
+head-unit sizes are kept under the test's tmp dir (path printed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.daemon_support import InProcessAgent, agent_config, http, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} missing (scripts/setup.sh full installs chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_page_shows_and_acknowledges_alert(browser, tmp_path):
+    with InProcessAgent(agent_config(tmp_path)) as run:
+        agent = run.agent
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(run.url + "/")
+        page.wait_for_selector("#chip-live.on", timeout=10_000)      # live event stream connected
+
+        # Raised while the page is open: it must arrive over the event stream.
+        alert, _ = agent.alerts.raise_or_update(
+            "battery:B-77", "battery", "warning", "Battery service needed",
+            "Battery expected to reach end of life in about 11 days — schedule a service appointment",
+            {"lifetime_cycles": 188.4, "rated_cycles": 200, "projected_lifetime_cycles_30d": 214.9,
+             "days_to_rated": 11, "recent_mean_daily_cycles": 1.05, "fleet_mean_daily_cycles": 0.62,
+             "usage_vs_fleet": 1.69}, vehicle_date="2024-05-01")
+        agent.alerts.raise_or_update(
+            "compliance:TEST:alternator", "compliance", "warning", "Alternator out of compliance",
+            "The alternator does not meet the component regulation — have it checked at your next service.",
+            {"component": "alternator", "note": "manufactured in 1985 made of steel in fair condition",
+             "why": ["1985", "fair"]})
+        card = page.locator(f'article.alert[data-id="{alert["id"]}"]')
+        card.wait_for(timeout=10_000)
+        assert "11 days" in card.inner_text()
+        assert "1.7× the fleet norm" in card.inner_text()           # the explanation is shown
+        assert page.locator("#alert-count").inner_text() == "2"
+        shot = tmp_path / "hmi_800x480_raised.png"
+        page.screenshot(path=str(shot))
+
+        card.locator("button.ack").click()
+        page.wait_for_selector(f'article.alert[data-id="{alert["id"]}"][data-state="acknowledged"]', timeout=10_000)
+        status, got = http("GET", f"{run.url}/api/alerts/{alert['id']}")
+        assert status == 200 and got["state"] == "acknowledged" and got["acknowledged_by"] == "driver"
+        assert page.locator("#alert-count").inner_text() == "1"
+
+        big = browser.new_page(viewport={"width": 1280, "height": 720})
+        big.goto(run.url + "/")
+        big.wait_for_selector(f'article.alert[data-id="{alert["id"]}"][data-state="acknowledged"]', timeout=10_000)
+        shot2 = tmp_path / "hmi_1280x720_acknowledged.png"
+        big.screenshot(path=str(shot2))
+        # Nothing fetched from anywhere but the agent (works offline).
+        assert requests and all(u.startswith(run.url) for u in requests), requests
+        page.close()
+        big.close()
+    artifacts = os.environ.get("TREY_ARTIFACTS")
+    if artifacts:
+        os.makedirs(artifacts, exist_ok=True)
+        for s in (shot, shot2):
+            shutil.copy(s, artifacts)
+    print(f"\nHMI screenshots: {shot} {shot2}")
