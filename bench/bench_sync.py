@@ -49,11 +49,7 @@ def _broker(work: Path):
 
 
 def _store(state: Path):
-    try:
-        from agent.store import StateStore
-    except ImportError:                      # until the bus layer lands
-        from tests.sync_support import open_store
-        return open_store(state)
+    from agent.store import StateStore
     return StateStore(state)
 
 

@@ -3,69 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config import config_from_dict
 from agent.schema import DAILY_COLUMNS
-
-try:                                    # the bus layer's real store
-    from agent.store import StateStore
-except ImportError:                     # pragma: no cover - only until agent/store.py lands
-    StateStore = None
-
-
-class _FallbackStore:
-    """Minimal stand-in with the documented StateStore contract (transaction, add_row_hook),
-    used only while agent/store.py is not in the tree."""
-
-    def __init__(self, state_dir):
-        Path(state_dir).mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(Path(state_dir) / "state.db", isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._lock = threading.RLock()
-        self._hooks = []
-        with self.transaction() as c:
-            c.execute("CREATE TABLE IF NOT EXISTS daily (battery TEXT, date TEXT, row TEXT, PRIMARY KEY (battery, date))")
-
-    @contextmanager
-    def transaction(self):
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def add_row_hook(self, fn):
-        self._hooks.append(fn)
-
-    def close(self):
-        self._conn.close()
+from agent.store import StateStore
 
 
 def open_store(state_dir):
-    return (StateStore or _FallbackStore)(state_dir)
+    return StateStore(state_dir)
 
 
-def store_daily_row(store, row: dict) -> None:
-    """Store one closed daily row the way the pipeline does (row hooks run in its transaction)."""
-    if hasattr(store, "store_daily_row"):
-        store.store_daily_row(row)
-        return
-    if hasattr(store, "put_row"):
-        store.put_row(row)
-        return
-    import json
-    with store.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO daily VALUES (?,?,?)", (row["Battery_ID"], row["Date"], json.dumps(row)))
-        for fn in store._hooks:
-            fn(conn, row)
+def store_daily_row(store, row: dict) -> bool:
+    """Store one closed daily row as the pipeline does (row hooks run in its transaction)."""
+    return store.store_daily_row(row)
 
 
 def make_row(battery: str, day: int, lifetime: float = 0.0) -> dict:

@@ -22,7 +22,6 @@ VID = "CAR-7"
 
 def tiny_onnx(scale: float) -> bytes:
     """y = x * scale — a real ONNX model, so 'used by the next inference' is observable."""
-    import onnx
     from onnx import TensorProto, helper
     g = helper.make_graph(
         [helper.make_node("Mul", ["x", "s"], ["y"])], "scale",

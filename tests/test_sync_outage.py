@@ -52,7 +52,6 @@ def test_broker_restarts_lose_nothing_and_duplicate_nothing(tmp_path, make_broke
         outages += 1
     producer.join()
     assert outages == 3
-    backlog = sync.status()["outbox"]["rows"]
 
     assert sync.wait_drained(30), sync.status()
     n_rows, n_alerts = n_days * len(batteries), sum(changes)
