@@ -47,7 +47,8 @@ _CT = S.CURRENT_TIME
 
 
 def open_bus(can_cfg, frame_ids=None) -> can.BusABC:
-    """Open the python-can bus described by a CanConfig (receive side)."""
+    """Open the python-can bus described by a CanConfig (receive side). frame_ids: the mapped IDs
+    (ints, or (id, is_extended) pairs) for socketcan's kernel receive filters."""
     iface, ch = can_cfg.interface, can_cfg.channel
     kw: dict = {}
     if iface == "udp_multicast":
@@ -56,8 +57,9 @@ def open_bus(can_cfg, frame_ids=None) -> can.BusABC:
     elif iface == "socketcan":
         if frame_ids:
             # Kernel filters: the head unit never wakes up for the other ECUs' chatter.
-            kw["can_filters"] = [{"can_id": i, "can_mask": 0x1FFFFFFF if i > 0x7FF else 0x7FF,
-                                  "extended": i > 0x7FF} for i in frame_ids]
+            ids = [i if isinstance(i, tuple) else (i, i > 0x7FF) for i in frame_ids]
+            kw["can_filters"] = [{"can_id": i, "can_mask": 0x1FFFFFFF if ext else 0x7FF, "extended": ext}
+                                 for i, ext in ids]
     elif iface == "slcan":
         kw["bitrate"] = can_cfg.bitrate
         kw["tty_baudrate"] = can_cfg.serial_baudrate
@@ -107,7 +109,8 @@ class Pipeline:
         smap = load_signal_map(cfg.can.dbc or None, cfg.can.signal_map or None)
         own = bus is None
         if own:
-            bus = open_bus(cfg.can, smap.frame_ids)
+            ids = [(i, bool(smap.db.get_message_by_frame_id(i).is_extended_frame)) for i in smap.frame_ids]
+            bus = open_bus(cfg.can, ids)
             log.info("listening on %s:%s for %d mapped IDs", cfg.can.interface, cfg.can.channel, len(smap.frame_ids))
         return cls(smap, store, bus=bus, own_bus=own, **kw)
 
