@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -317,6 +318,8 @@ class Agent:
     def _model_swapped(self, slot: ModelSlot) -> None:
         if slot is self.compliance_slot and self.components is not None:
             self.components.reclassify_all()
+            if self.cfg.components.spec:    # notes refused while no model was loaded
+                self.components.load_spec(self.cfg.components.spec, source="spec")
         if self.hmi:
             self.hmi.events.publish("health", self.health())
 
@@ -386,8 +389,8 @@ class Agent:
             n = 30 if n is None else max(0, int(n))
             expl = {k: summary[k] for k in (
                 "battery_id", "as_of", "lifetime_cycles", "rated_cycles", "projected_lifetime_cycles_30d",
-                "days_to_rated", "forecast_daily_cycles", "recent_mean_daily_cycles",
-                "fleet_mean_daily_cycles", "usage_vs_fleet", "model") if k in summary}
+                "days_to_rated", "forecast_daily_cycles", "fallback", "history_days", "recent_mean_daily_cycles",
+                "fleet_median_daily_cycles", "fleet_percentile", "usage_vs_fleet", "model") if k in summary}
             expl["summary"] = summary["explanation_text"]
             self.alerts.raise_or_update(
                 f"battery:{bid}", "battery", "critical" if n <= 7 else "warning",
@@ -461,12 +464,13 @@ class Agent:
         fc = None
         if b.get("forecast_daily_cycles"):
             fc = {k: b.get(k) for k in ("forecast_daily_cycles", "projected_lifetime_cycles_30d", "days_to_rated",
-                                        "alert", "as_of", "model")}
+                                        "alert", "as_of", "model", "fallback", "history_days")}
         return {"battery_id": bid, "as_of": b.get("as_of"),
                 "lifetime_cycles": b.get("lifetime_cycles", hist[-1]["lifetime_cycles"] if hist else None),
                 "rated_cycles": b.get("rated_cycles"), "forecast": fc, "history": hist,
                 "recent_mean_daily_cycles": b.get("recent_mean_daily_cycles"),
-                "fleet_mean_daily_cycles": b.get("fleet_mean_daily_cycles"),
+                "fleet_median_daily_cycles": b.get("fleet_median_daily_cycles"),
+                "usage_vs_fleet": b.get("usage_vs_fleet"), "explanation": b.get("explanation_text"),
                 "alert": bool(b.get("alert"))}
 
     def _status_text(self) -> str:
@@ -499,38 +503,43 @@ class HmiApi:
         return self.agent.components.list()
 
 
-def battery_summary(bid: str, fc: dict, rows: list[dict]) -> dict:
-    """Forecaster output -> what the alert explanation and the HMI show."""
-    lifetime = _f(fc.get("lifetime_cycles"))
-    rated = _f(fc.get("rated_cycles"))
+def battery_summary(bid, fc: dict, rows: list[dict]) -> dict:
+    """Forecaster answer (agent.forecast) -> what the alert explanation and the HMI show."""
+    expl = fc.get("explanation") or {}
+    model = fc.get("model") or {}
     daily = [max(0.0, float(x)) for x in (fc.get("forecast_daily_cycles") or [])]
+    lifetime, rated = _f(fc.get("lifetime_cycles")), _f(fc.get("rated_cycles"))
     projected = _f(fc.get("projected_lifetime_cycles_30d"))
     if projected is None and lifetime is not None:
         projected = lifetime + sum(daily)
-    alert = bool(fc.get("alert")) if "alert" in fc else (
-        projected is not None and rated is not None and projected >= rated)
-    recent = _f(fc.get("recent_mean_daily_cycles"))
-    fleet = _f(fc.get("fleet_mean_daily_cycles"))
-    ratio = round(recent / fleet, 2) if recent is not None and fleet else None
-    parts = []
-    if projected is not None and rated is not None:
-        parts.append(f"Projected {projected:.1f} of {rated:.0f} rated cycles in 30 days (now {lifetime:.1f}).")
-    if ratio is not None:
-        parts.append(f"Recent use {recent:.2f} cycles/day is {ratio:.1f}x the fleet norm of {fleet:.2f}.")
-    out = dict(fc)
-    out.update({"battery_id": bid, "lifetime_cycles": lifetime, "rated_cycles": rated,
-                "forecast_daily_cycles": [round(x, 4) for x in daily], "projected_lifetime_cycles_30d": projected,
-                "days_to_rated": fc.get("days_to_rated"), "alert": alert, "recent_mean_daily_cycles": recent,
-                "fleet_mean_daily_cycles": fleet, "usage_vs_fleet": ratio, "explanation_text": " ".join(parts),
-                "as_of": fc.get("as_of") or (rows[-1]["Date"] if rows else None)})
+    out = {
+        "battery_id": bid,
+        "as_of": fc.get("as_of") or (rows[-1]["Date"] if rows else None),
+        "lifetime_cycles": lifetime,
+        "rated_cycles": rated,
+        "forecast_daily_cycles": [round(x, 4) for x in daily],
+        "projected_lifetime_cycles_30d": projected,
+        "days_to_rated": fc.get("days_to_rated"),
+        "alert": bool(fc.get("alert")),
+        "fallback": fc.get("fallback"),
+        "history_days": fc.get("history_days"),
+        "model": f"{model.get('name')}@{model.get('version')}" if model else None,
+        "recent_mean_daily_cycles": _f(expl.get("recent_mean_daily_cycles")),
+        "fleet_median_daily_cycles": _f(expl.get("fleet_median_daily_cycles")),
+        "fleet_percentile": _f(expl.get("fleet_percentile")),
+        "usage_vs_fleet": _f(expl.get("ratio_to_fleet")),
+        "explanation_text": expl.get("text") or "",
+    }
     return out
 
 
 def _f(x):
+    """float or None (None for missing, unparsable and non-finite: JSON has no NaN)."""
     try:
-        return None if x is None or x == "" else float(x)
+        v = None if x is None or x == "" else float(x)
     except (TypeError, ValueError):
         return None
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _num(o):

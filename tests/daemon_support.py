@@ -33,12 +33,13 @@ def write_spec(path: Path, vin: str = "WVWZZZ1JZXW000001", notes=SPEC_NOTES) -> 
 
 
 def agent_config(tmp: Path, *, channel: str | None = None, interface: str = "virtual", port: int | None = None,
-                 spec: Path | None = None, extra: str = "", battery: str = "", compliance: str = "") -> Path:
+                 spec: Path | None = None, extra: str = "", battery: str = "", compliance: str = "",
+                 can_port: int = 0) -> Path:
     channel = channel or f"t-{uuid.uuid4().hex[:8]}"
     port = free_port() if port is None else port
     lines = [
         "[vehicle]", 'id = "TEST-CAR-1"',
-        "[can]", f'interface = "{interface}"', f'channel = "{channel}"',
+        "[can]", f'interface = "{interface}"', f'channel = "{channel}"', f"port = {can_port}",
         "[state]", f'dir = "{tmp / "state"}"',
         "[models]", f'battery = "{battery}"', f'compliance = "{compliance}"',
         "[hmi]", f'listen = "127.0.0.1:{port}"',
@@ -97,8 +98,56 @@ class InProcessAgent:
         assert not self.thread.is_alive(), "agent main loop did not stop"
 
 
-def start_agent_process(cfg_path: Path, env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
-    """`trey-agent run --config` as a real process (stderr to log_path)."""
-    err = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg_path)],
-                            cwd=ROOT, env=env or AGENT_ENV, stdout=subprocess.DEVNULL, stderr=err)
+# `trey-agent run` exactly as the console script runs it, plus an atexit hook that writes the
+# names of every module the process imported (the runtime import check reads it).
+_RUN_WITH_MODULE_DUMP = (
+    "import atexit, json, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
+    "from agent.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def start_agent_process(cfg_path: Path, env: dict | None = None, log_path: Path | None = None,
+                        modules_dump: Path | None = None) -> subprocess.Popen:
+    """`trey-agent run --config` as a real process (stderr appended to log_path)."""
+    err = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    cmd = [sys.executable, "-m", "agent", "run", "--config", str(cfg_path)]
+    if modules_dump is not None:
+        cmd = [sys.executable, "-c", _RUN_WITH_MODULE_DUMP, str(modules_dump), "run", "--config", str(cfg_path)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env or AGENT_ENV, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def hmi_port(cfg_path: Path) -> int:
+    return int(cfg_path.read_text().split('listen = "127.0.0.1:')[1].split('"')[0])
+
+
+def wait_ready(port: int, proc: subprocess.Popen, log_path: Path | None = None, timeout: float = 20.0) -> dict:
+    """Poll /api/health until the agent answers ready (fails early if the process died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"agent exited {proc.returncode}: " + (log_path.read_text()[-3000:] if log_path else ""))
+        try:
+            status, h = http("GET", f"http://127.0.0.1:{port}/api/health", timeout=1)
+            if status == 200 and h.get("ready"):
+                return h
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("agent not ready: " + (log_path.read_text()[-3000:] if log_path else ""))
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> tuple[int, float]:
+    """SIGTERM -> (exit code, seconds to exit); kills if it overstays."""
+    import signal
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9, time.monotonic() - t0
+    return rc, time.monotonic() - t0

@@ -40,7 +40,7 @@ def test_page_shows_and_acknowledges_alert(browser, tmp_path):
             "battery:B-77", "battery", "warning", "Battery service needed",
             "Battery expected to reach end of life in about 11 days — schedule a service appointment",
             {"lifetime_cycles": 188.4, "rated_cycles": 200, "projected_lifetime_cycles_30d": 214.9,
-             "days_to_rated": 11, "recent_mean_daily_cycles": 1.05, "fleet_mean_daily_cycles": 0.62,
+             "days_to_rated": 11, "recent_mean_daily_cycles": 1.05, "fleet_median_daily_cycles": 0.62,
              "usage_vs_fleet": 1.69}, vehicle_date="2024-05-01")
         agent.alerts.raise_or_update(
             "compliance:TEST:alternator", "compliance", "warning", "Alternator out of compliance",

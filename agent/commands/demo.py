@@ -152,9 +152,16 @@ def main(args) -> int:
     print(f"  speed:  {args.speed:g}x ({args.speed / 86400:.2g} simulated days per second), {args.days} days",
           file=out)
     print("  alerts appear below as the agent raises them; Ctrl-C to stop", file=out, flush=True)
-    agent.alerts.add_listener(_printer(out))
+    states: dict[int, str] = {}
+    show = _printer(out)
+
+    def on_alert(a: dict) -> None:
+        states[a["id"]] = a["state"]
+        show(a)
+
+    agent.alerts.add_listener(on_alert)
     for a in agent.alerts.list(active_only=True):      # raised during start (component spec)
-        _printer(out)(dict(a, change="raised"))
+        on_alert(dict(a, change="raised"))
 
     car = _CarThread(sim_api, sim, channel, args.speed)
     car.start()
@@ -176,6 +183,6 @@ def main(args) -> int:
     finally:
         car.stop_event.set()
         car.join(5)
-    active = agent.alerts.list(active_only=True)
-    print(f"stopped: {len(active)} active alerts kept in {state / 'agent'}", file=out, flush=True)
+    active = sum(1 for st in states.values() if st != "cleared")
+    print(f"stopped: {active} active alerts kept in {state / 'agent'}", file=out, flush=True)
     return 1 if car.error is not None else rc

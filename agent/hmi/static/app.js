@@ -64,11 +64,12 @@ function explain(a) {
     line1.appendChild(el("b", null, fmt(x.projected_lifetime_cycles_30d) + " / " + fmt(x.rated_cycles, 0)));
     line1.appendChild(document.createTextNode(" cycles projected in 30 days (now " + fmt(x.lifetime_cycles) + ")."));
     why.appendChild(line1);
-    if (x.recent_mean_daily_cycles !== undefined) {
+    if (x.recent_mean_daily_cycles !== undefined && x.recent_mean_daily_cycles !== null) {
       const ratio = x.usage_vs_fleet;
       const cmp = ratio ? (ratio > 1.1 ? (ratio.toFixed(1) + "× the fleet norm") : ratio < 0.9 ? "below the fleet norm" : "about the fleet norm") : "";
+      const pct = (x.fleet_percentile !== undefined && x.fleet_percentile !== null) ? ", heavier than " + Math.round(x.fleet_percentile) + "% of the fleet" : "";
       why.appendChild(el("div", null, "Recent use " + fmt(x.recent_mean_daily_cycles, 2) + " cycles/day vs fleet "
-        + fmt(x.fleet_mean_daily_cycles, 2) + (cmp ? " — " + cmp : "") + "."));
+        + fmt(x.fleet_median_daily_cycles, 2) + (cmp ? " — " + cmp : "") + pct + "."));
     }
   } else {
     why.appendChild(el("div", null, x.note ? "Note: “" + x.note + "”" : "Component note"));
