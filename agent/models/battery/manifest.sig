@@ -1,0 +1,1 @@
+JA57SXok/w3BNJQKvBU4vpAVr8sTynizkcTDeX2xuzIVubK5cM5gk2ICNxj0Itf+4mL3jItw/hM6wKeBjy5TCw==

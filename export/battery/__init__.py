@@ -1,0 +1,1 @@
+"""Battery forecasting pipeline: fleet data, baselines, LSTM, search, ONNX export, evaluation."""

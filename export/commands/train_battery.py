@@ -1,0 +1,54 @@
+"""trey-export train battery [--data PATH] [--seed S] [--out BUNDLE_DIR] ...
+
+Without --data a fleet is generated from --seed/--batteries (the shipped bundle is
+`trey-export train battery --seed 7 --out agent/models/battery`). --data takes the raw CSV,
+a generator output directory (its truth file then enables the oracle) or a directory of
+CSVs such as the MQTT ingest dataset; all go through the agent's cleaning."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def configure(p) -> None:
+    p.add_argument("--data", default=None, help="raw history CSV or directory of CSVs (default: generate)")
+    p.add_argument("--batteries", type=int, default=400, help="fleet size when generating")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", default="agent/models/battery", help="bundle output directory")
+    p.add_argument("--artifacts", default="artifacts/battery", help="plots, reports, fp32 model, ...")
+    p.add_argument("--window", type=int, default=56)
+    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--lstm-budget", type=float, default=420, help="LSTM final training budget, seconds")
+    p.add_argument("--search-budget", type=float, default=180, help="model search budget, seconds")
+    p.add_argument("--exit-score", type=float, default=0.0, help="stop the search at this CV NRMSE")
+    p.add_argument("--hidden", type=int, default=None, help="LSTM hidden size (default: search's best)")
+    p.add_argument("--train-stride", type=int, default=4, help="days between training window origins")
+    p.add_argument("--max-per-battery", type=int, default=None, help="cap on training windows per battery")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (the build machine is shared)")
+    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                   help="MLflow tracking URI (default ./mlruns)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--key", default=None, help="ed25519 signing key (default: DEVELOPMENT key)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    from export.battery.pipeline import TrainConfig, run_training
+    cfg = TrainConfig(out=args.out, data=args.data, batteries=args.batteries, seed=args.seed,
+                      artifacts=args.artifacts, window=args.window, max_epochs=args.max_epochs,
+                      lstm_budget_s=args.lstm_budget, search_budget_s=args.search_budget,
+                      exit_score=args.exit_score, hidden=args.hidden, train_stride=args.train_stride,
+                      max_per_battery=args.max_per_battery, threads=args.threads,
+                      mlflow_uri=args.mlflow_uri, mlflow=not args.no_mlflow, key_path=args.key,
+                      progress=not args.no_progress)
+    s = run_training(cfg)
+    keep = ("naive_28d_mean", "seasonal_naive_weekly", "ridge_lags", "lstm", "exported_int8", "oracle")
+    print(json.dumps({"bundle": s["bundle"], "winner": s["winner"], "timings": s["timings"],
+                      "parity": s["parity"],
+                      "heldout": {k: {m: s["metrics_heldout"][k].get(m) for m in
+                                      ("nrmse", "sum30_mae", "gap_closed", "alert_precision", "alert_recall", "alert_f1")}
+                                  for k in keep if k in s["metrics_heldout"]},
+                      "leaderboard": [(e["model"], round(e["cv_nrmse"], 5)) for e in s["leaderboard"][:8]]},
+                     indent=1, default=float))
+    return 0
