@@ -82,6 +82,7 @@ class Pipeline:
         self.checkpoint_wall_s = checkpoint_wall_s
         self.frames = 0
         self.error_frames = 0
+        self.skipped = 0                # frames dropped while resuming (already processed before a restart)
         self._after_time = 0            # frames processed since the last time frame
         self._skip: tuple | None = None   # resume marker while skipping already-processed frames
         self._skip_left = -1
@@ -178,6 +179,7 @@ class Pipeline:
     def _skip_frame(self, msg) -> None:
         """Resuming: drop frames up to the checkpoint marker (vehicle time t, n frames after it)."""
         t0, n_after = self._skip
+        self.skipped += 1
         view = self.decoder.decode(msg)
         t = view.get(_CT) if view else None
         if t is not None:
@@ -197,7 +199,8 @@ class Pipeline:
     def _end_skip(self) -> None:
         self._skip = None
         self.decoder.counting = True
-        log.info("caught up with the checkpoint at vehicle time %s", self.rollup.clock)
+        log.info("caught up with the checkpoint at vehicle time %s (%d already-processed frames skipped)",
+                 self.rollup.clock, self.skipped)
 
     def poll(self, timeout: float = 0.5, max_frames: int = 1000) -> int:
         """Receive up to max_frames (waiting up to timeout for the first) and process them."""
