@@ -4,7 +4,9 @@
    store calls) while the broker is down; then a private mosquitto starts with a QoS 1
    subscriber and we time the agent draining the outbox to empty (PUBACK-confirmed, rows
    deleted), for a few in-flight windows.
-2. Bytes per car per day on the wire: a byte-counting TCP relay sits between the agent and
+2. End to end: a full outbox (fleet-like rows: 1,000 batteries per date) drained through the broker into 1 or 2 ingest workers
+   (shared subscription, fsync per batch, msg_id ledger), timed until the last row is durable.
+3. Bytes per car per day on the wire: a byte-counting TCP relay sits between the agent and
    the broker; we measure one connection (CONNECT, SUBSCRIBE, retained status, clean
    offline status, DISCONNECT) and 30 days of daily rows plus a few alert changes, both
    directions, MQTT 5 over plain TCP (TLS adds ~22-29 bytes per record + the handshake).
@@ -53,10 +55,10 @@ def _store(state: Path):
     return StateStore(state)
 
 
-def _row(day: int) -> dict:
+def _row(day: int, battery: str = "BAT-0001234") -> dict:
     from agent.schema import DAILY_COLUMNS
     r = {c: None for c in DAILY_COLUMNS}
-    r.update(Date=(dt.date(2025, 1, 1) + dt.timedelta(days=day)).isoformat(), Battery_ID="BAT-0001234",
+    r.update(Date=(dt.date(2025, 1, 1) + dt.timedelta(days=day)).isoformat(), Battery_ID=battery,
              Battery_Age_Days=400 + day, Number_Of_Trips=3, Daily_Trip_Duration=52.25,
              Daily_Cycles_Used=0.3712, Lifetime_Cycles_Used=151.2043 + day * 0.37, Battery_Rated_Cycles=200,
              Min_Cranking_Voltage=10.412, Resting_Voltage=12.581, Min_Temperature=3.0, Max_Temperature=17.0)
@@ -101,6 +103,40 @@ def drain_rate(rows: int, window: int) -> float:
         p.wait()
         assert_ok = got[0] >= rows
         return rows / dt_s if assert_ok else float("nan")
+
+
+def end_to_end_rate(rows: int, workers: int = 1) -> float:
+    """Full outbox -> broker -> `workers` ingest workers (durable, deduplicated CSV)."""
+    from agent.config import config_from_dict
+    from agent.sync import Sync
+    from export.ingest import IngestWorker
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        p, port = _broker(tmp)
+        cfg = config_from_dict({"vehicle": {"id": "BENCH-2"}, "state": {"dir": str(tmp / "state")},
+                                "mqtt": {"host": "127.0.0.1", "port": port, "max_inflight": 100}})
+        store = _store(tmp / "state")
+        sync = Sync(cfg, store)
+        with store.transaction() as conn:      # a fleet's day: many batteries, few dates
+            for i in range(rows):
+                sync._row_hook(conn, _row(i // 1000, f"BAT-{i % 1000:06d}"))
+        ws = [IngestWorker("127.0.0.1", port, tmp / "ds", worker_id=f"w{i}").start() for i in range(workers)]
+        while not all(w.connected for w in ws):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        sync.start()
+        deadline = time.monotonic() + 300
+        while sum(w.writer.written["daily"] for w in ws) < rows and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dt_s = time.perf_counter() - t0
+        done = sum(w.writer.written["daily"] for w in ws)
+        sync.stop()
+        for w in ws:
+            w.stop()
+        p.terminate()
+        p.wait()
+        return done / dt_s
 
 
 class _Relay:
@@ -201,6 +237,10 @@ def main(argv=None) -> None:
     for window in (20, 100):
         rate = drain_rate(args.rows, window)
         print(f"sync drain: {args.rows} outbox messages -> local mosquitto, window {window}: {rate:,.0f} msg/s")
+    for workers in (1, 2):
+        rate = end_to_end_rate(args.rows, workers)
+        print(f"sync end to end: outbox -> mosquitto -> {workers} ingest worker(s), fsynced + deduplicated: "
+              f"{rate:,.0f} msg/s")
     w = wire_bytes()
     print(f"sync wire: {w['per_daily_row']:.0f} B per daily row, {w['per_alert_change']:.0f} B per alert change "
           f"(with a 30-day forecast in its explanation), {w['per_connection']:.0f} B per connection "

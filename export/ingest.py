@@ -218,6 +218,7 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
         self.connected = False
         self.received = 0
+        self.write_errors = 0
         self.rejected: dict[str, int] = {}
         self.client = self._make_client()
 
@@ -266,12 +267,31 @@ class IngestWorker:
     def flush(self) -> int:
         if not self._pending:
             return 0
-        batch, self._pending = self._pending, []
+        batch = self._pending
         n = self.writer.write([(k, v, o) for _, _, k, v, o in batch])
+        self._pending = []
         for mid, qos, *_ in batch:          # durable now: only then acknowledge
             if qos > 0:
                 self.client.ack(mid, qos)
         return n
+
+    def _safe_flush(self) -> bool:
+        """flush(); on a write failure nothing is acked: drop the batch and reconnect so the
+        broker redelivers it (persistent session) once the disk/ledger is usable again."""
+        try:
+            self.flush()
+            return True
+        except Exception:
+            log.exception("ingest: write failed; %d messages left un-acknowledged for redelivery",
+                          len(self._pending))
+            self._pending = []
+            self.write_errors += 1
+            try:
+                self.client.disconnect()
+            except Exception:
+                pass
+            self._stop.wait(1.0)
+            return False
 
     def run(self) -> None:
         import paho.mqtt.client as mqtt
@@ -279,6 +299,7 @@ class IngestWorker:
         from paho.mqtt.properties import Properties
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry
+        props.ReceiveMaximum = max(1, min(self.batch_max, 65535))   # un-acked messages the broker may send
         delay = 0.2
         while not self._stop.is_set():
             try:
@@ -290,14 +311,18 @@ class IngestWorker:
                 continue
             delay = 0.2
             while not self._stop.is_set():
+                before = self.received
                 rc = self.client.loop(timeout=0.05)
-                if self._pending and (len(self._pending) >= self.batch_max
+                # Write a batch as soon as the broker pauses (it only sends up to its in-flight
+                # window of un-acked messages, so waiting longer would not grow the batch).
+                if self._pending and (len(self._pending) >= self.batch_max or self.received == before
                                       or time.monotonic() - self._pending_since >= self.flush_s):
-                    self.flush()
+                    if not self._safe_flush():
+                        break
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     break
             # Received-but-unacked messages: writing them is safe (dedup makes a redelivery harmless).
-            self.flush()
+            self._safe_flush()
             if self._stop.is_set():
                 try:
                     self.client.loop(timeout=0.1)     # push the last PUBACKs out
@@ -322,7 +347,8 @@ class IngestWorker:
 
     def stats(self) -> dict:
         return {"worker": self.worker_id, "received": self.received, "written": dict(self.writer.written),
-                "duplicates": self.writer.duplicates, "rejected": dict(self.rejected)}
+                "duplicates": self.writer.duplicates, "rejected": dict(self.rejected),
+                "write_errors": self.write_errors}
 
 
 # ---------------------------------------------------------------------------- readers
