@@ -66,7 +66,23 @@ def open_bus(can_cfg, frame_ids=None) -> can.BusABC:
         kw["sleep_after_open"] = 0
     elif iface not in ("virtual",):
         kw["bitrate"] = can_cfg.bitrate
-    return can.Bus(interface=iface, channel=ch, **kw)
+    bus = can.Bus(interface=iface, channel=ch, **kw)
+    if iface == "udp_multicast":
+        _grow_rcvbuf(bus)
+    return bus
+
+
+def _grow_rcvbuf(bus, size: int = 4 << 20) -> None:
+    """UDP has no back-pressure: with the default ~200 kB socket buffer a 50 ms scheduling hiccup
+    at a few thousand frames/s loses datagrams. Ask for more (capped by net.core.rmem_max)."""
+    import socket
+    sock = getattr(getattr(bus, "_multicast", None), "_socket", None)
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    except OSError:
+        log.debug("could not enlarge the UDP receive buffer", exc_info=True)
 
 
 class Pipeline:

@@ -104,3 +104,33 @@ def test_big_endian_dbc_uses_generic_path(tmp_path):
     assert dec.decode(_msg(300, msg.encode({"Volt": 40.0, "TempF": 68}, strict=False))) is None
     assert dec.counts["out_of_range"] == 1
     assert dec.decode(_msg(301, (1700000000).to_bytes(4, "little")))[S.CURRENT_TIME] == 1700000000
+
+
+def test_random_garbage_never_crashes_and_every_frame_is_accounted(smap):
+    from agent.reader import Pipeline
+    from can_sim import Simulator
+
+    rng = random.Random(17)
+    ids = list(smap.frame_ids) + [0x001, 0x123, 0x7FF, 0x1ABCDE]
+    good = [m for _, m in Simulator("healthy", seed=2, days=3).frames()]
+    frames = []
+    for m in good:
+        frames.append(m)
+        if rng.random() < 0.5:
+            fid = rng.choice(ids)
+            n = rng.randint(0, 8)
+            frames.append(can.Message(arbitration_id=fid, is_extended_id=fid > 0x7FF or rng.random() < 0.05,
+                                      is_remote_frame=rng.random() < 0.05, dlc=n,
+                                      data=bytes(rng.getrandbits(8) for _ in range(n))))
+    for m in frames:
+        if m.is_remote_frame:
+            m.data = bytearray()
+    p = Pipeline(smap, None)
+    p.feed_many(frames)
+    c = p.counters()
+    ref = Decoder(smap, fast=False)
+    decoded = sum(ref.decode(m) is not None for m in frames)
+    assert c["frames"] == len(frames)
+    assert decoded + sum(c[k] for k in ("unknown_id", "bad_dlc", "out_of_range", "undecodable")) == len(frames)
+    assert c == {**ref.counts, "no_time": 0, "frames": len(frames), "error_frames": 0}
+    assert min(c["unknown_id"], c["bad_dlc"], c["out_of_range"]) > 0
