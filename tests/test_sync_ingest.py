@@ -124,3 +124,21 @@ def test_two_workers_split_load_exactly_once_with_sigterm_restart(tmp_path, make
     open_v = (summ / "vehicles_open_alerts.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in open_v[1:]) == ["CAR-0", "CAR-1", "CAR-2"]
     assert (summ / "fleet_alerts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ledger_survives_restart_and_torn_batch_is_cut(tmp_path):
+    from export.ingest import DatasetWriter
+    from tests.sync_support import make_row
+    p1, p2 = T.daily_payload("CAR-1", make_row("B", 0)), T.daily_payload("CAR-1", make_row("B", 1))
+    w = DatasetWriter(tmp_path, "w1")
+    assert w.write([("daily", "CAR-1", p1)]) == 1
+    w.close()
+    part = daily_files(tmp_path)[0]
+    committed = part.read_bytes()
+    part.write_bytes(committed + b"2025-01-01,B,10")       # a crash between append and commit
+    w = DatasetWriter(tmp_path, "w1")                      # restart: the torn tail is cut
+    assert part.read_bytes() == committed
+    assert w.write([("daily", "CAR-1", p1), ("daily", "CAR-1", p1)]) == 0   # redelivered: already in the ledger
+    assert w.write([("daily", "CAR-1", p2)]) == 1
+    w.close()
+    assert list(read_daily(tmp_path)["Date"]) == ["2025-01-01", "2025-01-02"]
