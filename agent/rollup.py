@@ -189,7 +189,7 @@ class DailyRollup:
             t0, bid, day = self.trip
             self.trip = None
             a0 = self.open.get((bid, day))
-            (a0 if a0 is not None else a).trip_s += self.clock - t0
+            (a0 if a0 is not None else a).trip_s += max(0.0, self.clock - t0)   # clock stepped back: 0
 
     def _voltage(self, v: float) -> None:
         if self.bid is None:
