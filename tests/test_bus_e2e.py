@@ -154,3 +154,28 @@ def test_restart_mid_log_resumes_exactly_and_new_battery_history(smap, tmp_path,
         assert {k: p.store.counters()[k] for k in sim.faults()} == sim.faults()
     p.store.close()
     ref.store.close()
+
+
+def test_without_throughput_counter_the_agent_integrates_current(tmp_path):
+    """Another vehicle without the IBS counter: the map leaves ChargeThroughput out, the agent integrates
+    |current| over vehicle time. Its samples are the frame sets (60 s driving, hourly parked), so the
+    cycles are an approximation of the counter's truth; trips are still exact."""
+    from agent.signal_map import DEFAULT_SIGNAL_MAP
+    text = DEFAULT_SIGNAL_MAP.read_text()
+    start = text.index('[signals."Vehicle.LowVoltageBattery.ChargeThroughput"]')
+    end = text.index("[signals.", start + 1)
+    (tmp_path / "map.toml").write_text(text[:start] + text[end:])
+    sm = load_signal_map(None, tmp_path / "map.toml")
+    assert not sm.has("Vehicle.LowVoltageBattery.ChargeThroughput")
+    sim = Simulator("aging", seed=7, days=60, battery_age_days=100)
+    p = Pipeline(sm, StateStore(tmp_path / "state"))
+    p.feed_many(m for _, m in sim.frames())
+    p.close()
+    rows, truth = p.store.history(), sim.truth()
+    assert [r["Number_Of_Trips"] for r in rows] == [t["Number_Of_Trips"] for t in truth]
+    got, want = sum(r["Daily_Cycles_Used"] for r in rows), sum(t["Daily_Cycles_Used"] for t in truth)
+    assert got == pytest.approx(want, rel=0.08)
+    # no counter: the agent cannot know the battery's past, its lifetime starts at 0 and only climbs
+    assert rows[-1]["Lifetime_Cycles_Used"] == pytest.approx(got)
+    assert p.counters()["unknown_id"] > 0              # the throughput frames are now someone else's
+    p.store.close()
