@@ -3,6 +3,7 @@ process, SIGKILL + restart, slcan through a pty pair, socketcan with kernel filt
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -107,6 +108,9 @@ def test_sim_process_to_agent_process_over_udp_multicast(tmp_path):
     st = StateStore(state)
     assert {k: v for k, v in st.counters().items() if k in ("bad_dlc", "out_of_range", "undecodable")} == \
         {"bad_dlc": 0, "out_of_range": 0, "undecodable": 0}
+    jl = subprocess.run([sys.executable, "-m", "agent", "history", "--state", str(state), "--format", "jsonl"],
+                        cwd=ROOT, env=ENV, capture_output=True, text=True, check=True).stdout
+    assert [json.loads(line) for line in jl.splitlines()] == st.history()
     st.close()
 
 
@@ -228,3 +232,14 @@ def test_socketcan_vcan0_kernel_filters(tmp_path):
     assert diff_rows(store.history(), sim.truth()) == []
     assert sim.faults()["unknown_id"] > 0 and store.counters()["unknown_id"] == 0   # filtered in the kernel
     store.close()
+
+
+def test_cli_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[vehicle]\nid = "T"\n[can]\ninterface = "virtual"\nportt = 5\n[state]\ndir = "x"\n')
+    r = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(bad)], cwd=ROOT, env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "can.portt" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "agent", "history", "--state", str(tmp_path / "none")], cwd=ROOT,
+                       env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no agent state" in r.stderr
