@@ -110,6 +110,7 @@ class Pipeline:
             self.rollup = DailyRollup.restore(snap["rollup"])
             self.decoder.counts.update({k: int(v) for k, v in snap.get("counts", {}).items() if k in REASONS})
             self.frames = int(snap.get("frames", 0))
+            self.error_frames = int(snap.get("error_frames", 0))
             if snap.get("marker") and snap["marker"][0] is not None:
                 self._skip = tuple(snap["marker"])
                 self.decoder.counting = False
@@ -249,7 +250,7 @@ class Pipeline:
     # ---- persistence -----------------------------------------------------------------------
     def _state(self) -> dict:
         return {"v": 1, "rollup": self.rollup.snapshot(), "counts": dict(self.decoder.counts),
-                "frames": self.frames,
+                "frames": self.frames, "error_frames": self.error_frames,
                 # Without a vehicle-time signal there is nothing to recognise a re-fed frame by.
                 "marker": [self.rollup.clock, self._after_time] if self.has_time else None}
 
