@@ -428,15 +428,19 @@ class Sync:
             if files.get(B.SIGNATURE, b"").strip() != ann["signature"].encode():
                 raise B.BundleError("announced signature differs from the bundle's manifest.sig")
             keys = self._trusted_keys if self._trusted_keys is not None else B.DEV_TRUSTED_KEYS
+            if not (isinstance(keys, list) and keys and not isinstance(keys[0], (str, bytes)) and
+                    not hasattr(keys[0], "__fspath__")):
+                keys = B.load_trusted_keys(keys)     # paths (files/dirs) -> key objects
             bundle = B.verify_files(files, keys, f"announcement:{name}")
-            if bundle.name != name or bundle.version != ann["version"]:
-                raise B.BundleError(f"bundle is {bundle.name}@{bundle.version}, announced {name}@{ann['version']}")
+            if bundle.version != ann["version"]:    # {name} in the topic is the model slot, not the manifest name
+                raise B.BundleError(f"bundle is version {bundle.version}, announced {ann['version']}")
+            outcome["bundle"] = bundle.name
             if self.on_bundle is None:
                 raise B.BundleError("no bundle handler")
             if not self.on_bundle(name, files):
                 raise B.BundleError("the agent refused to load it")
-        except B.BundleError as exc:
-            outcome.update(outcome="refused", reason=str(exc)[:200])
+        except Exception as exc:            # BundleError, or the daemon failing to load it
+            outcome.update(outcome="refused", reason=str(exc)[:200] or type(exc).__name__)
             self._reject("model:refused", f"{name}@{ann['version']}: {exc}")
             log.error("model %s@%s refused: %s", name, ann["version"], exc)
         else:

@@ -23,6 +23,9 @@ Payloads:
              (the spec-document shape of agent/schema.py plus the envelope)
   ack        {schema, msg_id, vehicle_id, alert_id: int, by?: str}
   model      {schema, msg_id, name, version, sha256, signature, bundle}
+             name      = the model slot the bundle is for (battery | compliance), = topic level;
+                         the manifest's own name may differ (e.g. "battery-forecaster")
+             version   = must equal the manifest's version
              bundle    = base64 of the bundle tar (agent.bundle format)
              sha256    = hex sha256 of the decoded tar bytes (transport integrity)
              signature = base64 ed25519 over manifest.json, i.e. the bundle's manifest.sig

@@ -1,0 +1,94 @@
+"""The real daemon (agent.daemon.Agent, in-process) with [mqtt]: a model announcement with a
+wrong signature is refused and the current model keeps forecasting; a correctly signed one is
+verified, swapped in and used by the next forecast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import uuid
+
+from agent import topics as T
+from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEV_TRUSTED_KEYS
+from agent.config import load_config
+from tests.sync_support import wait_until
+
+VID = "CAR-MODEL"
+
+
+def signed_copy(tmp, version: str, key_path=None) -> tuple[bytes, str]:
+    """The shipped battery bundle re-versioned and re-signed (dev key unless key_path)."""
+    from export.bundle import sign_dir, tar_bundle
+    d = tmp / f"battery-{version}"
+    shutil.copytree(DEFAULT_BATTERY_BUNDLE, d)
+    m = json.loads((d / "manifest.json").read_text())
+    m["version"] = version
+    (d / "manifest.json").write_text(json.dumps(m))
+    sign_dir(d, key_path)
+    return tar_bundle(d), (d / "manifest.sig").read_text().strip()
+
+
+def test_announced_model_verified_swapped_and_used_by_next_forecast(tmp_path, broker):
+    import paho.mqtt.client as mqtt
+    from agent.daemon import Agent
+    from can_sim import Simulator, open_bus, send_stream
+    from export.bundle import generate_keypair
+
+    channel = f"sync-{uuid.uuid4().hex[:8]}"
+    cfg_path = tmp_path / "agent.toml"
+    cfg_path.write_text("\n".join([
+        "[vehicle]", f'id = "{VID}"',
+        "[can]", 'interface = "virtual"', f'channel = "{channel}"',
+        "[state]", f'dir = "{tmp_path / "state"}"',
+        "[hmi]", "enabled = false",
+        # explicit trusted keys (the shipped DEVELOPMENT key)
+        "[models]", f'trusted_keys = ["{DEV_TRUSTED_KEYS}"]',
+        "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}",
+    ]) + "\n")
+    agent = Agent(load_config(cfg_path), install_signals=False)
+    agent.start()
+    loop = threading.Thread(target=agent.run, daemon=True)
+    loop.start()
+    bus = open_bus("virtual", channel)
+    cloud = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cloud-models", protocol=mqtt.MQTTv5)
+    cloud.connect(broker.host, broker.port)
+    cloud.loop_start()
+    try:
+        shipped, label = agent.battery_slot.bundle.version, agent.battery_slot.bundle.name
+        sim = Simulator("healthy", seed=5, days=66, battery_age_days=200, drive_period_s=300)
+        frames = list(sim.frames())
+        cut = sim.start_epoch + 62 * 86400
+        send_stream(bus, [f for f in frames if f[0] <= cut], speed=None)   # midnight set closes day 61
+        wait_until(lambda: (agent.battery().get("forecast") or {}).get("as_of") == sim.truth()[61]["Date"], 60,
+                   what=f"forecast after 62 days: {agent.battery().get('forecast')}")
+        assert agent.battery()["forecast"]["model"] == f"{label}@{shipped}"
+        assert agent.battery()["forecast"]["fallback"] is None            # the model itself forecast
+
+        # 1. signed with an untrusted key: refused before the daemon sees it; old model serves
+        generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
+        tar, sig = signed_copy(tmp_path, "66.0.0-rogue", tmp_path / "rogue.pem")
+        cloud.publish(T.model_topic("battery"), T.encode(T.model_announcement("battery", "66.0.0-rogue", tar, sig)),
+                      qos=1, retain=True).wait_for_publish(5)
+        wait_until(lambda: agent.sync.status()["models"].get("battery", {}).get("outcome") == "refused", 20,
+                   what="rogue bundle refused")
+        assert agent.battery_slot.bundle.version == shipped
+
+        # 2. correctly signed: verified, swapped, used by the next forecast
+        tar, sig = signed_copy(tmp_path, "77.0.0-test")
+        cloud.publish(T.model_topic("battery"), T.encode(T.model_announcement("battery", "77.0.0-test", tar, sig)),
+                      qos=1, retain=True).wait_for_publish(5)
+        wait_until(lambda: agent.sync.status()["models"]["battery"].get("outcome") == "installed", 20,
+                   what=f"good bundle installed: {agent.sync.status()['models']}")
+        assert agent.battery_slot.bundle.version == "77.0.0-test"
+        send_stream(bus, [f for f in frames if f[0] > cut], speed=None)
+        last = sim.truth()[-1]["Date"]
+        wait_until(lambda: agent.battery()["forecast"]["as_of"] == last, 60, what="next forecast")
+        assert agent.battery()["forecast"]["model"] == f"{label}@77.0.0-test"
+        cloud.publish(T.model_topic("battery"), b"", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        cloud.loop_stop()
+        cloud.disconnect()
+        agent.request_stop()
+        loop.join(10)
+        bus.shutdown()
