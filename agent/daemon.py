@@ -108,7 +108,9 @@ class ModelSlot:
             serving = f"{self.bundle.name}@{self.bundle.version}" if self.bundle else "nothing"
             log.error("%s bundle refused (%s); still serving %s", self.kind, exc, serving)
             return False
-        self._current = (model, b)
+        # Keep the manifest (identity, version) but not the file bytes: the session has
+        # its own copy of the model, and every MB counts on a head unit.
+        self._current = (model, bundle_mod.Bundle(b.source, b.manifest, {}))
         self._signature = sig
         self.loaded_at = utc_now()
         self.last_error = ""
@@ -395,7 +397,9 @@ class Agent:
             self.alerts.raise_or_update(
                 f"battery:{bid}", "battery", "critical" if n <= 7 else "warning",
                 title="Battery service needed",
-                message=f"Battery expected to reach end of life in about {n} days — schedule a service appointment",
+                message=(f"Battery expected to reach end of life in about {n} day{'s' if n != 1 else ''} — "
+                         "schedule a service appointment") if n > 0 else
+                        "Battery has reached the end of its rated life — schedule a service appointment",
                 explanation=expl, vehicle_date=date)
         if self.hmi:
             self.hmi.events.publish("battery", self.battery())

@@ -46,6 +46,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Never block the main loop on a receiver that does not read (a full
+                # datagram queue would otherwise stall frame processing): drop instead.
+                self._sock.setblocking(False)
             self._sock.sendto("\n".join(fields).encode(), self._target())
             return True
         except OSError as exc:

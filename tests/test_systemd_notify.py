@@ -91,3 +91,21 @@ def test_no_notify_socket_is_harmless(tmp_path):
             proc.wait()
     assert "sd_notify" in (tmp_path / "agent.log").read_text()
     assert os.path.exists(tmp_path / "state")
+
+
+def test_notify_never_blocks_on_a_reader_that_does_not_read(tmp_path):
+    # A datagram queue nobody drains fills up; a blocking sendto would then stall the
+    # main loop (frames, watchdog). The notifier drops instead.
+    from agent.notify import Notifier
+    sock_path = tmp_path / "full.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    try:
+        n = Notifier(address=str(sock_path), watchdog_usec="", watchdog_pid="")
+        t0 = time.monotonic()
+        results = [n.status(f"frame batch {i}") for i in range(3000)]
+        assert time.monotonic() - t0 < 2.0
+        assert results[0] is True and results.count(False) > 0      # the queue filled, later ones dropped
+        n.close()
+    finally:
+        sock.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 import queue
 import re
@@ -74,7 +75,7 @@ class EventHub:
             return len(self._clients)
 
     def publish(self, event: str, data) -> None:
-        payload = json.dumps(data, separators=(",", ":"), default=str)
+        payload = dumps(data)
         with self._lock:
             clients = list(self._clients)
         for q in clients:
@@ -112,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, obj) -> None:
-        self._send(status, json.dumps(obj, default=str).encode(), "application/json")
+        self._send(status, dumps(obj).encode(), "application/json")
 
     def _error(self, status: int, message: str, extra: dict | None = None) -> None:
         self.hmi.count_error(status)
@@ -257,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             self.wfile.write(b"retry: 2000\n\n")
-            self.wfile.write(_sse("health", json.dumps(self.hmi.api.health(), default=str)))
+            self.wfile.write(_sse("health", dumps(self.hmi.api.health())))
             self.wfile.flush()
             while not hub.closed.is_set():
                 try:
@@ -272,6 +273,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         finally:
             hub.unsubscribe(q)
+
+
+def _finite(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def dumps(obj) -> str:
+    """JSON for browsers: NaN/Infinity (not JSON) become null."""
+    try:
+        return json.dumps(obj, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), default=str, allow_nan=False)
 
 
 def _sse(event: str, payload: str) -> bytes:

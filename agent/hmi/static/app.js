@@ -118,6 +118,9 @@ function renderBattery(b) {
     eol.textContent = b.battery_id ? "collecting data" : "–";
   }
   drawChart(b);
+  const hasData = (b.history || []).length > 0;
+  $("chart-empty").classList.toggle("hidden", hasData);
+  $("fc-meta").textContent = f ? ("as of " + (f.as_of || b.as_of || "") + (f.fallback ? " · short history" : "")) : "";
 }
 function drawChart(b) {
   const svg = $("chart");

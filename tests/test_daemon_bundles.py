@@ -1,0 +1,152 @@
+"""Model bundles in the running agent: a tampered or wrongly signed bundle is refused while the
+previous model keeps serving; a good new bundle replaces it (file swapped in place, or
+SIGHUP); a swap never exposes a half-built model to inference."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import tarfile
+import threading
+
+import pytest
+
+from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, MANIFEST, MODEL, verify_bundle
+from tests.daemon_support import (agent_config, hmi_port, http, start_agent_process, stop_process, wait_for,
+                                  wait_ready, write_spec)
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),
+                                reason="shipped compliance bundle agent/models/compliance not built yet")
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _place(path, data: bytes) -> None:
+    """Replace the bundle file atomically (what an installer does)."""
+    tmp = path.with_suffix(".partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _resigned(tmp_path, version: str, key=None) -> bytes:
+    """The shipped compliance bundle with a new version, re-signed (dev key by default)."""
+    from export.bundle import sign_dir
+    d = tmp_path / f"b-{version}"
+    shutil.copytree(DEFAULT_COMPLIANCE_BUNDLE, d)
+    m = json.loads((d / MANIFEST).read_text())
+    m["version"] = version
+    (d / MANIFEST).write_text(json.dumps(m))
+    sign_dir(d, key)
+    return _tar({f.name: f.read_bytes() for f in d.iterdir()})
+
+
+def test_bad_bundles_refused_good_ones_swapped(tmp_path):
+    from export.bundle import generate_keypair
+    shipped = {f.name: f.read_bytes() for f in DEFAULT_COMPLIANCE_BUNDLE.iterdir() if f.is_file()}
+    bundle_path = tmp_path / "compliance.tar"
+    bundle_path.write_bytes(_tar(shipped))
+    spec = write_spec(tmp_path / "components.jsonl")
+    cfg = agent_config(tmp_path, spec=spec, compliance=str(bundle_path))
+    port = hmi_port(cfg)
+    log = tmp_path / "agent.log"
+    api = f"http://127.0.0.1:{port}/api"
+    proc = start_agent_process(cfg, log_path=log)
+
+    def model():
+        return http("GET", f"{api}/health")[1]["models"]["compliance"]
+
+    try:
+        wait_ready(port, proc, log)
+        first = model()
+        assert first["sha256"] == verify_bundle(DEFAULT_COMPLIANCE_BUNDLE).sha256 and first["refused"] == 0
+
+        # 1. Tampered model bytes (signature still fine, hash not): refused on SIGHUP.
+        tampered = dict(shipped)
+        body = bytearray(tampered[MODEL])
+        body[len(body) // 2] ^= 0xFF
+        tampered[MODEL] = bytes(body)
+        _place(bundle_path, _tar(tampered))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: model()["refused"] >= 1, 10, what="tampered bundle refused")
+        m = model()
+        assert m["sha256"] == first["sha256"] and "sha256 mismatch" in m["last_error"]
+        # ... and the old model keeps serving: a new note (SIGHUP re-reads the spec) is classified.
+        with open(spec, "a") as fh:
+            fh.write(json.dumps({"vin": "WVWZZZ1JZXW000001", "components": [
+                {"component": "fuel pump", "note": "manufactured in 1979 made of iron in poor condition"}]}) + "\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(c["component"] == "fuel pump" and not c["compliant"]
+                             for c in http("GET", f"{api}/components")[1]), 10, what="new note classified")
+        assert any(a["title"].lower().startswith("fuel pump") for a in http("GET", f"{api}/alerts")[1])
+
+        # 2. Signed by a key the car does not trust: refused, picked up by the file poll.
+        generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
+        refused = model()["refused"]
+        _place(bundle_path, _resigned(tmp_path, "6.6.6-rogue", key=tmp_path / "rogue.pem"))
+        wait_for(lambda: model()["refused"] > refused, 10, what="rogue bundle refused")
+        assert model()["sha256"] == first["sha256"] and "signature" in model()["last_error"]
+
+        # 3. A good new version dropped in place: loaded, notes re-classified with it.
+        _place(bundle_path, _resigned(tmp_path, "9.9.9-test"))
+        wait_for(lambda: model()["version"] == "9.9.9-test", 10, what="new bundle loaded")
+        assert model()["last_error"] == ""
+        wait_for(lambda: all(c["model"].endswith("@9.9.9-test") for c in http("GET", f"{api}/components")[1]),
+                 10, what="components re-classified with the new model")
+        text = log.read_text()
+        assert text.count("compliance bundle refused") >= 3 and "still serving" in text
+    finally:
+        rc, _ = stop_process(proc)
+    assert rc == 0
+
+
+def test_swap_is_atomic_under_concurrent_inference(tmp_path):
+    """Inference threads hammer the slot while it is swapped back and forth; every call
+    sees a complete model (valid verdicts) and its label matches the model used."""
+    from agent.daemon import ModelSlot, _compliance_factory
+    a = tmp_path / "a.tar"
+    a.write_bytes(_resigned(tmp_path, "1.0.0-a"))
+    b_bytes = _resigned(tmp_path, "2.0.0-b")
+    a_bytes = a.read_bytes()
+    slot = ModelSlot("compliance", a, None, _compliance_factory)
+    assert slot.load()
+    notes = ["manufactured in 1985 made of steel in fair condition",
+             "manufactured in 2019 made of carbon fiber in new condition"]
+    errors, calls = [], [0]
+    stop = threading.Event()
+
+    def infer():
+        while not stop.is_set():
+            try:
+                clf, label = slot.current()
+                out = clf.classify(notes)
+                assert len(out) == 2 and not out[0]["compliant"] and out[1]["compliant"], out
+                assert label in ("compliance@1.0.0-a", "compliance@2.0.0-b") or label.endswith(("1.0.0-a", "2.0.0-b"))
+                calls[0] += 1
+            except Exception as exc:   # collected, asserted below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=infer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(8):
+            _place(a, b_bytes if i % 2 == 0 else a_bytes)
+            assert slot.load()
+            assert slot.bundle.version == ("2.0.0-b" if i % 2 == 0 else "1.0.0-a")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors, errors[:3]
+    assert calls[0] > 0
