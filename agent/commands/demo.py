@@ -56,11 +56,20 @@ def _components_spec(state: Path) -> Path:
 
 def _printer(out):
     lock = threading.Lock()
+    last_days: dict[int, int] = {}
 
     def show(alert: dict) -> None:
         change = alert.get("change")
-        if change not in ("raised", "cleared", "acknowledged") and not (
-                change == "updated" and alert["kind"] == "battery"):
+        if change == "updated":
+            # The battery alert is updated every simulated day: print it weekly-ish only.
+            days = (alert.get("explanation") or {}).get("days_to_rated")
+            prev = last_days.get(alert["id"])
+            due = prev is None or prev - days >= 5 or (days == 0 and prev != 0)
+            if alert["kind"] != "battery" or days is None or not due:
+                return
+        if alert["kind"] == "battery":
+            last_days[alert["id"]] = (alert.get("explanation") or {}).get("days_to_rated") or 0
+        if change not in ("raised", "updated", "cleared", "acknowledged"):
             return
         day = alert.get("vehicle_date") or ""
         tag = {"battery": "BATTERY", "compliance": "COMPLIANCE"}[alert["kind"]]

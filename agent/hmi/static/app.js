@@ -40,7 +40,7 @@ function alertCard(a) {
   head.appendChild(el("div", "icon", a.kind === "battery" ? "⚡" : "!"));
   const txt = el("div", "txt");
   const title = el("div", "title", a.title);
-  const badge = el("span", "badge " + a.state, a.state);
+  const badge = el("span", "badge " + a.state, a.state === "acknowledged" ? "acknowledged" : "active");
   badge.dataset.role = "state";
   title.appendChild(badge);
   txt.appendChild(title);
@@ -97,7 +97,7 @@ function upsertAlert(a) {
 
 // ---------------------------------------------------------------- battery
 function renderBattery(b) {
-  $("battery-id").textContent = b.battery_id ? "· " + b.battery_id : "";
+  $("battery-id").textContent = b.battery_id ? "· ID " + b.battery_id : "";
   const life = b.lifetime_cycles, rated = b.rated_cycles;
   const pct = (life !== null && rated) ? Math.min(100, 100 * life / rated) : null;
   $("life-pct").textContent = pct === null ? "–" : Math.round(pct) + "%";
