@@ -47,6 +47,7 @@ RECV_TIMEOUT_S = 0.25        # main loop wake-up when the bus is silent (idle CP
 BUNDLE_POLL_S = 2.0          # how often bundle paths are checked for in-place replacement
 HEALTH_PUSH_S = 2.0          # SSE health refresh while HMI clients are connected
 HISTORY_DAYS_SHOWN = 30
+MAX_BUS_ERRORS = 20          # consecutive receive failures (~10 s) before exiting for a restart
 
 
 class ModelSlot:
@@ -243,7 +244,20 @@ class Agent:
 
     def step(self) -> int:
         """Receive and process one batch of frames (blocks up to RECV_TIMEOUT_S)."""
-        n = self.pipeline.poll(timeout=RECV_TIMEOUT_S, max_frames=BATCH_MAX)
+        try:
+            n = self.pipeline.poll(timeout=RECV_TIMEOUT_S, max_frames=BATCH_MAX)
+            self._bus_errors = 0
+        except Exception as exc:
+            # A bus that hiccups (interface down, adapter unplugged) is retried; one that
+            # stays broken ends the process non-zero so systemd restarts it (the watchdog
+            # would otherwise be fed by a loop that does nothing useful).
+            self._bus_errors = getattr(self, "_bus_errors", 0) + 1
+            if self._bus_errors == 1:
+                log.error("bus receive failed: %s (retrying)", exc)
+            if self._bus_errors >= MAX_BUS_ERRORS:
+                raise RuntimeError(f"bus failing for {MAX_BUS_ERRORS} attempts: {exc}") from exc
+            self._stop.wait(0.5)
+            n = 0
         if n:
             self.frames += n
             self.batches += 1
@@ -297,12 +311,12 @@ class Agent:
                                             (self.compliance_slot, new.models.compliance, bundle_mod.DEFAULT_COMPLIANCE_BUNDLE)):
                     slot.path, slot.trusted_keys = Path(path or default), trusted
                 logging.getLogger().setLevel(new.log.level.upper())
-                spec_changed = new.components != self.cfg.components
                 self.cfg = new
-                if spec_changed and new.components.spec:
-                    self.components.load_spec(new.components.spec, source="spec")
         self._reload_slot(self.battery_slot)
         self._reload_slot(self.compliance_slot)
+        if self.cfg.components.spec:
+            # Re-read the notes (unchanged ones change nothing: no duplicate alerts).
+            self.components.load_spec(self.cfg.components.spec, source="spec")
         self.notifier.send("READY=1", f"STATUS={self._status_text()}")
 
     def _reload_slot(self, slot: ModelSlot) -> bool:

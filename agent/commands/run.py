@@ -5,7 +5,8 @@ Under systemd (Type=notify) it reports READY/WATCHDOG/STATUS/STOPPING on $NOTIFY
 SIGTERM/SIGINT: finish the current frame batch, persist the open accumulators, exit 0.
 SIGHUP: reload the config and the model bundles.
 
-Exit codes: 0 stopped cleanly, 2 bad config or the bus/HMI cannot be opened.
+Exit codes: 0 stopped cleanly, 1 stopped on a persistent runtime error (the bus stays
+broken), 2 bad config or the bus/HMI cannot be opened.
 """
 
 from __future__ import annotations
@@ -40,4 +41,8 @@ def main(args) -> int:
         print(f"trey-agent run: cannot start: {exc}", file=sys.stderr)
         agent.shutdown()
         return 2
-    return agent.run()
+    try:
+        return agent.run()
+    except RuntimeError as exc:        # e.g. the bus stayed broken: exit non-zero, systemd restarts us
+        log.error("agent stopped on error: %s", exc)
+        return 1
