@@ -34,7 +34,7 @@ def test_notify_protocol(tmp_path):
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
-    env = {**AGENT_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "600000"}   # WatchdogSec=0.6
+    env = {**AGENT_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}   # WatchdogSec=1
     env.pop("WATCHDOG_PID", None)
     t0 = time.monotonic()
     proc = start_agent_process(cfg, env=env, log_path=tmp_path / "agent.log")
@@ -45,12 +45,12 @@ def test_notify_protocol(tmp_path):
         assert ready["MAINPID"] == str(proc.pid)
         # READY means serving: the HMI answers right away.
         assert http("GET", f"http://127.0.0.1:{port}/api/health")[1]["ready"] is True
-        # Keep-alives from the main loop at about half of WatchdogSec (0.3 s).
-        pings = _recv_all(sock, lambda f: False, timeout=2.5)
+        # Keep-alives from the main loop at about half of WatchdogSec (0.5 s).
+        pings = _recv_all(sock, lambda f: False, timeout=3.0)
         wd = [t for t, f in pings if f.get("WATCHDOG") == "1"]
-        assert len(wd) >= 4, pings
+        assert len(wd) >= 3, pings
         gaps = [b - a for a, b in zip(wd, wd[1:])]
-        assert max(gaps) < 0.6, gaps                          # never late enough to trip systemd
+        assert 0.4 < min(gaps) and max(gaps) < 1.0, gaps      # paced at ~WatchdogSec/2, never late enough to trip
         assert any("STATUS" in f for _, f in msgs + pings)    # STATUS= for systemctl status
         proc.send_signal(signal.SIGTERM)
         t_term = time.monotonic()
