@@ -14,12 +14,12 @@ import threading
 
 import pytest
 
-from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, MANIFEST, MODEL, verify_bundle
+from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEFAULT_COMPLIANCE_BUNDLE, MANIFEST, MODEL, verify_bundle
 from tests.daemon_support import (agent_config, hmi_port, http, start_agent_process, stop_process, wait_for,
                                   wait_ready, write_spec)
 
-pytestmark = pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),
-                                reason="shipped compliance bundle agent/models/compliance not built yet")
+needs_compliance = pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),
+                                      reason="shipped compliance bundle agent/models/compliance not built yet")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -39,11 +39,11 @@ def _place(path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _resigned(tmp_path, version: str, key=None) -> bytes:
-    """The shipped compliance bundle with a new version, re-signed (dev key by default)."""
+def _resigned(tmp_path, version: str, key=None, source=DEFAULT_COMPLIANCE_BUNDLE) -> bytes:
+    """A shipped bundle with a new version, re-signed (dev key by default), as a tar."""
     from export.bundle import sign_dir
-    d = tmp_path / f"b-{version}"
-    shutil.copytree(DEFAULT_COMPLIANCE_BUNDLE, d)
+    d = tmp_path / f"b-{source.name}-{version}"
+    shutil.copytree(source, d)
     m = json.loads((d / MANIFEST).read_text())
     m["version"] = version
     (d / MANIFEST).write_text(json.dumps(m))
@@ -51,6 +51,7 @@ def _resigned(tmp_path, version: str, key=None) -> bytes:
     return _tar({f.name: f.read_bytes() for f in d.iterdir()})
 
 
+@needs_compliance
 def test_bad_bundles_refused_good_ones_swapped(tmp_path):
     from export.bundle import generate_keypair
     shipped = {f.name: f.read_bytes() for f in DEFAULT_COMPLIANCE_BUNDLE.iterdir() if f.is_file()}
@@ -111,27 +112,30 @@ def test_bad_bundles_refused_good_ones_swapped(tmp_path):
 
 
 def test_swap_is_atomic_under_concurrent_inference(tmp_path):
-    """Inference threads hammer the slot while it is swapped back and forth; every call
-    sees a complete model (valid verdicts) and its label matches the model used."""
-    from agent.daemon import ModelSlot, _compliance_factory
-    a = tmp_path / "a.tar"
-    a.write_bytes(_resigned(tmp_path, "1.0.0-a"))
-    b_bytes = _resigned(tmp_path, "2.0.0-b")
-    a_bytes = a.read_bytes()
-    slot = ModelSlot("compliance", a, None, _compliance_factory)
+    """Inference threads hammer a slot while it is swapped back and forth between two
+    versions; every call sees a complete model and the label of the model it used."""
+    from datetime import date
+
+    from agent.daemon import ModelSlot, _battery_factory
+    from can_sim import Simulator
+    rows = Simulator("aging", seed=4, start=date(2024, 1, 1), days=70, battery_cycles=80.0).truth()
+    a = tmp_path / "battery.tar"
+    a_bytes = _resigned(tmp_path, "1.0.0-a", source=DEFAULT_BATTERY_BUNDLE)
+    b_bytes = _resigned(tmp_path, "2.0.0-b", source=DEFAULT_BATTERY_BUNDLE)
+    a.write_bytes(a_bytes)
+    slot = ModelSlot("battery", a, None, _battery_factory)
     assert slot.load()
-    notes = ["manufactured in 1985 made of steel in fair condition",
-             "manufactured in 2019 made of carbon fiber in new condition"]
+    expected = slot.model.forecast(rows)["forecast_daily_cycles"]     # same weights in both versions
     errors, calls = [], [0]
     stop = threading.Event()
 
     def infer():
         while not stop.is_set():
             try:
-                clf, label = slot.current()
-                out = clf.classify(notes)
-                assert len(out) == 2 and not out[0]["compliant"] and out[1]["compliant"], out
-                assert label in ("compliance@1.0.0-a", "compliance@2.0.0-b") or label.endswith(("1.0.0-a", "2.0.0-b"))
+                model, label = slot.current()
+                out = model.forecast(rows)
+                assert out["forecast_daily_cycles"] == expected
+                assert out["model"]["version"] == label.rsplit("@", 1)[1]   # model and label from one snapshot
                 calls[0] += 1
             except Exception as exc:   # collected, asserted below
                 errors.append(exc)
@@ -140,7 +144,7 @@ def test_swap_is_atomic_under_concurrent_inference(tmp_path):
     for t in threads:
         t.start()
     try:
-        for i in range(8):
+        for i in range(10):
             _place(a, b_bytes if i % 2 == 0 else a_bytes)
             assert slot.load()
             assert slot.bundle.version == ("2.0.0-b" if i % 2 == 0 else "1.0.0-a")
@@ -149,4 +153,4 @@ def test_swap_is_atomic_under_concurrent_inference(tmp_path):
         for t in threads:
             t.join(10)
     assert not errors, errors[:3]
-    assert calls[0] > 0
+    assert calls[0] > 10
