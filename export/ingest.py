@@ -176,6 +176,7 @@ class DatasetWriter:
     def _append(self, rel: str, rows: list[list]) -> int:
         path = self.out / rel
         new = not path.exists()
+        new_dir = new and not path.parent.exists()
         if new:
             path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
@@ -186,10 +187,12 @@ class DatasetWriter:
         with open(path, "ab") as fh:
             fh.write(buf.getvalue().encode())
             fh.flush()
-            os.fsync(fh.fileno())
+            os.fdatasync(fh.fileno())
             length = fh.tell()
-        if new:
+        if new:                      # the new file's (and partition's) directory entries too
             _fsync_dir(path.parent)
+        if new_dir:
+            _fsync_dir(path.parent.parent)
         return length
 
     def close(self) -> None:
