@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from pathlib import Path
 
@@ -49,3 +50,71 @@ def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condit
             return v
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class LaggyRelay:
+    """TCP relay to the broker that delays everything the broker sends back (CONNACK, PUBACKs)
+    by `lag` seconds: messages reach the cloud well before the agent learns they did, so a
+    SIGKILL in that window leaves delivered messages in the outbox (re-sent, deduplicated)."""
+
+    def __init__(self, target_port: int, lag: float = 0.3):
+        import queue
+        import socket
+        self._queue_mod, self._socket = queue, socket
+        self.target, self.lag = target_port, lag
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen()
+        self.port = self.srv.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                a, _ = self.srv.accept()
+                b = self._socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                continue
+            q = self._queue_mod.Queue()
+            threading.Thread(target=self._pipe, args=(a, b, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(b, a, q), daemon=True).start()
+            threading.Thread(target=self._delayed_send, args=(q, a, b), daemon=True).start()
+
+    def _pipe(self, src, dst, q):
+        try:
+            while data := src.recv(65536):
+                if q is None:
+                    dst.sendall(data)
+                else:
+                    q.put((time.monotonic() + self.lag, data))
+        except OSError:
+            pass
+        if q is not None:
+            q.put((0, b""))
+        else:
+            self._shut(src, dst)
+
+    def _delayed_send(self, q, dst, other):
+        while True:
+            due, data = q.get()
+            if not data:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        self._shut(dst, other)
+
+    def _shut(self, *socks):
+        for s in socks:
+            try:
+                s.shutdown(self._socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self._closed = True
+        self.srv.close()
