@@ -71,6 +71,8 @@ class MqttConfig:
     outbox_max_bytes: int = 64 * 1024 * 1024
     max_inflight: int = 20
     max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones)
+    reconnect_min_ms: int = 500                  # reconnect backoff: exponential from min to max, jittered
+    reconnect_max_ms: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"mqtt.port: {m.port} out of range 1..65535")
         if not 5 <= m.keepalive <= 3600:
             raise ConfigError(f"mqtt.keepalive: {m.keepalive} out of range 5..3600")
-        for key in ("outbox_max_rows", "outbox_max_bytes", "max_inflight", "max_payload_bytes"):
+        for key in ("outbox_max_rows", "outbox_max_bytes", "max_inflight", "max_payload_bytes",
+                    "reconnect_min_ms", "reconnect_max_ms"):
             if getattr(m, key) <= 0:
                 raise ConfigError(f"mqtt.{key}: must be > 0")
+        if m.reconnect_max_ms < m.reconnect_min_ms:
+            raise ConfigError("mqtt.reconnect_max_ms must be >= mqtt.reconnect_min_ms")
         for key in ("password_file", "ca_file", "cert_file", "key_file"):
             p = getattr(m, key)
             if p and not Path(p).is_file():

@@ -7,7 +7,7 @@ API (the daemon wires this when `[mqtt]` is set):
                 on_ack=fn(alert_id, by) -> alert,     # KeyError = unknown alert (default: alerts.acknowledge)
                 on_bundle=fn(name, files) -> bool,    # verified bundle files {name: bytes}; True = swapped
                 trusted_keys=None,                    # default cfg.models.trusted_keys or the dev key
-                backoff_min=0.5, backoff_max=30.0,    # reconnect delays (s), exponential + jitter
+                backoff_min=None, backoff_max=None,   # reconnect delays (s); default mqtt.reconnect_*_ms
                 status_interval=30.0)
     sync.start(); sync.status() -> dict; sync.stop(timeout=3.0)
 
@@ -63,7 +63,7 @@ def _now() -> str:
 
 class Sync:
     def __init__(self, config, store, alerts=None, *, on_components=None, on_ack=None, on_bundle=None,
-                 trusted_keys=None, backoff_min: float = 0.5, backoff_max: float = 30.0,
+                 trusted_keys=None, backoff_min: float | None = None, backoff_max: float | None = None,
                  status_interval: float = 30.0):
         if config.mqtt is None:
             raise ValueError("Sync needs an [mqtt] section")
@@ -76,7 +76,8 @@ class Sync:
         self.on_ack = on_ack or (alerts.acknowledge if alerts is not None else None)
         self.on_bundle = on_bundle
         self._trusted_keys = trusted_keys if trusted_keys is not None else (list(config.models.trusted_keys) or None)
-        self.backoff_min, self.backoff_max = float(backoff_min), float(backoff_max)
+        self.backoff_min = float(backoff_min if backoff_min is not None else self.m.reconnect_min_ms / 1000)
+        self.backoff_max = float(backoff_max if backoff_max is not None else self.m.reconnect_max_ms / 1000)
         self.status_interval = float(status_interval)
         self.window = int(self.m.max_inflight)
 
