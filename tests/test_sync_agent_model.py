@@ -1,10 +1,12 @@
-"""The real daemon (agent.daemon.Agent, in-process) with [mqtt]: a model announcement with a
+"""The real daemon (agent.daemon.Agent, in-process) with [mqtt]: a downlink fuzz is counted
+and changes nothing (alerts, models, components); a model announcement with a
 wrong signature is refused and the current model keeps forecasting; a correctly signed one is
 verified, swapped in and used by the next forecast."""
 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import threading
 import uuid
@@ -12,7 +14,7 @@ import uuid
 from agent import topics as T
 from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEV_TRUSTED_KEYS
 from agent.config import load_config
-from tests.sync_support import wait_until
+from tests.sync_support import fuzz_payloads, wait_until
 
 VID = "CAR-MODEL"
 
@@ -65,6 +67,20 @@ def test_announced_model_verified_swapped_and_used_by_next_forecast(tmp_path, br
         assert agent.battery()["forecast"]["model"] == f"{label}@{shipped}"
         assert agent.battery()["forecast"]["fallback"] is None            # the model itself forecast
 
+        # 0. downlink fuzz against the real daemon: every payload counted, nothing changes
+        alert, _ = agent.alerts.raise_or_update("compliance:VIN-F:alternator", "compliance", "warning",
+                                                "Alternator out of compliance", "check it", {"why": ["1985"]})
+        before = (agent.alerts.list(), agent.battery_slot.bundle.sha256, agent.components.list())
+        fuzz = fuzz_payloads(random.Random(9), 1500, VID)
+        for topic, payload in fuzz:
+            cloud.publish(topic, payload, qos=1)
+        wait_until(lambda: sum(agent.sync.status()["downlink_rejected"].values()) >= len(fuzz), 30,
+                   what=f"{len(fuzz)} rejections: {agent.sync.status()['downlink_rejected']}")
+        assert sum(agent.sync.status()["downlink_rejected"].values()) == len(fuzz)
+        assert (agent.alerts.list(), agent.battery_slot.bundle.sha256, agent.components.list()) == before
+        assert loop.is_alive() and agent.sync.status()["connected"]
+        rejected_before_models = sum(agent.sync.status()["downlink_rejected"].values())
+
         # 1. signed with an untrusted key: refused before the daemon sees it; old model serves
         generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
         tar, sig = signed_copy(tmp_path, "66.0.0-rogue", tmp_path / "rogue.pem")
@@ -85,6 +101,7 @@ def test_announced_model_verified_swapped_and_used_by_next_forecast(tmp_path, br
         last = sim.truth()[-1]["Date"]
         wait_until(lambda: agent.battery()["forecast"]["as_of"] == last, 60, what="next forecast")
         assert agent.battery()["forecast"]["model"] == f"{label}@77.0.0-test"
+        assert sum(agent.sync.status()["downlink_rejected"].values()) == rejected_before_models + 1   # the rogue one
         cloud.publish(T.model_topic("battery"), b"", qos=1, retain=True).wait_for_publish(5)
     finally:
         cloud.loop_stop()

@@ -15,7 +15,7 @@ import pytest
 from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
-from tests.sync_support import agent_cfg, open_store, wait_until
+from tests.sync_support import agent_cfg, fuzz_payloads, open_store, wait_until
 
 VID = "CAR-7"
 
@@ -96,50 +96,13 @@ def agent(tmp_path, broker):
     sync.stop()
 
 
-def fuzz_payloads(rng: random.Random, n: int):
-    """n malformed (topic, payload) pairs over the three downlink topics."""
-    good_ack = T.ack_message(VID, 1)
-    good_comp = T.components_message(VID, {"vin": "VIN1", "components": [{"component": "alternator", "note": "x"}]})
-    good_model = {"schema": 1, "msg_id": T.new_msg_id(), "name": "battery", "version": "9", "sha256": "0" * 64,
-                  "signature": "AAAA", "bundle": base64.b64encode(b"not a tar").decode()}
-    topics = [T.ack_topic(VID), T.components_topic(VID), T.model_topic("battery")]
-    mutations = [
-        lambda d: rng.randbytes(rng.randint(0, 300)),
-        lambda d: b"{" * rng.randint(1, 50),
-        lambda d: b"[" * 100_000 + b"]" * 100_000,                       # deep nesting
-        lambda d: json.dumps([1, 2, 3]).encode(),
-        lambda d: b"\xff\xfe" + json.dumps(d).encode(),                   # not UTF-8
-        lambda d: json.dumps({**d, "schema": rng.choice([0, 2, "1", None, True, 1.5])}).encode(),
-        lambda d: json.dumps({k: v for k, v in d.items() if k != "msg_id"}).encode(),
-        lambda d: json.dumps({**d, "msg_id": rng.choice(["x", 5, "g" * 32])}).encode(),
-        lambda d: json.dumps({**d, "vehicle_id": "SOMEONE-ELSE"}).encode(),
-        lambda d: json.dumps({**d, "alert_id": rng.choice(["1", True, -3, 1.5, None, 2 ** 60])}).encode(),
-        lambda d: json.dumps({**d, "components": rng.choice([[], "x", [1], [{"component": 3, "note": "n"}]])}).encode(),
-        lambda d: json.dumps({**d, "extra": 1}).encode(),
-        lambda d: json.dumps({**d, "padding": "x" * 300_000}).encode(),   # oversize
-        lambda d: json.dumps({**d, "name": "compliance"}).encode(),
-        lambda d: json.dumps({**d, "bundle": "***"}).encode(),
-        lambda d: json.dumps({**d, "version": ""}).encode(),
-        lambda d: b"NaN",
-        lambda d: b"",
-    ]
-    goods = {topics[0]: good_ack, topics[1]: good_comp, topics[2]: good_model}
-    out = []
-    for _ in range(n):
-        t = rng.choice(topics)
-        out.append((t, rng.choice(mutations)(goods[t])))
-    # well-formed but wrong: a model whose sha256 does not match its bundle
-    out += [(topics[2], json.dumps(good_model).encode())] * 5
-    return out
-
-
 def test_downlink_fuzz_keeps_agent_up_and_state_unchanged(agent, broker):
     sync, alerts, slot, docs = agent
     a, _ = alerts.raise_or_update("battery:B1", "battery", "warning", "Battery", "end of life soon", {"n": 1})
     before = alerts.list()
     cloud = Cloud(broker)
     sent = 0
-    for topic, payload in fuzz_payloads(random.Random(6), 2500):
+    for topic, payload in fuzz_payloads(random.Random(6), 2500, VID):
         cloud.send(topic, payload)
         sent += 1
     cloud.send(T.ack_topic(VID), T.ack_message(VID, a["id"] + 1000))           # unknown alert: rejected
