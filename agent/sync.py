@@ -106,6 +106,7 @@ class Sync:
         self._last_pump = 0.0
         self._last_status = 0.0
         self._more = False
+        self._refused = False
         self._hold_until = 0.0
         self._hold = HOLD_MIN_S
         self.no_subscribers = 0
@@ -220,10 +221,12 @@ class Sync:
                 self._backoff()
                 continue
             connects_before = self.connects
+            self._refused = False
             while not self._stop.is_set():
                 rc = c.loop(timeout=0.05)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
-                    if self.connects == connects_before:   # e.g. TLS 1.3: client cert refused after the handshake
+                    # e.g. TLS 1.3: a missing client cert is refused after the handshake
+                    if self.connects == connects_before and not self._refused:
                         self._note_error(f"connection closed before CONNACK: {mqtt.error_string(rc)}")
                     break
                 if self._connected:
@@ -264,6 +267,7 @@ class Sync:
     # ------------------------------------------------------------------ paho callbacks (network thread)
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            self._refused = True
             self._note_error(f"refused: {reason_code}")
             return
         self._connected = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -113,3 +114,28 @@ def test_mutual_tls_accepts_client_cert_refuses_without(tls_broker, tmp_path):
     except OSError:
         pass
     assert not connected
+
+
+def test_username_password_from_file(tmp_path):
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "car-7", "s3cret"], check=True,
+                   capture_output=True)
+    port = free_port()
+    b = Broker(tmp_path / "broker", port=port, listener=False, extra_conf="\n".join(
+        [f"listener {port} 127.0.0.1", "allow_anonymous false", f"password_file {pw}", "user root"])).start()
+    try:
+        good, bad = tmp_path / "good.pw", tmp_path / "bad.pw"
+        good.write_text("s3cret\n")                  # trailing newline of an editor is not part of it
+        bad.write_text("guess\n")
+        st_good = open_store(tmp_path / "s1")
+        ok = Sync(agent_cfg(tmp_path / "s1", b.host, b.port, "CAR-7", username="car-7", password_file=str(good)),
+                  st_good, backoff_min=0.05, backoff_max=0.2).start()
+        nok = Sync(agent_cfg(tmp_path / "s2", b.host, b.port, "CAR-8", username="car-7", password_file=str(bad)),
+                   open_store(tmp_path / "s2"), backoff_min=0.05, backoff_max=0.2).start()
+        wait_until(lambda: ok.status()["connected"], 10, what="connect with the password from the file")
+        wait_until(lambda: "refused" in nok.status()["last_error"], 10, what="wrong password refused")
+        assert nok.status()["connects"] == 0
+        ok.stop()
+        nok.stop()
+    finally:
+        b.stop()
