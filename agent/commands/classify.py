@@ -1,0 +1,108 @@
+"""trey-agent classify [--bundle DIR|TAR] [FILE|-]
+
+Reads one note per line — plain text, or JSON lines {"id": ..., "text": ...} — and writes one
+JSON line per input line, in order:
+    {"id" (if given), "text", "compliant", "p_noncompliant", "why": [words]}
+A line that is empty, longer than 2,000 characters, not UTF-8, or a JSON object whose
+"text" is not a string gets {"line": n, ("id",) "error": "..."} instead; the run goes on and
+the exit status is 1 if any line failed (2 if the bundle is refused). ONNX Runtime only."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+MAX_CHARS = 2000
+CHUNK = 256          # lines classified per model call (streams any input size)
+
+
+def configure(p) -> None:
+    p.add_argument("input", nargs="?", default="-", help="file of notes, or - for stdin (default)")
+    p.add_argument("--bundle", default=None, help="compliance bundle dir or .tar (default: shipped)")
+    p.add_argument("--trusted-keys", default=None, help="public key file/dir (default: development keys)")
+    p.add_argument("--no-why", action="store_true", help="skip the occlusion explanation")
+
+
+def parse_line(raw: bytes, lineno: int) -> dict:
+    """-> {"line", "id"?, "text"} or {"line", "id"?, "error"}."""
+    rec: dict = {"line": lineno}
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        rec["error"] = f"not UTF-8 (byte {exc.start})"
+        return rec
+    line = line.rstrip("\r\n")
+    text = line
+    if line.lstrip().startswith("{"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None                      # a plain note that happens to start with "{"
+        if isinstance(obj, dict) and "text" in obj:
+            if "id" in obj:
+                rec["id"] = obj["id"]
+            text = obj["text"]
+            if not isinstance(text, str):
+                rec["error"] = "\"text\" is not a string"
+                return rec
+    if not text.strip():
+        rec["error"] = "empty note"
+    elif len(text) > MAX_CHARS:
+        rec["error"] = f"note longer than {MAX_CHARS} characters ({len(text)})"
+    else:
+        rec["text"] = text
+    return rec
+
+
+def classify_stream(clf, lines, out, explain: bool = True) -> tuple[int, int]:
+    """Classify an iterable of raw byte lines, writing JSON lines to `out`. -> (ok, failed)."""
+    ok = failed = 0
+    pending: list[dict] = []
+
+    def flush():
+        nonlocal ok, failed
+        todo = [r for r in pending if "text" in r]
+        verdicts = iter(clf.classify([r["text"] for r in todo], explain=explain)) if todo else iter(())
+        for r in pending:
+            if "error" in r:
+                failed += 1
+                out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            else:
+                ok += 1
+                v = next(verdicts)
+                res = ({"id": r["id"]} if "id" in r else {}) | {"text": r["text"]} | v
+                out.write(json.dumps(res, ensure_ascii=False) + "\n")
+        out.flush()
+        pending.clear()
+
+    for lineno, raw in enumerate(lines, 1):
+        pending.append(parse_line(raw, lineno))
+        if len(pending) >= CHUNK:
+            flush()
+    flush()
+    return ok, failed
+
+
+def main(args) -> int:
+    import logging
+
+    from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, BundleError, verify_bundle
+    from agent.classify import ComplianceClassifier
+
+    log = logging.getLogger("trey.classify")
+    try:
+        bundle = verify_bundle(args.bundle or DEFAULT_COMPLIANCE_BUNDLE, args.trusted_keys)
+        clf = ComplianceClassifier.from_bundle(bundle)
+    except (BundleError, ValueError) as exc:
+        log.error("compliance bundle refused: %s", exc)
+        return 2
+    try:
+        fh = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    except OSError as exc:
+        log.error("cannot read %s: %s", args.input, exc)
+        return 2
+    with fh:
+        ok, failed = classify_stream(clf, fh, sys.stdout, explain=not args.no_why)
+    if failed:
+        log.warning("%d of %d lines failed", failed, ok + failed)
+    return 1 if failed else 0

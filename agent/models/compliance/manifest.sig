@@ -1,0 +1,1 @@
+8IydJhfHkSKU6qZYU2BQ1EzblE+cSNTLuRj4qSc5LlYDkkcyrt3vuWk8YUmfqRb4dsQxrbabNnu8StJIWsQjDQ==

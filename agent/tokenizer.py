@@ -1,0 +1,152 @@
+"""Technician-note tokenizer: the ONE implementation used to prepare training data
+(export/compliance) and by the agent at inference (agent/classify.py). Pure Python.
+
+Why it looks like this
+- Words: NFKC + lower-case, split on anything that is not a letter or digit, and split
+  letter/digit boundaries ("yr1999" -> "yr", 1999), so "Cond:GOOD" and "cond good" agree.
+- Years generalise to numbers never seen in training: a 4-digit number 1900-2099 (or a
+  two-digit "'85" / "’05") becomes year-BUCKET tokens, coarse to fine: century, decade
+  digit, then the position inside the decade at the bundle's `year_grain`:
+      grain 5 (default): 1961 -> <yc19> <yd6> <yh0>     1999 -> <yc19> <yd9> <yh1>
+      grain 1:           1961 -> <yc19> <yd6> <yu1>
+  Every bucket token is seen in training, so an unseen year (2027, 1961, 1999) is an unseen
+  *combination* of known buckets that the LSTM composes; a whole-number vocabulary would
+  map it to <unk>. Why not plain digits (grain 1): an embedding is categorical, it cannot
+  extrapolate a threshold to a digit it never saw in that decade — trained without 1999,
+  digit models read "1999" through the "9" of 1959/1989 (non-compliant) and got ~97 % on
+  unseen years; with half-decade buckets 1999 reads exactly like 1995-1998. The
+  regulation's 1995 cut-off falls on a half-decade, so grain 5 loses nothing; a rule with
+  a cut-off inside a half-decade is trained with `year_grain=1` (stored in the bundle).
+- Other numbers (mileage, part numbers) carry no compliance meaning: <num>.
+- Typos: an out-of-vocabulary word (>= 4 letters) is mapped to the in-vocabulary word one
+  edit away (symmetric-delete lookup, most frequent word wins, deterministic). Training
+  applies the same mapping, so "plastc" and "stainles" read like their real words.
+- Sequences are pre-padded with 0 to a fixed length (the LSTM's last step then always sees
+  the note's last word; no masking op needed in ONNX) and truncated at the end.
+
+Ids: 0 = padding, 1 = <unk>, then the vocabulary in the order stored in the bundle.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+PAD, UNK = "<pad>", "<unk>"
+NUM = "<num>"
+_WORD = re.compile(r"[^\W\d_]+|\d+|'\d\d\b|\u2019\d\d\b")
+_YEAR_TOKENS = ([f"<yc{c}>" for c in (19, 20)] + [f"<yd{d}>" for d in range(10)]
+                + ["<yh0>", "<yh1>"] + [f"<yu{d}>" for d in range(10)])
+RESERVED = [PAD, UNK, NUM] + _YEAR_TOKENS
+
+
+def year_tokens(year: int, grain: int = 5) -> list[str]:
+    last = f"<yh{year % 10 // 5}>" if grain == 5 else f"<yu{year % 10}>"
+    return [f"<yc{year // 100}>", f"<yd{year // 10 % 10}>", last]
+
+
+def words(text: str, year_grain: int = 5) -> list[tuple[str, list[str]]]:
+    """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]."""
+    if year_grain not in (1, 5):
+        raise ValueError("year_grain must be 1 or 5")
+    text = unicodedata.normalize("NFKC", text)
+    out: list[tuple[str, list[str]]] = []
+    for m in _WORD.finditer(text):
+        w = m.group(0)
+        if w[0] in "'\u2019":                      # '85 -> 1985, '05 -> 2005 (cut at 30)
+            yy = int(w[1:])
+            out.append((w, year_tokens(2000 + yy if yy <= 30 else 1900 + yy, year_grain)))
+        elif w.isdigit():
+            n = int(w) if len(w) <= 6 else -1
+            if len(w) == 4 and 1900 <= n <= 2099:
+                out.append((w, year_tokens(n, year_grain)))
+            else:
+                out.append((w, [NUM]))
+        else:
+            out.append((w, [w.lower()]))
+    return out
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+class Tokenizer:
+    """Vocabulary + fixed-length encoding. Build with `fit` (training) or from the bundle
+    manifest's `vocab` list (agent); both encode identically."""
+
+    def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5):
+        self.vocab = list(vocab)
+        if self.vocab[:len(RESERVED)] != RESERVED:
+            raise ValueError("vocabulary must start with the reserved tokens")
+        self.max_len = int(max_len)
+        self.fuzzy = bool(fuzzy)
+        if year_grain not in (1, 5):
+            raise ValueError("year_grain must be 1 or 5")
+        self.year_grain = int(year_grain)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        # delete-1 neighbourhood of every plain word -> lowest id (= most frequent) word
+        self._del: dict[str, int] = {}
+        if self.fuzzy:
+            for i, w in enumerate(self.vocab):
+                if i < len(RESERVED) or len(w) < 4:
+                    continue
+                for k in _deletes(w) | {w}:
+                    self._del.setdefault(k, i)
+        self._cache: dict[str, int] = {}
+
+    @classmethod
+    def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
+            fuzzy: bool = True, year_grain: int = 5) -> "Tokenizer":
+        counts: Counter = Counter()
+        for t in texts:
+            for _, toks in words(t, year_grain):
+                counts.update(x for x in toks if x not in RESERVED)
+        ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain)
+
+    def to_manifest(self) -> dict:
+        return {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
+                "year_grain": self.year_grain, "padding": "pre", "truncating": "post", "vocab": self.vocab}
+
+    @classmethod
+    def from_manifest(cls, d: dict) -> "Tokenizer":
+        if d.get("kind") != "trey-note-tokenizer/1":
+            raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
+        return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5))
+
+    def token_id(self, tok: str) -> int:
+        i = self.index.get(tok)
+        if i is not None:
+            return i
+        i = self._cache.get(tok)
+        if i is not None:
+            return i
+        i = 1
+        if self.fuzzy and len(tok) >= 4:
+            # the word itself one letter longer/shorter/different from a vocabulary word
+            cands = [self._del[k] for k in ({tok} | _deletes(tok)) if k in self._del]
+            if cands:
+                i = min(cands)
+        if len(self._cache) < 100000:
+            self._cache[tok] = i
+        return i
+
+    def word_ids(self, text: str) -> list[tuple[str, list[int]]]:
+        """[(surface word, [ids])] truncated so the total fits max_len."""
+        out, n = [], 0
+        for surface, toks in words(text, self.year_grain):
+            ids = [self.token_id(t) for t in toks]
+            if n + len(ids) > self.max_len:
+                break
+            out.append((surface, ids))
+            n += len(ids)
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        ids = [i for _, w in self.word_ids(text) for i in w]
+        return [0] * (self.max_len - len(ids)) + ids
+
+    def encode_batch(self, texts) -> list[list[int]]:
+        return [self.encode(t) for t in texts]

@@ -1,0 +1,127 @@
+"""Compliance classifier speed and size.
+
+    python -m bench.bench_classify [--bundle agent/models/compliance] [--artifacts artifacts/compliance]
+                                   [--notes 5000] [--single 500] [--no-keras]
+
+1. The shipped bundle through the agent's ComplianceClassifier (int8, ORT, 1 thread):
+   notes/s in batch (with and without the occlusion `why`), p50/p99 latency of ONE note,
+   and `trey-agent classify` end to end (process start, bundle verification included).
+2. Keras vs ONNX fp32 vs ONNX int8 on the same model: batch throughput and single-row
+   latency of the model alone on token ids, plus sizes. Uses the Keras model and fp32 ONNX
+   the training run leaves in --artifacts (`trey-export train compliance` writes them);
+   without them a small model is trained on the spot (~40 s).
+Prints numbers; asserts nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lat(fn, n):
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    ts = np.array(ts) * 1000
+    return {"p50_ms": round(float(np.percentile(ts, 50)), 3), "p99_ms": round(float(np.percentile(ts, 99)), 3)}
+
+
+def _rate(fn, n_items, repeat=3):
+    best = 1e9
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return round(n_items / best, 1)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="bench_classify")
+    ap.add_argument("--bundle", default=None)
+    ap.add_argument("--artifacts", default=str(ROOT / "artifacts" / "compliance"))
+    ap.add_argument("--notes", type=int, default=5000)
+    ap.add_argument("--single", type=int, default=500)
+    ap.add_argument("--no-keras", action="store_true")
+    args = ap.parse_args(argv if argv is not None else [a for a in sys.argv[1:] if a.startswith("--")])
+
+    from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, verify_bundle
+    from agent.classify import ComplianceClassifier
+    from export.compliance.corpus import NoteGenerator
+
+    bpath = Path(args.bundle or DEFAULT_COMPLIANCE_BUNDLE)
+    t = time.perf_counter()
+    bundle = verify_bundle(bpath)
+    clf = ComplianceClassifier.from_bundle(bundle)
+    load_ms = (time.perf_counter() - t) * 1000
+    notes = [n["text"] for n in NoteGenerator(99).notes(args.notes)]
+    res = {"bundle": str(bpath), "bundle_bytes": {f.name: f.stat().st_size for f in sorted(bpath.iterdir())},
+           "load_verify_ms": round(load_ms, 1), "cpu_threads": 1}
+    clf.classify(notes[:100])
+    res["batch_notes_per_s_with_why"] = _rate(lambda: clf.classify(notes), len(notes), 2)
+    res["batch_notes_per_s_no_why"] = _rate(lambda: clf.classify(notes, explain=False), len(notes))
+    res["tokenize_notes_per_s"] = _rate(lambda: [clf.tokenizer.encode(x) for x in notes], len(notes))
+    i = iter(range(10 ** 9))
+    res["single_note_with_why"] = _lat(lambda: clf.classify([notes[next(i) % len(notes)]]), args.single)
+    res["single_note_no_why"] = _lat(lambda: clf.classify([notes[next(i) % len(notes)]], explain=False), args.single)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(notes) + "\n")
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "agent.cli", "classify", fh.name], capture_output=True, cwd=ROOT)
+    dt = time.perf_counter() - t
+    os.unlink(fh.name)
+    res["cli_classify"] = {"notes": len(notes), "seconds": round(dt, 2), "notes_per_s": round(len(notes) / dt, 1),
+                           "exit": r.returncode}
+    print(json.dumps(res, indent=1))
+    if args.no_keras:
+        return
+
+    # ---- Keras vs ONNX fp32 vs int8 on the same model -------------------------------
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from export.compliance import onnx_export as OX
+    from export.compliance.train import TrainConfig, _tf, run_training
+    art = Path(args.artifacts)
+    tf = _tf(1)
+    if (art / "model.keras").exists() and (art / "model_fp32.onnx").exists():
+        keras_model = tf.keras.models.load_model(art / "model.keras")
+        fp32, int8 = (art / "model_fp32.onnx").read_bytes(), bundle.model_bytes
+        tok, source = clf.tokenizer, f"{art} + {bpath}"
+    else:
+        d = Path(tempfile.mkdtemp())
+        s = run_training(TrainConfig(out=str(d / "b"), artifacts=str(d / "a"), notes=6000, max_epochs=4,
+                                     threads=1, mlflow=False, heldout_notes=300))
+        o = s["objects"]
+        keras_model, fp32, int8, tok, source = o["keras_model"], o["fp32"], o["int8"], o["tokenizer"], "trained now (small)"
+    x = np.asarray([tok.encode(n) for n in notes], dtype=np.int32)
+    s32, s8 = OX.session(fp32), OX.session(int8)
+    one = x[:1]
+    cmp = {"source": source, "rows": len(x)}
+    for name, batch_fn, one_fn, size in (
+            ("keras", lambda: keras_model.predict(x, batch_size=1024, verbose=0),
+             lambda: keras_model(one, training=False), None),
+            ("onnx_fp32", lambda: OX.predict(s32, x, 1024), lambda: s32.run(None, {OX.INPUT: one}), len(fp32)),
+            ("onnx_int8", lambda: OX.predict(s8, x, 1024), lambda: s8.run(None, {OX.INPUT: one}), len(int8))):
+        batch_fn()
+        cmp[name] = {"batch_rows_per_s": _rate(batch_fn, len(x)), "single_row": _lat(one_fn, args.single),
+                     "bytes": size}
+    if (art / "model.keras").exists():
+        cmp["keras"]["bytes"] = (art / "model.keras").stat().st_size
+    pk = keras_model.predict(x, batch_size=1024, verbose=0).reshape(-1)
+    p32, p8 = OX.predict(s32, x), OX.predict(s8, x)
+    cmp["parity"] = OX.parity(pk, p32, p8)
+    print(json.dumps(cmp, indent=1))
+
+
+if __name__ == "__main__":
+    main()

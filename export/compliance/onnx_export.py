@@ -1,0 +1,79 @@
+"""Keras note classifier -> ONNX fp32 (tf2onnx) -> int8 dynamic quantization -> parity.
+
+With Keras 3, `tf2onnx.convert.from_keras` fails; the model is wrapped in a `tf.function`
+with a fixed input signature and converted with `from_function`. Graph: input `tokens`
+int32 [batch, max_len] (pre-padded ids from agent/tokenizer.py), output `p_noncompliant`
+float32 [batch, 1], and
+`logit` float32 [batch, 1] (pre-sigmoid)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+INPUT = "tokens"
+OUTPUT = "p_noncompliant"
+LOGIT = "logit"
+OPSET = 17
+
+
+def export_fp32(model, max_len: int) -> bytes:
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, max_len), tf.int32, name=INPUT),)
+
+    # Besides the probability, expose the pre-sigmoid logit: occlusion explanations compare
+    # logits, which keep their resolution where the float32 sigmoid saturates at 1.0.
+    import keras
+    features = keras.Model(model.inputs, model.get_layer("lstm").output)
+    dense = model.get_layer(OUTPUT)
+
+    @tf.function(input_signature=spec)
+    def serve(tokens):
+        logit = tf.matmul(features(tokens, training=False), dense.kernel) + dense.bias
+        return {OUTPUT: tf.sigmoid(logit), LOGIT: logit}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET,
+                                             output_path=None)
+    return proto.SerializeToString()
+
+
+def quantize_int8(fp32: bytes) -> bytes:
+    """Dynamic quantization: int8 weights, activations quantized on the fly — no
+    calibration set needed; shrinks the embedding/LSTM/Dense weights ~4x."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
+        src.write_bytes(fp32)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        return dst.read_bytes()
+
+
+def session(model_bytes: bytes, threads: int = 1):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def predict(sess, ids: np.ndarray, batch: int = 2048) -> np.ndarray:
+    name = sess.get_inputs()[0].name
+    out = [sess.run([OUTPUT], {name: ids[i:i + batch].astype(np.int32)})[0].reshape(-1)
+           for i in range(0, len(ids), batch)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def parity(keras_p: np.ndarray, fp32_p: np.ndarray, int8_p: np.ndarray) -> dict:
+    """Probability errors and label agreement on the same notes (threshold 0.5)."""
+    k, f, q = (keras_p >= 0.5), (fp32_p >= 0.5), (int8_p >= 0.5)
+    return {"n": int(len(keras_p)),
+            "fp32_vs_keras_max_abs_prob_err": float(np.max(np.abs(fp32_p - keras_p))),
+            "fp32_vs_keras_label_agreement": float(np.mean(k == f)),
+            "int8_vs_keras_max_abs_prob_err": float(np.max(np.abs(int8_p - keras_p))),
+            "int8_vs_keras_mean_abs_prob_err": float(np.mean(np.abs(int8_p - keras_p))),
+            "int8_vs_keras_label_agreement": float(np.mean(k == q)),
+            "int8_vs_fp32_label_agreement": float(np.mean(f == q))}

@@ -1,0 +1,132 @@
+"""Corpus generator (rule labels, hand-written cases, boundary years, determinism) and the
+agent's note tokenizer (years it never saw, typos, contract round trip). No TensorFlow."""
+
+import json
+
+import pytest
+
+from agent.tokenizer import RESERVED, Tokenizer, words
+from export.compliance import corpus as C
+from export.compliance.parts import PARTS
+
+
+@pytest.mark.parametrize("year,material,condition,label", [
+    (1985, "steel", "fair", 1),            # "Manufactured in 1985 made of steel in fair condition"
+    (2010, "carbon fiber", "good", 0),     # "Good condition carbon fiber component manufactured in 2010"
+    (1995, "steel", "fair", 1),            # "Steel component manufactured in 1995 in fair condition"
+    (1994, "steel", "good", 1), (1995, "steel", "good", 0), (1996, "steel", "good", 0),
+    (1994, "carbon fiber", "new", 1), (1995, "carbon fiber", "new", 0), (1996, "aluminium", "excellent", 0),
+    (2020, "iron", "new", 1), (2020, "plastic", "excellent", 1), (2020, "steel", "poor", 1),
+    (1950, "steel", "new", 1), (2030, "aluminium", "good", 0),
+])
+def test_rule_labels(year, material, condition, label):
+    assert C.label_of(year, material, condition) == label
+
+
+def _note(style, year, material, mat, condition, cond, seed=0):
+    g = C.NoteGenerator(seed, typo_rate=0.0, extra_rate=0.0)
+    return g.note(style=style, facts=C.Facts("alternator", year, material, mat, condition, cond))
+
+
+def test_issue_examples_are_generated_with_the_rule_label():
+    a = _note("classic", 1985, "steel", "steel", "fair", "fair")
+    b = _note("condition_first", 2010, "carbon fiber", "carbon fiber", "good", "good")
+    c = _note("material_first", 1995, "steel", "steel", "fair", "fair")
+    assert (a["label"], b["label"], c["label"]) == (1, 0, 1)
+    for n, must in ((a, ["1985", "steel", "fair"]), (b, ["2010", "carbon fiber", "good"]), (c, ["1995", "steel", "fair"])):
+        assert all(m in n["text"].lower() for m in must), n["text"]
+
+
+@pytest.mark.parametrize("year,label", [(1994, 1), (1995, 0), (1996, 0)])
+def test_boundary_years_in_every_style(year, label):
+    for style in C.STYLES:
+        n = _note(style, year, "steel", "stainless steel", "good", "very good")
+        assert n["label"] == label, (style, n["text"])
+        # the year is recoverable from the text by the tokenizer (exactly one year in it)
+        years = [toks for _, toks in words(n["text"]) if toks[0].startswith("<yc")]
+        assert len(years) == 1, n["text"]
+
+
+def _year_of(tokens):
+    c, d, h = (int(t.strip("<>")[2:]) for t in tokens)
+    return c * 100 + d * 10 + h * 5
+
+
+def test_every_generated_note_is_unambiguous_and_labelled_by_the_rule():
+    notes = C.NoteGenerator(11).notes(3000)
+    assert {n["style"] for n in notes} == set(C.STYLES)
+    assert 0.35 < sum(n["label"] for n in notes) / len(notes) < 0.65
+    mats = {m.lower() for v in C.MATERIALS.values() for m in v}
+    for n in notes:
+        assert n["label"] == C.label_of(n["year"], n["material"], n["condition"])
+        years = [_year_of(t) for _, t in words(n["text"]) if t[0].startswith("<yc")]
+        assert years == [n["year"] - n["year"] % 5], n["text"]
+        assert [t for _, t in words(n["text"], 1) if t[0].startswith("<yc")] == [
+            ["<yc%d>" % (n["year"] // 100), "<yd%d>" % (n["year"] // 10 % 10), "<yu%d>" % (n["year"] % 10)]]          # one year, the right one; filler never looks like one
+        low = n["text"].lower()
+        # the other materials' bad words never appear (part names/remarks are clean)
+        if n["material"] not in ("plastic",):
+            assert "plastic" not in low, n["text"]
+        if n["material"] != "iron":
+            assert " iron" not in f" {low}" or "iron" in n["material"], n["text"]
+        assert not any(w in low for w in (" fair", " poor")) or n["condition"] in ("fair", "poor"), n["text"]
+    assert len(mats) >= 30 and len(PARTS) >= 100
+
+
+def test_generator_is_deterministic_and_seed_dependent():
+    a = [n["text"] for n in C.NoteGenerator(5).notes(200)]
+    assert a == [n["text"] for n in C.NoteGenerator(5).notes(200)]
+    assert a != [n["text"] for n in C.NoteGenerator(6).notes(200)]
+
+
+def test_spec_documents_have_the_shared_shape():
+    from agent.components import parse_document
+    g = C.NoteGenerator(3)
+    for _ in range(20):
+        doc, truth = g.spec()
+        vin, comps = parse_document(json.loads(json.dumps(doc)))
+        assert len(vin) == 17 and [c for c, _ in comps] == [t["part"] for t in truth]
+
+
+def test_holdout_split_removes_styles_and_years():
+    notes = C.NoteGenerator(2).notes(2000)
+    train, held = C.split_train_holdout(notes)
+    assert len(train) + len(held) == len(notes) and held
+    assert not any(n["style"] in C.HOLDOUT_STYLES or n["year"] in C.HOLDOUT_YEARS for n in train)
+
+
+# ---- tokenizer -------------------------------------------------------------------------
+
+def test_years_never_seen_map_to_known_bucket_tokens():
+    tok = Tokenizer.fit([n["text"] for n in C.NoteGenerator(1, years=[1970, 1985, 2003, 2018]).notes(500)])
+    for y in (1961, 2027, 1999, 1952):
+        ids = tok.encode(f"manufactured in {y} made of steel in good condition")
+        assert 1 not in ids                       # no <unk>: every year token is in the vocabulary
+    assert words("yr1999")[1][1] == ["<yc19>", "<yd9>", "<yh1>"] == words("1995")[0][1]
+    assert words("1994")[0][1] == ["<yc19>", "<yd9>", "<yh0>"]
+    assert words("yr1999", year_grain=1)[1][1] == ["<yc19>", "<yd9>", "<yu9>"]
+    assert words("'85")[0][1] == words("1985")[0][1]
+    assert words("'05")[0][1] == words("2005")[0][1]
+    assert words("mileage 125,000 km PN 4711")[1:3] == [("125", ["<num>"]), ("000", ["<num>"])]
+    assert words("PN 4711")[1] == ("4711", ["<num>"])
+
+
+def test_tokenizer_normalises_case_punctuation_and_typos():
+    tok = Tokenizer.fit(["made of plastic in good condition", "made of stainless steel in fair condition"] * 3)
+    a = tok.encode("Made of PLASTIC, in good condition")
+    assert a == tok.encode("made of plastic in good condition")
+    assert tok.encode("made of plastc in good conditon") == a                 # one-edit typos
+    assert tok.encode("made of stainles steel") == tok.encode("made of stainless steel")
+    assert tok.encode("made of zzzz") [-1] == 1                               # unknown word -> <unk>
+    assert tok.encode("")  == [0] * tok.max_len
+
+
+def test_tokenizer_manifest_round_trip_and_truncation():
+    tok = Tokenizer.fit([n["text"] for n in C.NoteGenerator(4).notes(300)], max_len=12)
+    back = Tokenizer.from_manifest(json.loads(json.dumps(tok.to_manifest())))
+    assert back.vocab[:len(RESERVED)] == RESERVED
+    text = "made of steel in good condition manufactured in 1999 " * 5
+    assert back.encode(text) == tok.encode(text) and len(tok.encode(text)) == 12
+    assert 0 not in tok.encode(text)
+    with pytest.raises(ValueError):
+        Tokenizer(["a", "b"])
