@@ -143,9 +143,12 @@ class Sync:
         return self
 
     def stop(self, timeout: float = 3.0) -> None:
+        """Publish the offline status, disconnect, join; bounded by `timeout` in total (the
+        daemon must exit within 5 s of SIGTERM)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
         self._state = "stopped"
 

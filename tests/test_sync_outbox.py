@@ -63,3 +63,17 @@ def test_alerts_dropped_last_and_counted(tmp_path):
     sync.stop()
     # 19 messages, room for 10: all 5 telemetry rows go first, then the 4 oldest alerts
     assert st == {**st, "rows": 10, "dropped_telemetry": 5, "dropped_alerts": 4}
+
+
+def test_byte_bound_and_counters_survive_restart(tmp_path):
+    b = Broker(tmp_path / "broker")            # never started
+    store = open_store(tmp_path / "state")
+    cfg = agent_cfg(tmp_path / "state", b.host, b.port, outbox_max_bytes=2000)
+    sync = Sync(cfg, store)
+    for day in range(10):
+        store_daily_row(store, make_row("BAT-Z", day))
+    st = sync.status()["outbox"]
+    assert st["bytes"] <= 2000 and st["rows"] + st["dropped_telemetry"] == 10 and st["dropped_telemetry"] >= 5
+    store.close()
+    again = Sync(cfg, open_store(tmp_path / "state"))       # a restart keeps the outbox and its counters
+    assert again.status()["outbox"] == st
