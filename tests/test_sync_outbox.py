@@ -3,8 +3,12 @@ dropped first, alerts survive, and the drop counter matches exactly what never a
 
 from __future__ import annotations
 
+import json
 import time
 
+import paho.mqtt.client as mqtt
+
+from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_alerts, read_daily
@@ -35,6 +39,19 @@ def test_overflow_drops_telemetry_first_and_counts_it(tmp_path):
         ingest = IngestWorker(b.host, b.port, tmp_path / "ds", worker_id="w1", flush_s=0.05).start()
         wait_until(lambda: ingest.connected, 10, what="ingest connected")
         assert sync.wait_drained(20), sync.status()
+        # the drops are reported on the retained status topic too
+        seen = []
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="status-reader", protocol=mqtt.MQTTv5)
+        c.on_message = lambda cl, u, m: seen.append(json.loads(m.payload))
+        c.connect(b.host, b.port)
+        c.subscribe(T.status_topic("CAR-1"), 1)
+        c.loop_start()
+        wait_until(lambda: seen, 10, what="retained status")
+        c.loop_stop()
+        c.disconnect()
+        assert seen[-1]["state"] == "online"
+        assert seen[-1]["outbox"]["dropped_telemetry"] == st["dropped_telemetry"]
+        assert seen[-1]["outbox"]["dropped_alerts"] == 0
         kept = n_rows + n_alerts - st["dropped_telemetry"]
         wait_until(lambda: sum(ingest.writer.written[k] for k in ("daily", "alert")) >= kept, 20,
                    what=f"{kept} messages: {ingest.stats()}")
