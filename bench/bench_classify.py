@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     ap.add_argument("--notes", type=int, default=5000)
     ap.add_argument("--single", type=int, default=500)
     ap.add_argument("--no-keras", action="store_true")
-    args = ap.parse_args(argv if argv is not None else [a for a in sys.argv[1:] if a.startswith("--")])
+    args = ap.parse_known_args(argv)[0]      # `python -m bench classify` passes bench names
 
     from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, verify_bundle
     from agent.classify import ComplianceClassifier
