@@ -96,7 +96,9 @@ class Sync:
         self.rejected: dict[str, int] = {}
         self.applied: dict[str, int] = {"components": 0, "ack": 0, "model": 0}
         self.models: dict[str, dict] = {}
-        self._seen_bundles: dict[str, str] = {}    # name -> sha256 already handled (retained re-deliveries)
+        self._seen_bundles: dict[str, list] = {}   # name -> recent sha256s handled (retained re-deliveries)
+        self._pending_ann: dict[str, dict] = {}    # name -> chunked announcement waiting for its chunks
+        self._chunks: dict[str, dict] = {}         # name -> {sha256: {index: bytes}}
         self._downq: queue.Queue = queue.Queue(DOWNLINK_QUEUE)
         self._threads: list[threading.Thread] = []
         self._client = None
@@ -425,14 +427,65 @@ class Sync:
         self.applied["ack"] += 1
 
     def _apply_model(self, ann: dict) -> None:
+        name = ann["name"]
+        if ann["sha256"] in self._seen_bundles.get(name, ()):
+            return                        # retained announcement re-delivered after a reconnect
+        if ann["tar"] is None:            # chunked: wait for (or use already received) chunks
+            self._pending_ann[name] = ann
+            self._try_assemble(name)
+            return
+        self._install(ann, ann["tar"])
+
+    def _apply_model_chunk(self, chunk: dict) -> None:
+        from agent.bundle import MAX_BUNDLE_BYTES
+        name, sha = chunk["name"], chunk["sha256"]
+        if sha in self._seen_bundles.get(name, ()):
+            return
+        sets = self._chunks.setdefault(name, {})
+        sets.setdefault(sha, {})[chunk["index"]] = chunk["data"]
+        # Bounded: keep the announced bundle's chunks plus one other set, and never more
+        # bytes than a bundle may have (chunks of stale or bogus bundles are evicted).
+        keep = self._pending_ann.get(name, {}).get("sha256")
+        while len(sets) > 2 or sum(len(d) for c in sets.values() for d in c.values()) > MAX_BUNDLE_BYTES:
+            victim = next((k for k in sets if k != keep and k != sha), None) or next(k for k in sets if k != keep)
+            del sets[victim]
+            self._reject("model_chunk:evicted", f"{name} chunks of {victim[:12]}")
+            if not sets:
+                break
+        self._try_assemble(name)
+
+    def _try_assemble(self, name: str) -> None:
+        import hashlib
+        ann = self._pending_ann.get(name)
+        if ann is None:
+            return
+        parts = self._chunks.get(name, {}).get(ann["sha256"], {})
+        if any(i not in parts for i in range(ann["chunks"])):
+            return
+        tar = b"".join(parts[i] for i in range(ann["chunks"]))
+        del self._pending_ann[name]
+        self._chunks.get(name, {}).pop(ann["sha256"], None)
+        if hashlib.sha256(tar).hexdigest() != ann["sha256"]:
+            self._seen(name, ann["sha256"])
+            self._reject("model:sha256_mismatch", f"{name}@{ann['version']} (assembled from chunks)")
+            self.models[name] = {"version": ann["version"], "sha256": ann["sha256"], "at": _now(),
+                                 "outcome": "refused", "reason": "sha256 of the assembled chunks differs"}
+            self._status_due = 0.0
+            return
+        self._install(ann, tar)
+
+    def _seen(self, name: str, sha: str) -> None:
+        seen = self._seen_bundles.setdefault(name, [])
+        seen.append(sha)
+        del seen[:-8]
+
+    def _install(self, ann: dict, tar: bytes) -> None:
         from agent import bundle as B
         name = ann["name"]
-        if self._seen_bundles.get(name) == ann["sha256"]:
-            return                        # retained announcement re-delivered after a reconnect
-        self._seen_bundles[name] = ann["sha256"]
+        self._seen(name, ann["sha256"])
         outcome = {"version": ann["version"], "sha256": ann["sha256"], "at": _now()}
         try:
-            files = B.read_tar_bytes(ann["tar"], f"announcement:{name}")
+            files = B.read_tar_bytes(tar, f"announcement:{name}")
             if files.get(B.SIGNATURE, b"").strip() != ann["signature"].encode():
                 raise B.BundleError("announced signature differs from the bundle's manifest.sig")
             keys = self._trusted_keys if self._trusted_keys is not None else B.DEV_TRUSTED_KEYS

@@ -8,6 +8,7 @@ Topics (QoS 1, UTF-8 JSON payloads):
   down  trey/v1/{vehicle_id}/components        component notes to classify
   down  trey/v1/{vehicle_id}/ack               alert acknowledgement from the cloud/app
   down  trey/v1/fleet/models/{name}            retained model-bundle announcement
+  down  trey/v1/fleet/models/{name}/chunks/{i} retained chunk i of a chunked announcement
 
 Every payload is an object with `schema` (int, SCHEMA_VERSION) and `msg_id` (32 hex chars,
 unique per message, kept across retries so the cloud deduplicates at-least-once delivery).
@@ -31,6 +32,11 @@ Payloads:
              signature = base64 ed25519 over manifest.json, i.e. the bundle's manifest.sig
              The agent refuses it unless sha256 matches, the signature equals the tar's
              manifest.sig AND agent.bundle.verify_files accepts the files (trusted keys).
+             Chunked (for brokers with a small message size limit): instead of `bundle`,
+             `chunks` = N, and N retained messages on .../{name}/chunks/{i}:
+  model chunk {schema, msg_id, name, sha256 (of the whole tar), index: i, data: base64}
+             The agent assembles chunks whose sha256 matches the announcement, then checks
+             exactly as above. `model_chunks()` builds both sides.
 
 Downlink validation: `decode_downlink(topic, payload, vehicle_id, max_bytes)` returns
 (kind, body) or raises PayloadError(reason) with a short reason such as
@@ -99,12 +105,18 @@ def model_topic(name: str) -> str:
 
 
 MODELS_FILTER = f"{PREFIX}/fleet/models/+"
+MODEL_CHUNKS_FILTER = f"{PREFIX}/fleet/models/+/chunks/+"
+MAX_CHUNKS = 4096
+
+
+def model_chunk_topic(name: str, index: int) -> str:
+    return f"{PREFIX}/fleet/models/{name}/chunks/{index}"
 # What the cloud ingest subscribes to (wrap with shared() for a worker group).
 INGEST_FILTERS = (f"{PREFIX}/+/telemetry/daily", f"{PREFIX}/+/alerts", f"{PREFIX}/+/status")
 
 
 def downlink_filters(vehicle_id: str) -> list[str]:
-    return [components_topic(vehicle_id), ack_topic(vehicle_id), MODELS_FILTER]
+    return [components_topic(vehicle_id), ack_topic(vehicle_id), MODELS_FILTER, MODEL_CHUNKS_FILTER]
 
 
 def shared(topic_filter: str, group: str = "ingest") -> str:
@@ -114,13 +126,16 @@ def shared(topic_filter: str, group: str = "ingest") -> str:
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
     """topic -> (kind, vehicle_id or model name) for every topic of the table, else None.
-    kinds: daily, alert, status, components, ack, model."""
+    kinds: daily, alert, status, components, ack, model, model_chunk (ident "name/index")."""
     parts = topic.split("/")
     if len(parts) < 3 or "/".join(parts[:2]) != PREFIX:
         return None
     rest = parts[2:]
     if len(rest) == 3 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.fullmatch(rest[2]):
         return "model", rest[2]
+    if (len(rest) == 5 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.fullmatch(rest[2])
+            and rest[3] == "chunks" and rest[4].isdigit() and len(rest[4]) <= 4):
+        return "model_chunk", f"{rest[2]}/{int(rest[4])}"
     if not _VID.fullmatch(rest[0]) or rest[0] == "fleet":
         return None
     tail = "/".join(rest[1:])
@@ -176,6 +191,19 @@ def model_announcement(name: str, version: str, tar_bytes: bytes, signature: str
     return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "name": name,
             "version": version, "sha256": hashlib.sha256(tar_bytes).hexdigest(),
             "signature": signature.strip(), "bundle": base64.b64encode(tar_bytes).decode()}
+
+
+def model_chunks(name: str, version: str, tar_bytes: bytes, signature: str,
+                 chunk_bytes: int = 64 * 1024) -> tuple[dict, list[tuple[str, dict]]]:
+    """Cloud side: (announcement, [(chunk topic, chunk payload), ...]) — publish all retained."""
+    import hashlib
+    sha = hashlib.sha256(tar_bytes).hexdigest()
+    parts = [tar_bytes[i:i + chunk_bytes] for i in range(0, len(tar_bytes), chunk_bytes)] or [b""]
+    ann = {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "name": name, "version": version,
+           "sha256": sha, "signature": signature.strip(), "chunks": len(parts)}
+    return ann, [(model_chunk_topic(name, i), {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "name": name,
+                                               "sha256": sha, "index": i, "data": base64.b64encode(p).decode()})
+                 for i, p in enumerate(parts)]
 
 
 def components_message(vehicle_id: str, doc: dict, msg_id: str | None = None) -> dict:
@@ -258,12 +286,22 @@ def validate_model(obj: dict, name: str) -> dict:
     """-> {name, version, sha256, signature, tar: bytes}. Structure only; the signature
     and hashes are checked by agent.bundle.verify_files (agent.sync does that)."""
     k = "model"
-    _unexpected(k, obj, {"schema", "msg_id", "name", "version", "sha256", "signature", "bundle"})
+    _unexpected(k, obj, {"schema", "msg_id", "name", "version", "sha256", "signature", "bundle", "chunks"})
     if obj.get("name") != name:
         raise PayloadError(f"{k}:name_mismatch", str(obj.get("name"))[:32])
     _str(k, obj, "version", 64)
     _str(k, obj, "sha256", 64, pattern=_HEX64)
     sig = _str(k, obj, "signature", 200)
+    if "chunks" in obj and "bundle" not in obj:
+        n = obj["chunks"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHUNKS:
+            raise PayloadError(f"{k}:bad_field", "chunks")
+        try:
+            base64.b64decode(sig, validate=True)
+        except (binascii.Error, ValueError):
+            raise PayloadError(f"{k}:bad_base64") from None
+        return {"name": name, "version": obj["version"], "sha256": obj["sha256"], "signature": sig,
+                "tar": None, "chunks": n, "msg_id": obj["msg_id"]}
     data = obj.get("bundle")
     if not isinstance(data, str) or not data:
         raise PayloadError(f"{k}:bad_field", "bundle")
@@ -279,15 +317,34 @@ def validate_model(obj: dict, name: str) -> dict:
             "tar": tar, "msg_id": obj["msg_id"]}
 
 
+def validate_model_chunk(obj: dict, name: str, index: int) -> dict:
+    k = "model_chunk"
+    _unexpected(k, obj, {"schema", "msg_id", "name", "sha256", "index", "data"})
+    if obj.get("name") != name or obj.get("index") != index or isinstance(obj.get("index"), bool):
+        raise PayloadError(f"{k}:topic_mismatch")
+    _str(k, obj, "sha256", 64, pattern=_HEX64)
+    if not isinstance(obj.get("data"), str):
+        raise PayloadError(f"{k}:bad_field", "data")
+    try:
+        data = base64.b64decode(obj["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise PayloadError(f"{k}:bad_base64") from None
+    return {"name": name, "sha256": obj["sha256"], "index": index, "data": data}
+
+
 def decode_downlink(topic: str, payload: bytes, vehicle_id: str, max_bytes: int) -> tuple[str, dict]:
     """Validate one downlink message -> (kind, body). Raises PayloadError(reason).
 
     components -> {"vin", "components": [...]}, ack -> {"alert_id", "by"},
-    model -> {"name", "version", "sha256", "signature", "tar"}."""
+    model -> {"name", "version", "sha256", "signature", "tar" (None if chunked), "chunks"?},
+    model_chunk -> {"name", "sha256", "index", "data"}."""
     parsed = parse_topic(topic)
-    if parsed is None or parsed[0] not in ("components", "ack", "model"):
+    if parsed is None or parsed[0] not in ("components", "ack", "model", "model_chunk"):
         raise PayloadError("unexpected_topic", topic[:100])
     kind, ident = parsed
+    if kind == "model_chunk":
+        name, index = ident.split("/")
+        return kind, validate_model_chunk(_loads(kind, payload, max_bytes), name, int(index))
     if kind != "model" and ident != vehicle_id:
         raise PayloadError(f"{kind}:unknown_vehicle", ident)
     obj = _loads(kind, payload, max_bytes)

@@ -165,10 +165,31 @@ def test_model_announcements_verified_before_swap(agent, broker, tmp_path):
     wait_until(lambda: cloud.status.get("models", {}).get("battery", {}).get("outcome") == "installed", 10,
                what="outcome on the retained status topic")
 
-    # 4. the retained announcement comes again after a reconnect: not installed twice
+    # 4. chunked (small broker message limit): chunks may come before the announcement
+    tar, sig = make_bundle(tmp_path, "2.3.0", 6.0)
+    ann, chunks = T.model_chunks("battery", "2.3.0", tar, sig, chunk_bytes=700)
+    assert len(chunks) > 3
+    for ctopic, chunk in reversed(chunks):
+        cloud.send(ctopic, chunk, retain=True)
+    cloud.send(topic, ann, retain=True)
+    wait_until(lambda: slot.installed == ["2.2.0", "2.3.0"], 10, what="chunked install")
+    assert slot.infer(2.0) == pytest.approx(12.0)
+    #    ... and a tampered chunk is caught by the sha256 of the assembled tar
+    tar, sig = make_bundle(tmp_path, "2.4.0", 7.0)
+    ann, chunks = T.model_chunks("battery", "2.4.0", tar, sig, chunk_bytes=700)
+    bad = dict(chunks[1][1], data=base64.b64encode(b"X" * 700).decode())
+    for ctopic, chunk in [chunks[0], (chunks[1][0], bad), *chunks[2:]]:
+        cloud.send(ctopic, chunk)
+    cloud.send(topic, ann)
+    wait_until(lambda: sync.status()["models"]["battery"]["version"] == "2.4.0", 10, what="outcome")
+    assert sync.status()["models"]["battery"]["outcome"] == "refused"
+    assert slot.installed == ["2.2.0", "2.3.0"]
+
+    # 5. the retained (chunked 2.3.0) announcement and its chunks come again after a
+    #    reconnect: not installed twice
     sync._client.disconnect()
     wait_until(lambda: sync.status()["connects"] >= 2 and sync.status()["connected"], 10, what="reconnect")
     threading.Event().wait(0.5)
-    assert slot.installed == ["2.2.0"]
+    assert slot.installed == ["2.2.0", "2.3.0"]
     cloud.send(topic, b"", retain=True)          # clear the retained message (rejected as empty, counted)
     cloud.close()
