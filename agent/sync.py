@@ -81,7 +81,6 @@ class Sync:
         self.status_interval = float(status_interval)
         self.window = int(self.m.max_inflight)
 
-        self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}        # mid -> outbox row id (network thread writes)
         self._inflight_rows: frozenset = frozenset()  # snapshot read by hooks in other threads
         self._acked: list[int] = []
@@ -359,6 +358,9 @@ class Sync:
         self._last_pump = now
         with self.store.transaction() as conn:
             rows = outbox.pending(conn, 0, free, exclude=self._inflight.values())
+            # Protect them from the bound's drops before the transaction ends: hooks run in
+            # store transactions, so none can drop a row between this read and its publish.
+            self._inflight_rows = frozenset(self._inflight.values()) | {r[0] for r in rows}
         self._more = len(rows) >= free
         for rid, topic, payload in rows:
             info = c.publish(topic, payload, qos=T.QOS)
