@@ -237,10 +237,10 @@ class Sync:
                     self._flush_acked()
                     self._pump(c)
                     self._maybe_status(c)
+            if self._stop.is_set():
+                break                       # still connected: _shutdown_client says goodbye
             self._connected = False
             self._flush_acked()
-            if self._stop.is_set():
-                break
             self._state = "disconnected"
             self._backoff()
         self._shutdown_client(c)

@@ -67,10 +67,14 @@ class Cloud:
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cloud-{random.randint(0, 1 << 30)}",
                              protocol=mqtt.MQTTv5)
         self.status = {}
-        self.c.on_message = lambda c, u, m: self.status.update(json.loads(m.payload))
+        self.c.on_message = self._on_status
         self.c.connect(broker.host, broker.port)
         self.c.subscribe(T.status_topic(VID), 1)
         self.c.loop_start()
+
+    def _on_status(self, client, userdata, message):
+        if message.payload:                      # empty = a retained message being cleared
+            self.status = json.loads(message.payload)
 
     def send(self, topic, payload, retain=False):
         if isinstance(payload, dict):
@@ -192,4 +196,22 @@ def test_model_announcements_verified_before_swap(agent, broker, tmp_path):
     threading.Event().wait(0.5)
     assert slot.installed == ["2.2.0", "2.3.0"]
     cloud.send(topic, b"", retain=True)          # clear the retained message (rejected as empty, counted)
+    cloud.close()
+
+
+def test_status_online_offline_and_last_will(tmp_path, broker):
+    import socket
+    cloud = Cloud(broker)
+    store = open_store(tmp_path / "state")
+    sync = Sync(agent_cfg(tmp_path / "state", broker.host, broker.port, VID), store,
+                backoff_min=3.0, backoff_max=3.0).start()
+    wait_until(lambda: cloud.status.get("state") == "online", 10, what="retained online status")
+    assert {"outbox", "downlink_rejected", "models"} <= set(cloud.status)
+    sync._client.socket().shutdown(socket.SHUT_RDWR)          # connection lost without DISCONNECT
+    wait_until(lambda: cloud.status.get("state") == "offline", 10, what="last will")
+    assert cloud.status["reason"] == "connection lost"
+    wait_until(lambda: cloud.status.get("state") == "online", 15, what="back online after the backoff")
+    sync.stop()                                                # clean stop: explicit offline status
+    wait_until(lambda: cloud.status.get("state") == "offline" and "reason" not in cloud.status, 10,
+               what="clean offline status")
     cloud.close()
