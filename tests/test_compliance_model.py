@@ -202,3 +202,18 @@ def test_score_compliance_streams_specs_to_reports(tmp_path):
     assert int(rows[0]["noncompliant"]) == got[0]["noncompliant"]
     rej = [json.loads(x) for x in (rep / "rejected.jsonl").read_text().splitlines()]
     assert sorted(r["reason"] for r in rej) == ["bad_document", "bad_json"]
+
+
+def test_same_seed_same_bundle_bytes(tmp_path):
+    """`--seed` reproduces the model: identical weights AND identical .onnx bytes (tf2onnx's
+    counter-based names are canonicalised), identical vocabulary."""
+    from export.compliance.train import TrainConfig, run_training
+    outs = []
+    for run in ("a", "b"):
+        cfg = TrainConfig(out=str(tmp_path / run), artifacts=str(tmp_path / f"art{run}"), notes=1200,
+                          heldout_notes=60, max_epochs=1, seed=11, threads=1, units=16, emb=8, mlflow=False)
+        run_training(cfg)
+        b = verify_bundle(tmp_path / run)
+        outs.append((b.model_bytes, b.manifest["preprocessing"], (tmp_path / f"art{run}" / "model_fp32.onnx").read_bytes()))
+    assert outs[0][0] == outs[1][0] and outs[0][2] == outs[1][2]
+    assert outs[0][1] == outs[1][1]

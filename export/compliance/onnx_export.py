@@ -38,7 +38,48 @@ def export_fp32(model, max_len: int) -> bytes:
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET,
                                              output_path=None)
-    return proto.SerializeToString()
+    return canonicalize(proto).SerializeToString()
+
+
+def canonicalize(model):
+    """Rename every node, initializer and intermediate tensor by its position in the
+    (already topologically ordered) graph. tf2onnx's names carry process-global counters
+    (e.g. const_fold_opt__87 vs __88 from one run to the next), so without this the same
+    seed gives identical weights but different .onnx bytes."""
+    g = model.graph
+    if any(a.type in (5, 10) for n in g.node for a in n.attribute):   # GRAPH / GRAPHS
+        return model                       # subgraphs (Loop/If) would need scoped renaming
+    keep = {v.name for v in g.input} | {v.name for v in g.output}
+    names: dict[str, str] = {}
+
+    def new(old: str) -> str:
+        if not old or old in keep:
+            return old
+        if old not in names:
+            names[old] = f"t{len(names)}"
+        return names[old]
+
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            n.input[i] = new(x)
+        for i, x in enumerate(n.output):
+            n.output[i] = new(x)
+    for i, n in enumerate(g.node):
+        n.name = f"n{i}_{n.op_type}"
+    for init in g.initializer:
+        init.name = new(init.name)
+    for vi in g.value_info:
+        vi.name = new(vi.name)
+    inits = sorted(g.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    g.name = "compliance"
+    g.doc_string = ""                      # "converted from __inference_serve_<counter>"
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param"):
+                d.dim_param = "batch"          # tf2onnx: unk__<counter>
+    return model
 
 
 def quantize_int8(fp32: bytes) -> bytes:
