@@ -48,7 +48,7 @@ def start_agent(cfg, log):
 def start_car(group: str, can_port: int, days: int = 45):
     return subprocess.Popen([sys.executable, "-m", "can_sim.cli", "run", "--interface", "udp_multicast",
                              "--channel", group, "--port", str(can_port), "--scenario", "aging", "--days", str(days),
-                             "--battery-cycles", "120", "--battery-age-days", "300", "--rate-limit", "8000",
+                             "--battery-cycles", "130", "--battery-age-days", "300", "--rate-limit", "8000",
                              "--speed", str(86400 * 5), "--seed", "11"],
                             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -73,7 +73,7 @@ def assert_exactly_once(tmp_path, ingest, what: str) -> dict:
     with store.transaction() as conn:
         revisions = dict(conn.execute("SELECT id, revision FROM alerts").fetchall())
     store.close()
-    assert len(history) >= 20, f"only {len(history)} days stored"
+    assert len(history) >= 12, f"only {len(history)} days stored"  # days the agent was down are missing
     n_changes = sum(revisions.values())
     assert n_changes >= 2, "no battery alert raised/updated: the test would not cover alert changes"
     wait_until(lambda: ingest.writer.written["daily"] >= len(history) and ingest.writer.written["alert"] >= n_changes,
