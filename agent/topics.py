@@ -150,13 +150,31 @@ def new_msg_id() -> str:
 
 
 def encode(obj: dict) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_jsonable).encode()
+    """Compact UTF-8 JSON. NaN/inf (JSON has none) become null rather than failing: this runs
+    inside the transaction of an alert change, which must never abort over a payload."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_jsonable).encode()
+    except ValueError:
+        return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_jsonable).encode()
+
+
+def _finite(o):
+    if isinstance(o, float):
+        return _clean_number(o)
+    if hasattr(o, "tolist"):                                       # numpy scalar or array
+        return _finite(o.tolist())
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _jsonable(o):
-    if hasattr(o, "item"):           # numpy scalar
-        return o.item()
+    if hasattr(o, "tolist"):         # numpy scalar or array
+        return o.tolist()
     if hasattr(o, "isoformat"):
         return o.isoformat()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -36,6 +36,9 @@ def test_uplink_payloads_validate_and_carry_unique_ids():
     alert = {"id": 3, "key": "battery:B", "kind": "battery", "state": "raised", "updated": "2025-01-01T00:00:00Z",
              "change": "raised", "revision": 1}
     assert T.decode_uplink(T.alerts_topic("CAR-1"), T.encode(T.alert_payload("CAR-1", alert)))[0] == "alert"
+    nan_alert = {**alert, "explanation": {"forecast": [0.1, math.nan, math.inf], "x": {"y": -math.inf}}}
+    obj = T.decode_uplink(T.alerts_topic("CAR-1"), T.encode(T.alert_payload("CAR-1", nan_alert)))[2]
+    assert obj["alert"]["explanation"] == {"forecast": [0.1, None, None], "x": {"y": None}}
     with pytest.raises(T.PayloadError, match="alert:bad_date"):
         T.decode_uplink(T.alerts_topic("CAR-1"), T.encode(T.alert_payload("CAR-1", {**alert, "updated": "../../x"})))
 
