@@ -172,6 +172,9 @@ class Agent:
         self.store = StateStore(cfg.state.dir)
         self.alerts = Alerts(self.store)
         with self.store.transaction() as conn:
+            # A small page cache: the working set (today's checkpoint, one battery's history,
+            # the alerts) is tiny, and SQLite's default 2 MB cache would count against RSS.
+            conn.execute("PRAGMA cache_size=-512")
             conn.execute("CREATE TABLE IF NOT EXISTS battery_forecast (battery_id TEXT PRIMARY KEY, "
                          "as_of TEXT, updated TEXT, forecast TEXT NOT NULL)")
         if cfg.mqtt is not None:
@@ -194,6 +197,7 @@ class Agent:
             self.components.load_spec(cfg.components.spec, source="spec")
         if self.sync is not None:
             self.sync.start()
+        _release_memory()
         self.ready_after_s = time.monotonic() - self.started_mono
         self.ready.set()
         self.notifier.ready(self._status_text())
@@ -575,6 +579,18 @@ def _vehicle_date(vt) -> str | None:
         return datetime.fromtimestamp(float(vt), timezone.utc).date().isoformat()
     except (TypeError, ValueError, OverflowError, OSError):
         return None
+
+
+def _release_memory() -> None:
+    """Return the heap freed by start-up (bundle bytes, ORT graph building, JSON parsing) to
+    the OS: glibc keeps it otherwise, and RSS is the budget on a head unit."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):     # not glibc: nothing to do
+        pass
 
 
 def run_agent(cfg: Config, notifier: Notifier | None = None) -> int:

@@ -107,7 +107,13 @@ def main(argv=None) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(30)
-    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "OMP_NUM_THREADS": "1"}
+    # Run the agent with the shipped unit's Environment= (as systemd does on the head unit).
+    unit_env = {}
+    for line in (ROOT / "systemd" / "trey-agent.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            unit_env.update(item.partition("=")[::2] for item in line.split("=", 1)[1].split())
+    print("agent environment (from systemd/trey-agent.service):", " ".join(f"{k}={v}" for k, v in unit_env.items()))
+    env = {**os.environ, **unit_env, "NOTIFY_SOCKET": str(sock_path)}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "agent.log", "wb"))
@@ -120,7 +126,8 @@ def main(argv=None) -> None:
         print(f"RSS at ready: {rss_ready:.1f} MB")
         c0, w0 = _cpu_s(proc.pid), time.monotonic()
         time.sleep(5.0)
-        print(f"idle CPU: {100 * (_cpu_s(proc.pid) - c0) / (time.monotonic() - w0):.2f} %")
+        print(f"idle CPU: {100 * (_cpu_s(proc.pid) - c0) / (time.monotonic() - w0):.2f} %, "
+              f"RSS {_status_kb(proc.pid, 'VmRSS') / 1024:.1f} MB")
         for label, share in (("realistic (4% mapped)", 0.04), ("all-mapped (worst case)", 1.0)):
             f0 = _health(hmi_port)["bus"]["frames"]
             c0, w0 = _cpu_s(proc.pid), time.monotonic()
@@ -130,7 +137,7 @@ def main(argv=None) -> None:
             cpu = 100 * (_cpu_s(proc.pid) - c0) / wall
             got = _health(hmi_port)["bus"]["frames"] - f0
             print(f"{label}: {args.fps:.0f} frames/s for {args.seconds:.0f} s -> agent CPU {cpu:.1f} % of one core, "
-                  f"{got}/{sent} frames received")
+                  f"{got}/{sent} frames received, RSS {_status_kb(proc.pid, 'VmRSS') / 1024:.1f} MB")
         h = _health(hmi_port)
         print(f"peak RSS (VmHWM): {_status_kb(proc.pid, 'VmHWM') / 1024:.1f} MB   (budget 90 MB, both models loaded: "
               f"{h['models']['battery']['version']}, {h['models']['compliance']['version']})")

@@ -15,7 +15,21 @@ from pathlib import Path
 
 from tests.conftest import ROOT, free_port
 
-AGENT_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def unit_environment(unit: Path = ROOT / "systemd" / "trey-agent.service") -> dict[str, str]:
+    """The Environment= of the shipped unit: agent processes in tests and benchmarks run
+    the way systemd runs them on the head unit."""
+    env: dict[str, str] = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            for item in line.split("=", 1)[1].split():
+                k, _, v = item.partition("=")
+                env[k] = v
+    return env
+
+
+AGENT_ENV = {**os.environ, **unit_environment()}
 
 SPEC_NOTES = [
     ("alternator", "manufactured in 1985 made of steel in fair condition"),      # old + fair
