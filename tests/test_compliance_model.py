@@ -121,6 +121,7 @@ def test_shipped_bundle_on_held_out_styles_and_years(shipped):
     ("ABS plastic door handle, MY2021, excellent", False, {"plastic"}),
 ])
 def test_shipped_bundle_hand_written_notes_and_why(shipped, text, compliant, why):
+    assert shipped.classify([]) == []
     v = shipped.classify([text])[0]
     assert v["compliant"] is compliant, v
     assert 0.0 <= v["p_noncompliant"] <= 1.0 and (v["p_noncompliant"] >= 0.5) != compliant
@@ -141,7 +142,8 @@ def test_classify_cli_handles_malformed_lines(tmp_path):
              json.dumps({"id": 7, "text": "Good condition carbon fiber component manufactured in 2010"}).encode(),
              json.dumps({"id": "b", "text": 5}).encode(),
              b'{"material": "iron", "year": 2015, "condition": "good"}',  # a JSON-looking plain note
-             b"   "]
+             b"   ",
+             b'{"id": 9}']
     f = tmp_path / "notes.txt"
     f.write_bytes(b"\n".join(lines) + b"\n")
     r = _cli(["classify", str(f)])
@@ -149,7 +151,8 @@ def test_classify_cli_handles_malformed_lines(tmp_path):
     out = [json.loads(x) for x in r.stdout.decode().splitlines()]
     assert len(out) == len(lines)
     assert out[0]["compliant"] is False and "1985" in out[0]["why"]
-    assert [("error" in o) for o in out] == [False, True, True, True, False, True, False, True]
+    assert [("error" in o) for o in out] == [False, True, True, True, False, True, False, True, True]
+    assert out[8]["id"] == 9 and out[8]["line"] == 9
     assert "empty" in out[1]["error"] and "2000" in out[2]["error"] and "UTF-8" in out[3]["error"]
     assert out[4] == {**out[4], "id": 7, "compliant": True}
     assert out[5]["id"] == "b" and out[6]["compliant"] is False

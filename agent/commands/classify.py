@@ -3,8 +3,8 @@
 Reads one note per line — plain text, or JSON lines {"id": ..., "text": ...} — and writes one
 JSON line per input line, in order:
     {"id" (if given), "text", "compliant", "p_noncompliant", "why": [words]}
-A line that is empty, longer than 2,000 characters, not UTF-8, or a JSON object whose
-"text" is not a string gets {"line": n, ("id",) "error": "..."} instead; the run goes on and
+A line that is empty, longer than 2,000 characters, not UTF-8, or a JSON object with an
+"id" but no string "text" gets {"line": n, ("id",) "error": "..."} instead; the run goes on and
 the exit status is 1 if any line failed (2 if the bundle is refused). ONNX Runtime only."""
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ def parse_line(raw: bytes, lineno: int) -> dict:
             obj = json.loads(line)
         except ValueError:
             obj = None                      # a plain note that happens to start with "{"
+        if isinstance(obj, dict) and "id" in obj and "text" not in obj:
+            rec["id"] = obj["id"]
+            rec["error"] = "JSON line without \"text\""
+            return rec
         if isinstance(obj, dict) and "text" in obj:
             if "id" in obj:
                 rec["id"] = obj["id"]
