@@ -165,8 +165,17 @@ class Agent:
                                          trusted, _compliance_factory)
 
     # ------------------------------------------------------------------ lifecycle
+    def _install_signal_handlers(self) -> None:
+        # Before anything is announced (READY=1, the HMI answering): a SIGTERM arriving
+        # while we start must become a clean stop, not the default kill.
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+            signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
     def start(self) -> "Agent":
         from agent.store import StateStore
+        self._install_signal_handlers()
         cfg = self.cfg
         Path(cfg.state.dir).mkdir(parents=True, exist_ok=True)
         self.store = StateStore(cfg.state.dir)
@@ -222,10 +231,7 @@ class Agent:
 
     def run(self) -> int:
         """Main loop until SIGTERM/SIGINT; returns the exit code."""
-        if self.install_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-            signal.signal(signal.SIGINT, lambda *_: self.request_stop())
-            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        self._install_signal_handlers()
         next_poll = next_health = time.monotonic()
         try:
             while not self._stop.is_set():
