@@ -29,7 +29,19 @@ def unit_environment(unit: Path = ROOT / "systemd" / "trey-agent.service") -> di
     return env
 
 
-AGENT_ENV = {**os.environ, **unit_environment()}
+def deployed_env() -> dict[str, str]:
+    """Environment for a real agent process: the unit's Environment=, with the compiled
+    bytecode a head unit has (README: precompiled at install). This dev box runs with
+    PYTHONDONTWRITEBYTECODE, so the bytecode goes to a private cache outside the repo
+    instead of being recompiled from source at every start."""
+    import tempfile
+    env = {**os.environ, **unit_environment(),
+           "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "trey-agent-pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+AGENT_ENV = deployed_env()
 
 SPEC_NOTES = [
     ("alternator", "manufactured in 1985 made of steel in fair condition"),      # old + fair
