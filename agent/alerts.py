@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import threading
-import time
 from datetime import datetime, timezone
 
 log = logging.getLogger(__name__)
@@ -257,13 +256,3 @@ def _jsonable(o):
         return o.isoformat()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    """Small polling helper for callers (demo, tests) waiting on an alert to appear."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()

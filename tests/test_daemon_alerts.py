@@ -3,7 +3,6 @@ duplicates, change hooks inside the transaction, survives reopening the store.""
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 

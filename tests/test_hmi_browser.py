@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.daemon_support import InProcessAgent, agent_config, http, wait_for
+from tests.daemon_support import InProcessAgent, agent_config, http
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
