@@ -140,7 +140,10 @@ def read_tar_bytes(data: bytes, source: str = "<tar>") -> dict[str, bytes]:
 
 
 def verify_files(files: dict[str, bytes], trusted_keys, source: str = "<bundle>") -> Bundle:
-    """Verify in-memory bundle files: signature over manifest.json, then every file hash."""
+    """Verify in-memory bundle files: signature over manifest.json, then every file hash.
+    trusted_keys as in verify_bundle (None = the development keys shipped with the agent)."""
+    if trusted_keys is None:
+        trusted_keys = DEV_TRUSTED_KEYS
     if MANIFEST not in files or SIGNATURE not in files:
         raise BundleError(f"{source}: missing {MANIFEST} or {SIGNATURE}")
     mbytes = files[MANIFEST]

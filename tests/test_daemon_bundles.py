@@ -154,3 +154,35 @@ def test_swap_is_atomic_under_concurrent_inference(tmp_path):
             t.join(10)
     assert not errors, errors[:3]
     assert calls[0] > 10
+
+
+def test_cloud_bundle_with_default_trusted_keys(tmp_path):
+    """Default config (no [models] trusted_keys = the shipped keys): a bundle pushed from the
+    cloud and signed with a trusted key is installed; one signed by another key is refused
+    and the current model keeps serving."""
+    from agent.config import load_config
+    from agent.daemon import Agent
+    from export.bundle import generate_keypair
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text("\n".join(["[vehicle]", 'id = "CAR-KEYS"', "[can]", 'interface = "virtual"',
+                              'channel = "keys-test"', "[state]", f'dir = "{tmp_path / "state"}"',
+                              "[hmi]", "enabled = false"]) + "\n")
+    agent = Agent(load_config(cfg), install_signals=False)
+    agent.start()
+    try:
+        shipped = agent.battery_slot.bundle.version
+        generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
+        rogue = _untar(_resigned(tmp_path, "9.9.9-rogue", tmp_path / "rogue.pem", DEFAULT_BATTERY_BUNDLE))
+        assert agent.install_bundle("battery", rogue) is False
+        assert agent.battery_slot.bundle.version == shipped
+        assert "signature" in agent.battery_slot.last_error
+        good = _untar(_resigned(tmp_path, "9.9.9-good", None, DEFAULT_BATTERY_BUNDLE))
+        assert agent.install_bundle("battery", good) is True
+        assert agent.battery_slot.bundle.version == "9.9.9-good"
+    finally:
+        agent.shutdown()
+
+
+def _untar(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
