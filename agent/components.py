@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 
 from agent.alerts import utc_now
+from agent.tokenizer import MAX_NOTE_CHARS
 
 log = logging.getLogger(__name__)
 
-MAX_NOTE_CHARS = 1000
 MAX_COMPONENTS_PER_DOC = 500
 CLASSIFY_BATCH = 1
 _NAME = re.compile(r"^[\w .,/()+-]{1,64}$")

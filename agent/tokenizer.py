@@ -34,6 +34,7 @@ import unicodedata
 from collections import Counter
 
 PAD, UNK = "<pad>", "<unk>"
+MAX_NOTE_CHARS = 2000     # a note longer than this is refused (never truncated) wherever notes enter
 NUM = "<num>"
 _WORD = re.compile(r"[^\W\d_]+|\d+|'\d\d\b|\u2019\d\d\b")
 _YEAR_TOKENS = ([f"<yc{c}>" for c in (19, 20)] + [f"<yd{d}>" for d in range(10)]

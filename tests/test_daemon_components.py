@@ -11,6 +11,7 @@ from agent.alerts import Alerts
 from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, MANIFEST, verify_bundle
 from agent.components import Components, read_spec_file
 from agent.store import StateStore
+from agent.tokenizer import MAX_NOTE_CHARS
 from tests.daemon_support import NONCOMPLIANT, SPEC_NOTES, write_spec
 
 
@@ -22,10 +23,16 @@ def test_spec_file_bad_lines_rejected_rest_loaded(tmp_path):
         fh.write(json.dumps({"vin": "V", "components": [{"component": "x", "note": ""}]}) + "\n")
         fh.write(json.dumps({"vin": "V", "components": [{"component": "a", "note": "n"},
                                                         {"component": "a", "note": "m"}]}) + "\n")
+        # the same length limit as `trey-agent classify`: a long note is kept, a longer one refused
+        long = "steel bracket in good condition manufactured in 2015 " * 40
+        fh.write(json.dumps({"vin": "V", "components": [{"component": "long", "note": long[:MAX_NOTE_CHARS]}]}) + "\n")
+        fh.write(json.dumps({"vin": "V", "components": [{"component": "too long", "note": long[:MAX_NOTE_CHARS + 1]}]})
+                 + "\n")
         fh.write("\n# comment\n")
     docs, rejected = read_spec_file(spec)
-    assert len(docs) == 1 and len(docs[0]["components"]) == len(SPEC_NOTES)
-    assert rejected == {"bad_json": 1, "bad_document": 3}
+    assert len(docs) == 2 and len(docs[0]["components"]) == len(SPEC_NOTES)
+    assert docs[1]["components"][0]["component"] == "long"
+    assert rejected == {"bad_json": 1, "bad_document": 4}
 
 
 @pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
-MAX_CHARS = 2000
+from agent.tokenizer import MAX_NOTE_CHARS
+
 CHUNK = 256          # lines classified per model call (streams any input size)
 
 
@@ -51,8 +52,8 @@ def parse_line(raw: bytes, lineno: int) -> dict:
                 return rec
     if not text.strip():
         rec["error"] = "empty note"
-    elif len(text) > MAX_CHARS:
-        rec["error"] = f"note longer than {MAX_CHARS} characters ({len(text)})"
+    elif len(text) > MAX_NOTE_CHARS:
+        rec["error"] = f"note longer than {MAX_NOTE_CHARS} characters ({len(text)})"
     else:
         rec["text"] = text
     return rec
