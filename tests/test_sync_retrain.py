@@ -66,7 +66,7 @@ def test_train_battery_model_from_ingested_rows(tmp_path, make_broker):
 
     bundle_dir = tmp_path / "bundle"
     r = subprocess.run([sys.executable, "-m", "export.cli", "train", "battery",
-                        "--data", str(tmp_path / "dataset" / "daily"), "--out", str(bundle_dir),
+                        "--data", str(tmp_path / "dataset"), "--out", str(bundle_dir),
                         "--artifacts", str(tmp_path / "art"), "--window", "28", "--max-epochs", "2",
                         "--lstm-budget", "10", "--search-budget", "5", "--train-stride", "4", "--threads", "1",
                         "--no-mlflow", "--no-progress"],

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from agent.cleaning import REQUIRED_COLUMNS, BatteryHistory, CleaningError, clean_history
-from agent.forecast_features import HORIZON, day_matrix, targets, window_inputs
+from agent.forecast_features import HORIZON, MIN_DAYS_FOR_PADDING, day_matrix, pad_history, targets, window_inputs
+
+from export.ingest import DAILY_DIR
 
 from .fleet import RAW_FILE, TRUTH_FILE, load_truth
 
@@ -30,6 +32,8 @@ def _csv_files(path: Path) -> list[Path]:
         return [path]
     if (path / RAW_FILE).is_file():
         return [path / RAW_FILE]
+    if (path / DAILY_DIR).is_dir():         # an ingest root: its daily partitions, not the alerts
+        path = path / DAILY_DIR
     files = sorted(p for p in path.rglob("*.csv") if p.name != TRUTH_FILE)
     if not files:
         raise FileNotFoundError(f"no CSV files under {path}")
@@ -96,7 +100,7 @@ class WindowSet:
 
 def build_windows(histories: dict[str, BatteryHistory], ids: list[str], params: dict, stride: int,
                   rng: np.random.Generator | None = None, truth: dict | None = None,
-                  max_per_battery: int | None = None) -> WindowSet:
+                  max_per_battery: int | None = None, min_history: int | None = MIN_DAYS_FOR_PADDING) -> WindowSet:
     """Windows of the given batteries at origins every `stride` days (random phase when rng).
     With truth: targets = true cycles, plus oracle and alert truth; origins may run up to the
     last in-service day. Without: targets = cleaned cycles, origins need H days after them."""
@@ -108,15 +112,27 @@ def build_windows(histories: dict[str, BatteryHistory], ids: list[str], params: 
         n = len(hist)
         tr = truth.get(bid) if truth else None
         last = n - 1 if tr is not None else n - 1 - h
-        if last < w - 1:
+        first = w - 1 if not min_history else min(w, min_history) - 1
+        if last < first:
             continue
         phase = int(rng.integers(0, stride)) if rng is not None else 0
-        ends = np.arange(w - 1 + phase, last + 1, stride)
+        ends = np.arange(first + phase, last + 1, stride)
         if max_per_battery and len(ends) > max_per_battery and rng is not None:
             ends = np.sort(rng.choice(ends, max_per_battery, replace=False))
         if not len(ends):
             continue
-        x, level = window_inputs(days, ends, params)
+        young = ends[ends < w - 1]
+        old = ends[ends >= w - 1]
+        xs, ls = [], []
+        for e in young:                     # the agent's padding, one origin at a time
+            xy, ly = window_inputs(day_matrix(pad_history(hist.head(int(e) + 1), w)), np.array([w - 1]), params)
+            xs.append(xy)
+            ls.append(ly)
+        if len(old):
+            xo, lo = window_inputs(days, old, params)
+            xs.append(xo)
+            ls.append(lo)
+        x, level = np.concatenate(xs), np.concatenate(ls)
         ord0 = hist.dates[0].toordinal()
         part = {"x": x, "level": level, "battery": np.full(len(ends), bi), "ordinal": ord0 + ends,
                 "lifetime": hist.lifetime[ends], "rated": hist.rated[ends]}
