@@ -19,6 +19,9 @@ days_to_rated = first day k (1..30) at which lifetime + forecast[:k] reaches rat
 already has), else None.
 
 Fallback for short histories (fewer clean days than the model's window W):
+  * >= MIN_DAYS_FOR_PADDING (28) days: the window is completed backwards with copies of the
+    battery's own first whole weeks (weekday-aligned, flagged as interpolated) and the
+    model runs                               -> fallback = "padded_history"
   * >= MIN_DAYS_FOR_MEAN days: every future day = mean of the available days (the naive
     baseline over what exists)           -> fallback = "short_history_mean"
   * fewer (or no usable) days: every day = the training fleet's median daily cycles from
@@ -33,7 +36,8 @@ import logging
 import numpy as np
 
 from agent.cleaning import BatteryHistory, clean_history
-from agent.forecast_features import day_matrix, window_inputs
+from agent.forecast_features import MIN_DAYS_FOR_PADDING
+from agent.forecast_features import day_matrix, pad_history, window_inputs
 
 log = logging.getLogger(__name__)
 MIN_DAYS_FOR_MEAN = 7
@@ -72,18 +76,21 @@ class BatteryForecaster:
 
     def forecast_histories(self, histories: list[BatteryHistory]) -> list[dict]:
         """Clean histories -> answers; all full-window batteries go through one ORT call."""
-        full = [i for i, h in enumerate(histories) if len(h) >= self.window]
+        full = [i for i, h in enumerate(histories) if len(h) >= MIN_DAYS_FOR_PADDING]
         preds: dict[int, np.ndarray] = {}
         if full:
             xs, ls = [], []
             for i in full:
                 h = histories[i].tail(self.window)
+                if len(h) < self.window:
+                    h = pad_history(h, self.window)
                 x, lv = window_inputs(day_matrix(h), np.array([self.window - 1]), self.params)
                 xs.append(x)
                 ls.append(lv)
             out = self.predict_windows(np.concatenate(xs), np.concatenate(ls))
             preds = {i: out[k] for k, i in enumerate(full)}
-        return [self._answer(h, preds.get(i)) for i, h in enumerate(histories)]
+        return [self._answer(h, preds.get(i), "padded_history" if i in preds and len(h) < self.window else None)
+                for i, h in enumerate(histories)]
 
     # -- public ------------------------------------------------------------------------
     def forecast_all(self, rows) -> list[dict]:
@@ -101,8 +108,7 @@ class BatteryForecaster:
         return self.forecast_histories([result.batteries[battery_id]])[0]
 
     # -- rule + explanation ------------------------------------------------------------------
-    def _answer(self, h: BatteryHistory, pred: np.ndarray | None) -> dict:
-        fallback = None
+    def _answer(self, h: BatteryHistory, pred: np.ndarray | None, fallback: str | None = None) -> dict:
         if pred is None:
             usable = h.cycles[~h.interpolated] if (~h.interpolated).any() else h.cycles
             if len(h) >= MIN_DAYS_FOR_MEAN and len(usable):
@@ -142,12 +148,15 @@ class BatteryForecaster:
         med = float(self.fleet["median_daily_cycles"])
         q = np.asarray(self.fleet["quantiles"], float)        # daily-cycle quantiles 0..100 %
         pct = float(np.interp(recent, q, np.linspace(0, 100, len(q))))
-        ratio = recent / med if med > 0 else float("nan")
+        ratio = recent / med if med > 0 else None
         remaining = rated - lifetime
-        text = (f"Last 28 days: {recent:.3f} cycles/day, {ratio:.1f}x the fleet median "
-                f"({med:.3f}; heavier than {pct:.0f}% of the fleet). ")
+        text = (f"Last 28 days: {recent:.3f} cycles/day, "
+                + (f"{ratio:.1f}x the fleet median ({med:.3f}; " if ratio is not None else "(")
+                + f"heavier than {pct:.0f}% of the fleet). ")
         if np.isfinite(rated):
             text += (f"{lifetime:.1f} of {rated:.0f} rated cycles used; "
                      f"{max(remaining, 0):.1f} left vs {projected - lifetime:.1f} forecast for 30 days.")
         return {"recent_mean_daily_cycles": round(recent, 5), "fleet_median_daily_cycles": round(med, 5),
-                "fleet_percentile": round(pct, 1), "ratio_to_fleet": round(ratio, 3), "text": text}
+                "fleet_percentile": round(pct, 1),
+                "ratio_to_fleet": round(ratio, 3) if ratio is not None else None, "text": text}
+

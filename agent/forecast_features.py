@@ -15,9 +15,14 @@ predicts the next H days as multiples of `level`; the exported graph takes `leve
 second input and returns cycles directly. One global model thus serves light and heavy
 users alike. Battery age is deliberately not a feature: usage is a property of the
 driver, and age correlates with calendar time across a fleet, inviting spurious fits.
+W defaults to 364 days so the model sees the same season last year (each battery has its
+own winter load and holiday dip). A battery with fewer than W but at least
+MIN_DAYS_FOR_PADDING days gets a padded window (`pad_history`) in training and serving alike.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 
@@ -26,6 +31,7 @@ FEATURES = ("cycles_rel", "duration_rel", "trips_rel", "dow_sin", "dow_cos",
 HORIZON = 30
 LEVEL_DAYS = 28
 EPS = 1e-3
+MIN_DAYS_FOR_PADDING = 28      # shorter histories are not given to the model
 
 
 def default_params(window: int = 56) -> dict:
@@ -87,3 +93,24 @@ def targets(days: np.ndarray, ends: np.ndarray, horizon: int = HORIZON) -> np.nd
     """The next `horizon` days of cycles after each origin -> [B, H] (training only)."""
     idx = np.asarray(ends, np.int64)[:, None] + np.arange(1, horizon + 1)[None, :]
     return days[idx, 0]
+
+
+def pad_history(h, window: int):
+    """Complete a history shorter than `window` (>= MIN_DAYS_FOR_PADDING days) backwards
+    with copies of its own first whole weeks (same weekdays), flagged interpolated; the
+    calendar columns use the real earlier dates. Training pads young batteries the same
+    way, so the model has seen such windows."""
+    from agent.cleaning import BatteryHistory
+    n = len(h)
+    need = window - n
+    if need <= 0:
+        return h
+    block = 7 * (n // 7)
+    src = np.array([(-m) % block for m in range(need, 0, -1)])       # weekday-aligned sources
+    first = h.dates[0]
+    dates = [first - dt.timedelta(days=m) for m in range(need, 0, -1)] + list(h.dates)
+    cat = lambda a, fill: np.concatenate([fill, a])                   # noqa: E731
+    return BatteryHistory(h.battery_id, dates, cat(h.age, np.full(need, h.age[0])), cat(h.trips, h.trips[src]),
+                          cat(h.duration, h.duration[src]), cat(h.cycles, h.cycles[src]),
+                          cat(h.lifetime, np.full(need, h.lifetime[0])), cat(h.rated, np.full(need, h.rated[0])),
+                          cat(h.interpolated, np.ones(need, bool)))

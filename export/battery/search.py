@@ -35,28 +35,35 @@ def folds(train: WindowSet, val: WindowSet, n_folds: int = 3, fold_days: int = 2
     cut = np.quantile(np.concatenate([train.ordinal, val.ordinal]), qs).astype(int)
     out = []
     for c in cut:
-        fit = train.subset(train.ordinal + train.y.shape[1] <= c)
-        score = val.subset((val.ordinal > c) & (val.ordinal <= c + fold_days))
+        fit = np.flatnonzero(train.ordinal + train.y.shape[1] <= c)
+        score = np.flatnonzero((val.ordinal > c) & (val.ordinal <= c + fold_days))
         if len(fit) > 100 and len(score) > 20:
             out.append((int(c), fit, score))
     return out
 
 
-def _cv(cv, fit_predict) -> float:
-    return float(np.mean([evaluate.nrmse(score, fit_predict(fit, score)) for _, fit, score in cv]))
+def _cv(cv, train: WindowSet, val: WindowSet, fit_predict) -> float:
+    """Mean NRMSE over folds; folds hold indices so only one fold's copy of the windows
+    exists at a time (memory on a shared build machine)."""
+    scores = []
+    for _, fit_idx, score_idx in cv:
+        score = val.subset(score_idx)
+        scores.append(evaluate.nrmse(score, fit_predict(train.subset(fit_idx), score)))
+    return float(np.mean(scores))
 
 
 def run_search(train: WindowSet, val: WindowSet, time_budget_s: float = 240, exit_score: float = 0.0,
-               seed: int = 0, lstm_epochs: int = 4, lstm_trial_budget_s: float = 60, n_folds: int = 3) -> dict:
+               seed: int = 0, lstm_epochs: int = 4, lstm_trial_budget_s: float = 60, n_folds: int = 3,
+               lstm_max_windows: int = 40000, lstm_input: str = "daily") -> dict:
     """-> {"leaderboard": [...sorted by cv_nrmse], "best": entry, "stopped": reason}."""
     from flaml import tune
     cv = folds(train, val, n_folds)
     if not cv:
         raise ValueError("not enough history for rolling-origin folds")
     board = [
-        {"model": "naive_28d_mean", "config": {"kind": "naive"}, "cv_nrmse": _cv(cv, lambda f, s: evaluate.naive(s))},
+        {"model": "naive_28d_mean", "config": {"kind": "naive"}, "cv_nrmse": _cv(cv, train, val, lambda f, s: evaluate.naive(s))},
         {"model": "seasonal_naive_weekly", "config": {"kind": "seasonal_naive"},
-         "cv_nrmse": _cv(cv, lambda f, s: evaluate.seasonal_naive(s))},
+         "cv_nrmse": _cv(cv, train, val, lambda f, s: evaluate.seasonal_naive(s))},
     ]
     best = min(e["cv_nrmse"] for e in board)
     state = {"best": best, "stop": best <= exit_score}
@@ -69,17 +76,20 @@ def run_search(train: WindowSet, val: WindowSet, time_budget_s: float = 240, exi
         started = time.monotonic()
         if m["kind"] == "ridge":
             cfg = {"kind": "ridge", "alpha": float(m["alpha"]), "n_lags": int(m["n_lags"])}
-            score = _cv(cv, lambda f, s: predict(fit_ridge(f.x, f.level, f.y, cfg["n_lags"], cfg["alpha"]),
+            score = _cv(cv, train, val, lambda f, s: predict(fit_ridge(f.x, f.level, f.y, cfg["n_lags"], cfg["alpha"]),
                                                   s.x, s.level))
         else:
             cfg = {"kind": "lstm", "hidden": int(m["hidden"]), "lr": float(m["lr"]), "epochs": lstm_epochs}
 
             def fp(f, s):
+                if len(f) > lstm_max_windows:    # a trial ranks configs; the final fit sees everything
+                    f = f.subset(np.sort(np.random.default_rng(seed).choice(len(f), lstm_max_windows, replace=False)))
                 model, _ = train_lstm(f, s, hidden=cfg["hidden"], lr=cfg["lr"], max_epochs=lstm_epochs,
                                       patience=2, seed=seed, time_budget_s=lstm_trial_budget_s / len(cv),
+                                      lstm_input=lstm_input,
                                       progress=False)
                 return predict(model, s.x, s.level)
-            score = _cv(cv, fp)
+            score = _cv(cv, train, val, fp)
         board.append({"model": cfg["kind"], "config": cfg, "cv_nrmse": score,
                       "seconds": round(time.monotonic() - started, 1)})
         log.info("search: %s cv_nrmse %.5f", cfg, score)
@@ -89,11 +99,11 @@ def run_search(train: WindowSet, val: WindowSet, time_budget_s: float = 240, exi
         return {"cv_nrmse": score}
 
     space = {"model": tune.choice([
-        {"kind": "ridge", "alpha": tune.loguniform(0.1, 1000.0), "n_lags": tune.choice([7, 14, 28, 56])},
-        {"kind": "lstm", "hidden": tune.choice([32, 64, 96]), "lr": tune.loguniform(1e-3, 1e-2)},
+        {"kind": "ridge", "alpha": tune.loguniform(0.1, 1000.0), "n_lags": tune.choice([n for n in (7, 14, 28, 56, 112) if n <= train.x.shape[1]])},
+        {"kind": "lstm", "hidden": tune.choice([32, 64, 96]), "lr": tune.loguniform(3e-4, 3e-3)},
     ])}
     starts = [{"model": {"kind": "ridge", "alpha": 10.0, "n_lags": 28}},
-              {"model": {"kind": "lstm", "hidden": 64, "lr": 3e-3}}]
+              {"model": {"kind": "lstm", "hidden": 64, "lr": 1e-3}}]
     remaining = max(1.0, time_budget_s - (time.monotonic() - t0))
     tune.run(evaluate_config, config=space, metric="cv_nrmse", mode="min", time_budget_s=remaining,
              num_samples=-1, points_to_evaluate=starts, verbose=0)
@@ -102,5 +112,5 @@ def run_search(train: WindowSet, val: WindowSet, time_budget_s: float = 240, exi
         e["rank"] = rank
     stopped = "exit_score" if state["stop"] else "time_budget"
     return {"leaderboard": board, "best": board[0], "stopped": stopped, "exit_score": exit_score,
-            "time_budget_s": time_budget_s, "folds": [{"cutoff_ordinal": c, "fit_windows": len(f),
-                                                        "score_windows": len(s)} for c, f, s in cv]}
+            "time_budget_s": time_budget_s, "folds": [{"cutoff_ordinal": c, "fit_windows": int(len(f)),
+                                                        "score_windows": int(len(s))} for c, f, s in cv]}

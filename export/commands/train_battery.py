@@ -13,21 +13,25 @@ import os
 
 def configure(p) -> None:
     p.add_argument("--data", default=None, help="raw history CSV or directory of CSVs (default: generate)")
-    p.add_argument("--batteries", type=int, default=400, help="fleet size when generating")
+    p.add_argument("--batteries", type=int, default=1600, help="fleet size when generating")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", default="agent/models/battery", help="bundle output directory")
     p.add_argument("--artifacts", default="artifacts/battery", help="plots, reports, fp32 model, ...")
-    p.add_argument("--window", type=int, default=56)
+    p.add_argument("--window", type=int, default=364, help="days of history the model reads")
     p.add_argument("--max-epochs", type=int, default=25)
-    p.add_argument("--lstm-budget", type=float, default=420, help="LSTM final training budget, seconds")
-    p.add_argument("--search-budget", type=float, default=180, help="model search budget, seconds")
+    p.add_argument("--lstm-budget", type=float, default=1500,
+                   help="cap on the LSTM's final training, seconds (epochs/patience normally end it first)")
+    p.add_argument("--sum-weight", type=float, default=1.0, help="weight of the 30-day-sum term in the LSTM loss")
+    p.add_argument("--search-budget", type=float, default=150, help="model search budget, seconds")
     p.add_argument("--exit-score", type=float, default=0.0, help="stop the search at this CV NRMSE")
     p.add_argument("--hidden", type=int, default=None, help="LSTM hidden size (default: search's best)")
-    p.add_argument("--train-stride", type=int, default=4, help="days between training window origins")
+    p.add_argument("--lstm-input", choices=("weekly", "daily"), default="weekly",
+                   help="LSTM steps: 52 weekly means of the window, or the last 56 days")
+    p.add_argument("--train-stride", type=int, default=10, help="days between training window origins")
     p.add_argument("--max-per-battery", type=int, default=None, help="cap on training windows per battery")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the build machine is shared)")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                   help="MLflow tracking URI (default ./mlruns)")
+                   help="MLflow tracking URI (default: local sqlite store ./mlruns/mlflow.db, artifacts in ./mlruns/artifacts)")
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--key", default=None, help="ed25519 signing key (default: DEVELOPMENT key)")
     p.add_argument("--no-progress", action="store_true")
@@ -37,14 +41,16 @@ def main(args) -> int:
     from export.battery.pipeline import TrainConfig, run_training
     cfg = TrainConfig(out=args.out, data=args.data, batteries=args.batteries, seed=args.seed,
                       artifacts=args.artifacts, window=args.window, max_epochs=args.max_epochs,
-                      lstm_budget_s=args.lstm_budget, search_budget_s=args.search_budget,
+                      lstm_budget_s=args.lstm_budget, sum_weight=args.sum_weight,
+                      lstm_input=args.lstm_input, search_budget_s=args.search_budget,
                       exit_score=args.exit_score, hidden=args.hidden, train_stride=args.train_stride,
                       max_per_battery=args.max_per_battery, threads=args.threads,
                       mlflow_uri=args.mlflow_uri, mlflow=not args.no_mlflow, key_path=args.key,
                       progress=not args.no_progress)
     s = run_training(cfg)
-    keep = ("naive_28d_mean", "seasonal_naive_weekly", "ridge_lags", "lstm", "exported_int8", "oracle")
-    print(json.dumps({"bundle": s["bundle"], "winner": s["winner"], "timings": s["timings"],
+    keep = ("naive_28d_mean", "seasonal_naive_weekly", "ridge_lags", "lstm_linear_part_only", "lstm",
+            "exported_int8", "oracle")
+    print(json.dumps({"bundle": s["bundle"], "winner": s["winner"], "selection": s["selection"], "timings": s["timings"],
                       "parity": s["parity"],
                       "heldout": {k: {m: s["metrics_heldout"][k].get(m) for m in
                                       ("nrmse", "sum30_mae", "gap_closed", "alert_precision", "alert_recall", "alert_f1")}
