@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS = {
@@ -44,7 +45,12 @@ def dispatch(prog: str, commands: dict, argv=None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     mod = importlib.import_module(args._module)
-    return int(mod.main(args) or 0)
+    try:
+        return int(mod.main(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (`... | head`): not an error; keep the exit quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv=None) -> int:

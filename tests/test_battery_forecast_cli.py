@@ -105,3 +105,22 @@ def test_tampered_bundle_is_refused_by_the_command(tmp_path, fleet):
     (b / "manifest.json").write_text(json.dumps(m))
     r = _cli("forecast", "--bundle", str(b), str(d / "battery_history.csv"))
     assert r.returncode == 3 and "refused" in r.stderr and r.stdout == ""
+
+
+def test_output_piped_into_head_ends_quietly(fleet, tmp_path):
+    """`trey-agent forecast ... | head -1`: the closed pipe is not an error. The fleet is
+    copied under new ids so the output is larger than the pipe's buffer."""
+    d, _ = fleet
+    header, *body = (d / "battery_history.csv").read_text().splitlines()
+    big = tmp_path / "big.csv"
+    with open(big, "w") as fh:
+        fh.write(header + "\n")
+        for copy in range(8):
+            fh.writelines(f"{line.replace(',1000', f',{copy}000', 1)}\n" for line in body)
+    p = subprocess.Popen([sys.executable, "-m", "agent.cli", "forecast", str(big)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err, err
+    assert json.loads(first)["battery_id"]
