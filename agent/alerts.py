@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from datetime import datetime, timezone
+
+from agent.jsonsafe import finite, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Alerts:
             raise AlertError(f"unknown alert kind {kind!r}")
         if severity not in SEVERITIES:
             raise AlertError(f"unknown severity {severity!r}")
-        expl = json.dumps(_finite(explanation), sort_keys=True, separators=(",", ":"), default=_jsonable)
+        expl = json.dumps(finite(explanation), sort_keys=True, separators=(",", ":"), default=jsonable)
         now = self._clock()
         with self._lock, self.store.transaction() as conn:
             row = conn.execute(f"SELECT {','.join(_COLS)} FROM alerts WHERE key=?", (key,)).fetchone()
@@ -231,28 +232,4 @@ def _to_dict(row) -> dict:
         d["explanation"] = {}
     return d
 
-
-def _finite(o):
-    """NaN/Infinity are not JSON (browsers reject them): store them as null."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
-def _jsonable(o):
-    try:
-        import numpy as np
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 

@@ -51,6 +51,7 @@ import json
 import re
 import uuid
 
+from agent.jsonsafe import finite, jsonable
 from agent.schema import DAILY_COLUMNS
 
 SCHEMA_VERSION = 1
@@ -154,30 +155,10 @@ def encode(obj: dict) -> bytes:
     inside the transaction of an alert change, which must never abort over a payload."""
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=_jsonable).encode()
+                          default=jsonable).encode()
     except ValueError:
-        return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=_jsonable).encode()
-
-
-def _finite(o):
-    if isinstance(o, float):
-        return _clean_number(o)
-    if hasattr(o, "tolist"):                                       # numpy scalar or array
-        return _finite(o.tolist())
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
-def _jsonable(o):
-    if hasattr(o, "tolist"):         # numpy scalar or array
-        return o.tolist()
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+        return json.dumps(finite(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=jsonable).encode()
 
 
 def _clean_number(v):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import mimetypes
 import queue
 import re
@@ -36,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from agent.jsonsafe import finite
 
 log = logging.getLogger(__name__)
 
@@ -275,22 +276,12 @@ class _Handler(BaseHTTPRequestHandler):
             hub.unsubscribe(q)
 
 
-def _finite(o):
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
 def dumps(obj) -> str:
     """JSON for browsers: NaN/Infinity (not JSON) become null."""
     try:
         return json.dumps(obj, default=str, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(obj), default=str, allow_nan=False)
+        return json.dumps(finite(obj), default=str, allow_nan=False)
 
 
 def _sse(event: str, payload: str) -> bytes:
