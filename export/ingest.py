@@ -52,6 +52,7 @@ DAILY_DIR = "daily"
 ALERTS_DIR = "alerts"
 LEDGER = "_ingest.sqlite"
 DAILY_OUT_COLUMNS = DAILY_COLUMNS + ("vehicle_id",)
+DEDUP_DAYS = 400.0        # how long a msg_id is remembered for deduplication (see DatasetWriter.prune)
 ALERT_COLUMNS = ("msg_id", "vehicle_id", "change", "alert_id", "key", "kind", "severity", "state", "title",
                  "message", "created", "updated", "acknowledged", "acknowledged_by", "cleared",
                  "vehicle_date", "raised_vehicle_date", "revision", "explanation")
@@ -59,6 +60,7 @@ ALERT_COLUMNS = ("msg_id", "vehicle_id", "change", "alert_id", "key", "kind", "s
 _LEDGER_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, kind TEXT NOT NULL, vehicle_id TEXT NOT NULL,"
     " worker TEXT NOT NULL, at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS seen_at ON seen(at)",
     "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, length INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS vehicle_status (vehicle_id TEXT PRIMARY KEY, state TEXT, at TEXT,"
     " payload TEXT NOT NULL, received REAL NOT NULL)",
@@ -95,14 +97,35 @@ def _cell(v):
 class DatasetWriter:
     """Appends deduplicated batches to the partitioned CSV dataset (see module docstring)."""
 
-    def __init__(self, out_dir: str | Path, worker: str):
+    PRUNE_EVERY_S = 3600.0
+
+    def __init__(self, out_dir: str | Path, worker: str, dedup_days: float = DEDUP_DAYS):
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.worker = worker
+        self.dedup_days = dedup_days
         self.db = _ledger(self.out)
         self.written = {"daily": 0, "alert": 0, "status": 0}
         self.duplicates = 0
+        self.pruned = 0
+        self._pruned_at = 0.0
         self.recover()
+        self.prune()
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget msg_ids recorded more than dedup_days ago (0 = keep all), so the ledger stays
+        bounded. A re-delivery comes from a car whose PUBACK was lost; it re-sends on its next
+        connection, so the retention only has to outlast the longest time a car stays offline
+        (its outbox, bounded, drops old telemetry first anyway)."""
+        now = time.time() if now is None else now
+        self._pruned_at = now
+        if not self.dedup_days or self.dedup_days <= 0:
+            return 0
+        n = self.db.execute("DELETE FROM seen WHERE at < ?", (now - self.dedup_days * 86400.0,)).rowcount
+        if n:
+            self.pruned += n
+            log.info("ingest ledger: forgot %d msg_ids older than %g days", n, self.dedup_days)
+        return n
 
     def recover(self) -> int:
         """Truncate bytes written after the last commit (a crash mid-batch); returns bytes cut."""
@@ -171,6 +194,8 @@ class DatasetWriter:
             raise
         for kind, _, _ in fresh:
             self.written[kind] += 1
+        if time.time() - self._pruned_at >= self.PRUNE_EVERY_S:
+            self.prune()
         return len(fresh)
 
     def _append(self, rel: str, rows: list[list]) -> int:
@@ -204,7 +229,8 @@ class IngestWorker:
 
     def __init__(self, host: str, port: int, out_dir: str | Path, worker_id: str = "1", group: str = "ingest",
                  batch_max: int = 500, flush_s: float = 0.2, session_expiry: int = 3600,
-                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "", username: str = "", password: str = ""):
+                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "", username: str = "", password: str = "",
+                 dedup_days: float = DEDUP_DAYS):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker_id):
             raise ValueError(f"worker id {worker_id!r}: 1-32 of [A-Za-z0-9_-]")
         self.host, self.port = host, int(port)
@@ -212,7 +238,7 @@ class IngestWorker:
         self.group = group
         self.batch_max, self.flush_s = batch_max, flush_s
         self.session_expiry = session_expiry
-        self.writer = DatasetWriter(out_dir, worker_id)
+        self.writer = DatasetWriter(out_dir, worker_id, dedup_days)
         self._tls = (tls_ca, tls_cert, tls_key)
         self._auth = (username, password)
         self._pending: list[tuple[int, int, str, str, dict]] = []   # (mid, qos, kind, vid, obj)
@@ -350,7 +376,8 @@ class IngestWorker:
 
     def stats(self) -> dict:
         return {"worker": self.worker_id, "received": self.received, "written": dict(self.writer.written),
-                "duplicates": self.writer.duplicates, "rejected": dict(self.rejected),
+                "duplicates": self.writer.duplicates, "ledger_pruned": self.writer.pruned,
+                "rejected": dict(self.rejected),
                 "write_errors": self.write_errors}
 
 

@@ -142,3 +142,22 @@ def test_ledger_survives_restart_and_torn_batch_is_cut(tmp_path):
     assert w.write([("daily", "CAR-1", p2)]) == 1
     w.close()
     assert list(read_daily(tmp_path)["Date"]) == ["2025-01-01", "2025-01-02"]
+
+
+def test_ledger_forgets_msg_ids_after_the_retention_only(tmp_path):
+    """The dedup ledger is bounded: msg_ids older than dedup_days are forgotten (counted),
+    recent ones still stop re-deliveries; dedup_days=0 keeps everything."""
+    from export.ingest import DatasetWriter
+    from tests.sync_support import make_row
+    old, new = T.daily_payload("CAR-1", make_row("B", 0)), T.daily_payload("CAR-1", make_row("B", 1))
+    w = DatasetWriter(tmp_path, "w1", dedup_days=30)
+    assert w.write([("daily", "CAR-1", old)]) == 1
+    w.db.execute("UPDATE seen SET at = at - 31 * 86400 WHERE msg_id = ?", (old["msg_id"],))   # 31 days ago
+    assert w.write([("daily", "CAR-1", new)]) == 1
+    keep_all = DatasetWriter(tmp_path, "w2", dedup_days=0)          # another worker, no retention: prunes nothing
+    assert keep_all.pruned == 0 and keep_all.write([("daily", "CAR-1", old)]) == 0
+    keep_all.close()
+    assert w.prune() == 1 and w.pruned == 1
+    assert w.write([("daily", "CAR-1", new)]) == 0                   # still remembered
+    assert w.write([("daily", "CAR-1", old)]) == 1                   # forgotten: a re-delivery this late is new
+    w.close()

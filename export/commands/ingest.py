@@ -24,6 +24,8 @@ def configure(p) -> None:
     p.add_argument("--key-file", default="", help="TLS: client key")
     p.add_argument("--username", default="")
     p.add_argument("--password-file", default="")
+    p.add_argument("--dedup-days", type=float, default=400.0,
+                   help="days a msg_id is remembered for deduplication (0 = forever; default 400)")
 
 
 def main(args) -> int:
@@ -42,7 +44,7 @@ def main(args) -> int:
         worker = IngestWorker(host, port, args.out, worker_id=args.worker_id, group=args.group,
                               batch_max=args.batch, flush_s=args.flush_ms / 1000,
                               tls_ca=args.ca_file, tls_cert=args.cert_file, tls_key=args.key_file,
-                              username=args.username, password=password)
+                              username=args.username, password=password, dedup_days=args.dedup_days)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
