@@ -69,7 +69,17 @@ _LEDGER_SCHEMA = (
 
 def _ledger(out: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(out / LEDGER, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # Workers started together on a new dataset race to switch it to WAL; SQLite answers the
+    # loser "database is locked" at once (no busy wait for this pragma), so wait here instead.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("BEGIN IMMEDIATE")
     for stmt in _LEDGER_SCHEMA:
