@@ -44,9 +44,13 @@ def dispatch(prog: str, commands: dict, argv=None) -> int:
         importlib.import_module(commands[words[0]][0]).configure(sub_action.choices[words[0]])
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    mod = importlib.import_module(args._module)
+    return run_command(args._module, args)
+
+
+def run_command(module: str, args) -> int:
+    """Run a subcommand module's main(args) (shared by trey-agent and trey-export)."""
     try:
-        return int(mod.main(args) or 0)
+        return int(importlib.import_module(module).main(args) or 0)
     except BrokenPipeError:
         # the reader went away (`... | head`): not an error; keep the exit quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

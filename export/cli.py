@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from agent.cli import setup_logging
+from agent.cli import run_command, setup_logging
 
 GROUPS = {
     "data": {
@@ -56,8 +56,7 @@ def main(argv=None) -> int:
         mod.configure(chosen[0])
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    mod = importlib.import_module(args._module)
-    return int(mod.main(args) or 0)
+    return run_command(args._module, args)
 
 
 if __name__ == "__main__":
