@@ -141,8 +141,8 @@ def run_training(cfg: TrainConfig) -> dict:
     finalists = {"lstm": lstm, "ridge": ridge}
     if search["best"]["config"]["kind"] not in finalists:
         finalists[search["best"]["config"]["kind"]] = _as_linear(search["best"]["config"]["kind"], nf, HORIZON)
-    val_metrics = {k: evaluate.metrics(val_ws, predict(m, val_ws.x, val_ws.level)) for k, m in finalists.items()}
-    selection = {k: {"sum30_mae": v["sum30_mae"], "nrmse": v["nrmse"]} for k, v in val_metrics.items()}
+    val_preds = {k: predict(m, val_ws.x, val_ws.level) for k, m in finalists.items()}
+    selection = {k: {m: evaluate.metrics(val_ws, p)[m] for m in ("sum30_mae", "nrmse")} for k, p in val_preds.items()}
     winner_kind = min(selection, key=lambda k: selection[k]["sum30_mae"])
     winner = finalists[winner_kind]
     log.info("final selection on validation (30-day-sum MAE): %s -> %s", selection, winner_kind)
@@ -157,16 +157,17 @@ def run_training(cfg: TrainConfig) -> dict:
     # -- export ----------------------------------------------------------------------------
     t = time.monotonic()
 
-    def export_checked(model):
-        fp32 = export_fp32(model, cfg.window, nf)
+    def export_checked(kind):
+        """ONNX fp32 + int8 of a finalist and their parity against its torch predictions."""
+        fp32 = export_fp32(finalists[kind], cfg.window, nf)
         int8 = quantize_int8(fp32)
-        par = parity(predict(model, val_ws.x, val_ws.level), run(session(fp32), val_ws.x, val_ws.level),
+        par = parity(val_preds[kind], run(session(fp32), val_ws.x, val_ws.level),
                      run(session(int8), val_ws.x, val_ws.level), val_ws.lifetime, val_ws.rated)
         return fp32, int8, par
 
-    fp32, int8, par = export_checked(winner)
+    fp32, int8, par = export_checked(winner_kind)
     # the LSTM's export path is checked on every run, also when another finalist ships
-    par_lstm = par if winner_kind == "lstm" else export_checked(lstm)[2]
+    par_lstm = par if winner_kind == "lstm" else export_checked("lstm")[2]
     int8_test = run(session(int8), test_ws.x, test_ws.level)
     report = evaluate.report(test_ws, {**preds, "exported_int8": int8_test})
     tm["export_s"] = round(time.monotonic() - t, 1)
@@ -264,25 +265,10 @@ def _plots(art: Path, history, ws, pred, report) -> None:
 
 
 def _mlflow(cfg: TrainConfig, art: Path, summary: dict, manifest: dict) -> None:
-    import os
     import mlflow
-    # Local store by default, shared with the compliance pipeline: sqlite in ./mlruns with
-    # artifacts next to it (MLflow 3 refuses the plain file store unless opted in).
-    root = Path("mlruns").resolve()
-    uri = cfg.mlflow_uri
-    if not uri:
-        root.mkdir(exist_ok=True)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-    if uri.startswith("file:") or "://" not in uri:
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(uri)
-    name = "trey-battery"
-    if mlflow.get_experiment_by_name(name) is None:
-        art_root = None
-        if uri.startswith("sqlite:///"):
-            art_root = Path(uri[len("sqlite:///"):]).parent / "artifacts"
-        mlflow.create_experiment(name, artifact_location=art_root.as_uri() if art_root else None)
-    mlflow.set_experiment(name)
+
+    from export.tracking import use_experiment
+    use_experiment(cfg.mlflow_uri, "trey-battery")
     with mlflow.start_run(run_name=manifest["version"]):
         mlflow.log_params({"seed": cfg.seed, "batteries": cfg.batteries, "window": cfg.window,
                            "winner": summary["winner"], "max_epochs": cfg.max_epochs,

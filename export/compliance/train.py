@@ -286,21 +286,9 @@ def run_training(cfg: TrainConfig) -> dict:
 
 def _mlflow(cfg: TrainConfig, art: Path, summary: dict, manifest: dict) -> None:
     import mlflow
-    # Local store by default. MLflow 3 refuses the plain ./mlruns file store, so the local
-    # default is sqlite in ./mlruns with artifacts next to it.
-    root = Path("mlruns").resolve()
-    uri = cfg.mlflow_uri
-    if not uri:
-        root.mkdir(exist_ok=True)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    name = "trey-compliance"
-    if mlflow.get_experiment_by_name(name) is None:
-        art_root = (root / "artifacts") if uri.startswith("sqlite:///" + str(root)) else None
-        if uri.startswith("sqlite:///") and art_root is None:
-            art_root = Path(uri[len("sqlite:///"):]).parent / "artifacts"
-        mlflow.create_experiment(name, artifact_location=art_root.as_uri() if art_root else None)
-    mlflow.set_experiment(name)
+
+    from export.tracking import use_experiment
+    use_experiment(cfg.mlflow_uri, "trey-compliance")
     with mlflow.start_run(run_name=f"{BUNDLE_NAME}-{cfg.version}-seed{cfg.seed}") as run:
         p = {k: v for k, v in asdict(cfg).items() if k not in ("extra", "key_path")}
         mlflow.log_params(p)
