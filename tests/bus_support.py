@@ -20,6 +20,15 @@ def group() -> str:
     return f"239.{r.randint(64, 250)}.{r.randint(1, 250)}.{r.randint(1, 250)}"
 
 
+def pump(pipeline, sender, max_frames: int = 5000, drain_s: float = 0.3) -> None:
+    """Let the agent's pipeline read while the sender thread runs, then until the bus has been
+    quiet for drain_s (frames still in flight are read, not lost)."""
+    while sender.is_alive():
+        pipeline.poll(0.05, max_frames)
+    while pipeline.poll(drain_s, max_frames):
+        pass
+
+
 def read_csv_rows(text_or_path) -> list[dict]:
     """Rows of a daily-rows CSV (history output or sim truth), typed like the store's rows."""
     if isinstance(text_or_path, Path):

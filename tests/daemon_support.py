@@ -88,16 +88,6 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
     return status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class InProcessAgent:
     """The real Agent (agent.daemon) in a thread of the test process."""
 

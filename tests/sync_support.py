@@ -45,16 +45,6 @@ def persistent_conf(workdir: Path, extra: str = "") -> str:
     return f"persistence true\npersistence_location {workdir}/\nuser root\n{extra}"
 
 
-def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class LaggyRelay:
     """TCP relay to the broker that delays everything the broker sends back (CONNACK, PUBACKs)
     by `lag` seconds: messages reach the cloud well before the agent learns they did, so a

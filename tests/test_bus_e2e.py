@@ -14,7 +14,7 @@ from agent.reader import Pipeline
 from agent.signal_map import load_signal_map
 from agent.store import StateStore
 from can_sim import Simulator, replay, send_stream
-from tests.bus_support import ROOT, diff_rows, read_csv_rows
+from tests.bus_support import ROOT, diff_rows, pump, read_csv_rows
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,7 @@ def _drive_over_virtual(sim_stream, pipeline: Pipeline, channel: str, *, record=
     th = threading.Thread(target=send, daemon=True)
     th.start()
     try:
-        while th.is_alive():
-            pipeline.poll(0.05, 5000)
-        while pipeline.poll(0.05, 5000):
-            pass
+        pump(pipeline, th, 5000, drain_s=0.05)
     finally:
         th.join()
         tx.shutdown()

@@ -22,7 +22,7 @@ from agent.reader import Pipeline
 from agent.signal_map import load_signal_map
 from agent.store import StateStore
 from can_sim import Simulator, send_stream
-from tests.bus_support import ROOT, diff_rows, group, read_csv_rows, write_config
+from tests.bus_support import ROOT, diff_rows, group, pump, read_csv_rows, write_config
 from tests.conftest import free_port
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -192,10 +192,7 @@ def test_slcan_through_pty_pairs(tmp_path):
     try:
         sender = threading.Thread(target=lambda: send_stream(tx, sim.frames(), speed=None), daemon=True)
         sender.start()
-        while sender.is_alive():
-            pipeline.poll(0.05, 2000)
-        while pipeline.poll(0.3, 2000):
-            pass
+        pump(pipeline, sender, 2000)
     finally:
         pipeline.close()
         tx.shutdown()
@@ -222,10 +219,7 @@ def test_socketcan_vcan0_kernel_filters(tmp_path):
         sender = threading.Thread(target=lambda: send_stream(tx, sim.frames(), speed=None, rate_limit=20000),
                                   daemon=True)
         sender.start()
-        while sender.is_alive():
-            pipeline.poll(0.05, 5000)
-        while pipeline.poll(0.3, 5000):
-            pass
+        pump(pipeline, sender, 5000)
     finally:
         pipeline.close()
         tx.shutdown()

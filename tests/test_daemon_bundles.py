@@ -15,8 +15,9 @@ import threading
 import pytest
 
 from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEFAULT_COMPLIANCE_BUNDLE, MANIFEST, MODEL, verify_bundle
-from tests.daemon_support import (agent_config, hmi_port, http, start_agent_process, stop_process, wait_for,
-                                  wait_ready, write_spec)
+from tests.conftest import wait_until
+from tests.daemon_support import (agent_config, hmi_port, http, start_agent_process, stop_process, wait_ready,
+                                  write_spec)
 
 needs_compliance = pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),
                                       reason="shipped compliance bundle agent/models/compliance not built yet")
@@ -79,7 +80,7 @@ def test_bad_bundles_refused_good_ones_swapped(tmp_path):
         tampered[MODEL] = bytes(body)
         _place(bundle_path, _tar(tampered))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: model()["refused"] >= 1, 10, what="tampered bundle refused")
+        wait_until(lambda: model()["refused"] >= 1, 10, what="tampered bundle refused")
         m = model()
         assert m["sha256"] == first["sha256"] and "sha256 mismatch" in m["last_error"]
         # ... and the old model keeps serving: a new note (SIGHUP re-reads the spec) is classified.
@@ -87,7 +88,7 @@ def test_bad_bundles_refused_good_ones_swapped(tmp_path):
             fh.write(json.dumps({"vin": "WVWZZZ1JZXW000001", "components": [
                 {"component": "fuel pump", "note": "manufactured in 1979 made of iron in poor condition"}]}) + "\n")
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: any(c["component"] == "fuel pump" and not c["compliant"]
+        wait_until(lambda: any(c["component"] == "fuel pump" and not c["compliant"]
                              for c in http("GET", f"{api}/components")[1]), 10, what="new note classified")
         assert any(a["title"].lower().startswith("fuel pump") for a in http("GET", f"{api}/alerts")[1])
 
@@ -95,15 +96,15 @@ def test_bad_bundles_refused_good_ones_swapped(tmp_path):
         generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
         refused = model()["refused"]
         _place(bundle_path, _resigned(tmp_path, "6.6.6-rogue", key=tmp_path / "rogue.pem"))
-        wait_for(lambda: model()["refused"] > refused, 10, what="rogue bundle refused")
+        wait_until(lambda: model()["refused"] > refused, 10, what="rogue bundle refused")
         assert model()["sha256"] == first["sha256"] and "signature" in model()["last_error"]
 
         # 3. A good new version dropped in place: loaded, notes re-classified with it.
         _place(bundle_path, _resigned(tmp_path, "9.9.9-test"))
-        wait_for(lambda: model()["version"] == "9.9.9-test", 10, what="new bundle loaded")
+        wait_until(lambda: model()["version"] == "9.9.9-test", 10, what="new bundle loaded")
         assert model()["last_error"] == ""
-        wait_for(lambda: all(c["model"].endswith("@9.9.9-test") for c in http("GET", f"{api}/components")[1]),
-                 10, what="components re-classified with the new model")
+        wait_until(lambda: all(c["model"].endswith("@9.9.9-test") for c in http("GET", f"{api}/components")[1]),
+                   10, what="components re-classified with the new model")
         text = log.read_text()
         assert text.count("compliance bundle refused") >= 3 and "still serving" in text
     finally:

@@ -21,9 +21,9 @@ from datetime import date, timedelta
 import pytest
 
 from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEFAULT_COMPLIANCE_BUNDLE, MANIFEST
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_until
 from tests.daemon_support import (AGENT_ENV, NONCOMPLIANT, agent_config, hmi_port, http, start_agent_process,
-                                  stop_process, wait_for, wait_ready, write_spec)
+                                  stop_process, wait_ready, write_spec)
 
 pytestmark = pytest.mark.skipif(
     not all((b / MANIFEST).exists() for b in (DEFAULT_BATTERY_BUNDLE, DEFAULT_COMPLIANCE_BUNDLE)),
@@ -94,8 +94,8 @@ def test_sim_to_daemon_alerts_restart_and_imports(tmp_path):
             cwd=ROOT, env=AGENT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert sim.wait(120) == 0, sim.stderr.read().decode()[-2000:]
         last_day = (START + timedelta(days=DAYS)).isoformat()        # the final midnight frame set
-        wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/api/health")[1]["vehicle_date"] == last_day,
-                 30, what="agent caught up with the car")
+        wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/api/health")[1]["vehicle_date"] == last_day,
+                   30, what="agent caught up with the car")
         time.sleep(0.3)
 
         # -- battery alert on the right simulated day ------------------------------------

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from agent.store import StateStore
-from tests.conftest import ROOT, free_port
-from tests.daemon_support import AGENT_ENV, agent_config, hmi_port, http, start_agent_process, wait_for, wait_ready
+from tests.conftest import ROOT, free_port, wait_until
+from tests.daemon_support import AGENT_ENV, agent_config, hmi_port, http, start_agent_process, wait_ready
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -31,8 +31,8 @@ def test_stop_under_load(tmp_path, sig):
                                 "--channel", group, "--port", str(can_port), "--scenario", "busy-bus",
                                 "--days", "400", "--max-speed", "--rate-limit", "5000", "--seed", "5"],
                                cwd=ROOT, env=AGENT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/api/health")[1]["bus"]["frames"] > 3000, 20,
-                 what="frames flowing")
+        wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/api/health")[1]["bus"]["frames"] > 3000, 20,
+                   what="frames flowing")
         t0 = time.monotonic()
         agent.send_signal(sig)
         rc = agent.wait(5)

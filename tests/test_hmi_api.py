@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.daemon_support import InProcessAgent, agent_config, http, wait_for
+from tests.conftest import wait_until
+from tests.daemon_support import InProcessAgent, agent_config, http
 
 ALERT_FIELDS = {"id", "kind", "severity", "title", "message", "created", "updated", "state", "explanation"}
 
@@ -132,7 +133,7 @@ def test_event_stream_pushes_alerts(running):
                 return event, data
 
     assert next_event()[0] == "health"
-    wait_for(lambda: running.agent.hmi.events.clients == 1, 5, what="SSE subscription")
+    wait_until(lambda: running.agent.hmi.events.clients == 1, 5, what="SSE subscription")
     a = _raise(running.agent, days=9)
     while True:
         event, data = next_event()

@@ -20,8 +20,8 @@ import pytest
 
 from agent.store import StateStore
 from export.ingest import IngestWorker, read_alerts, read_daily
-from tests.conftest import ROOT, free_port
-from tests.sync_support import LaggyRelay, persistent_conf, wait_until
+from tests.conftest import ROOT, free_port, wait_until
+from tests.sync_support import LaggyRelay, persistent_conf
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 VID = "CAR-E2E"

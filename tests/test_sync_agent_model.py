@@ -14,7 +14,8 @@ import uuid
 from agent import topics as T
 from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEV_TRUSTED_KEYS
 from agent.config import load_config
-from tests.sync_support import fuzz_payloads, wait_until
+from tests.conftest import wait_until
+from tests.sync_support import fuzz_payloads
 
 VID = "CAR-MODEL"
 

@@ -15,7 +15,8 @@ import pytest
 from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
-from tests.sync_support import agent_cfg, fuzz_payloads, open_store, wait_until
+from tests.conftest import wait_until
+from tests.sync_support import agent_cfg, fuzz_payloads, open_store
 
 VID = "CAR-7"
 

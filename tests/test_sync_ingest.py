@@ -18,8 +18,8 @@ from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import daily_files, read_alerts, read_daily
-from tests.conftest import ROOT
-from tests.sync_support import agent_cfg, make_row, open_store, persistent_conf, store_daily_row, wait_until
+from tests.conftest import ROOT, wait_until
+from tests.sync_support import agent_cfg, make_row, open_store, persistent_conf, store_daily_row
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

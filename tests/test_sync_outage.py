@@ -9,8 +9,8 @@ import time
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_alerts, read_daily
-from tests.sync_support import (agent_cfg, make_row, open_store, persistent_conf, store_daily_row,
-                                wait_until)
+from tests.conftest import wait_until
+from tests.sync_support import agent_cfg, make_row, open_store, persistent_conf, store_daily_row
 
 
 def test_broker_restarts_lose_nothing_and_duplicate_nothing(tmp_path, make_broker):

@@ -12,8 +12,8 @@ from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_alerts, read_daily
-from tests.conftest import Broker
-from tests.sync_support import agent_cfg, make_row, open_store, store_daily_row, wait_until
+from tests.conftest import Broker, wait_until
+from tests.sync_support import agent_cfg, make_row, open_store, store_daily_row
 
 
 def test_overflow_drops_telemetry_first_and_counts_it(tmp_path):

@@ -16,8 +16,8 @@ from agent.forecast import BatteryForecaster
 from agent.schema import DAILY_COLUMNS
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_daily
-from tests.conftest import ROOT
-from tests.sync_support import agent_cfg, open_store, wait_until
+from tests.conftest import ROOT, wait_until
+from tests.sync_support import agent_cfg, open_store
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 INTS = ("Battery_Age_Days", "Number_Of_Trips", "Battery_Rated_Cycles")

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from agent import topics as T
 from agent.sync import Sync
-from tests.conftest import Broker, free_port
-from tests.sync_support import agent_cfg, make_row, open_store, store_daily_row, wait_until
+from tests.conftest import Broker, free_port, wait_until
+from tests.sync_support import agent_cfg, make_row, open_store, store_daily_row
 
 
 def _name(cn: str) -> x509.Name:
