@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -76,3 +77,41 @@ def test_page_shows_and_acknowledges_alert(browser, tmp_path):
         for s in (shot, shot2):
             shutil.copy(s, artifacts)
     print(f"\nHMI screenshots: {shot} {shot2}")
+
+
+def test_snapshot_older_than_a_live_alert_does_not_hide_it(browser, tmp_path):
+    """The page re-reads /api/* whenever its event stream (re)connects. An alert raised while
+    that read is in flight reaches the page over the stream first; the older snapshot landing
+    afterwards must not wipe it off the screen (this race made the alert vanish in CI)."""
+    with InProcessAgent(agent_config(tmp_path)) as run:
+        agent = run.agent
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        state = {"served": 0, "armed": False, "alert": None}
+
+        def alerts_route(route):
+            snapshot = route.fetch()                   # taken before the alert exists
+            if state["armed"]:
+                state["armed"] = False
+                state["alert"], _ = agent.alerts.raise_or_update(
+                    "compliance:TEST:fuel pump", "compliance", "warning", "Fuel pump out of compliance",
+                    "The fuel pump does not meet the component regulation.",
+                    {"component": "fuel pump", "note": "plastic fuel pump from 2011", "why": ["plastic"]})
+                time.sleep(0.5)                        # the stream delivers it before the snapshot
+            state["served"] += 1
+            route.fulfill(response=snapshot)
+
+        page.route("**/api/alerts", alerts_route)
+        page.goto(run.url + "/")
+        page.wait_for_selector("#chip-live.on", timeout=10_000)
+        for _ in range(200):                          # the load-time and on-connect reads are done
+            if state["served"] >= 2:
+                break
+            page.wait_for_timeout(25)
+        assert state["served"] >= 2 and agent.hmi.events.clients == 1
+
+        state["armed"] = True
+        page.evaluate("refresh()")                    # what a stream reconnect does
+        assert state["alert"] is not None
+        page.locator(f'article.alert[data-id="{state["alert"]["id"]}"]').wait_for(timeout=5_000)
+        assert page.locator("#alert-count").inner_text() == "1"
+        page.close()

@@ -20,6 +20,15 @@ const fmt = (x, d) => (x === null || x === undefined || isNaN(x)) ? "–" : Numb
 
 // ---------------------------------------------------------------- alerts
 let alerts = [];
+// A snapshot from /api/* can be older than an event the stream delivered while the request
+// was in flight (refresh runs on every stream (re)connect). Each live change is stamped with
+// a counter so a stale snapshot never overwrites it (an alert raised meanwhile would vanish).
+let liveSeq = 0;
+const liveAt = { alerts: new Map(), battery: -1, components: -1 };
+function stamp(kind, id) {
+  liveSeq += 1;
+  if (kind === "alerts") liveAt.alerts.set(id, liveSeq); else liveAt[kind] = liveSeq;
+}
 function renderAlerts() {
   const box = $("alerts");
   box.replaceChildren();
@@ -90,6 +99,7 @@ async function ack(id, btn) {
   }
 }
 function upsertAlert(a) {
+  stamp("alerts", a.id);
   const i = alerts.findIndex((x) => x.id === a.id);
   if (i >= 0) alerts[i] = a; else alerts.push(a);
   renderAlerts();
@@ -188,16 +198,22 @@ function renderHealth(h) {
   chip("chip-cloud", m.connected, "Cloud: " + (m.state || "offline"));
 }
 async function refresh() {
+  const asked = liveSeq;
   const [h, al, b, c] = await Promise.all([api("/api/health"), api("/api/alerts"), api("/api/battery"), api("/api/components")]);
-  renderHealth(h); alerts = al; renderAlerts(); renderBattery(b); renderComponents(c);
+  renderHealth(h);
+  const merged = new Map(al.map((a) => [a.id, a]));
+  for (const a of alerts) if ((liveAt.alerts.get(a.id) || 0) > asked) merged.set(a.id, a);
+  alerts = Array.from(merged.values()); renderAlerts();
+  if (liveAt.battery <= asked) renderBattery(b);
+  if (liveAt.components <= asked) renderComponents(c);
 }
 function live() {
   const es = new EventSource("/api/events");
   es.onopen = () => { chip("chip-live", true); refresh().catch(() => {}); };
   es.onerror = () => chip("chip-live", false);
   es.addEventListener("alert", (e) => upsertAlert(JSON.parse(e.data)));
-  es.addEventListener("battery", (e) => renderBattery(JSON.parse(e.data)));
-  es.addEventListener("components", (e) => renderComponents(JSON.parse(e.data)));
+  es.addEventListener("battery", (e) => { stamp("battery"); renderBattery(JSON.parse(e.data)); });
+  es.addEventListener("components", (e) => { stamp("components"); renderComponents(JSON.parse(e.data)); });
   es.addEventListener("health", (e) => renderHealth(JSON.parse(e.data)));
 }
 function tick() {
