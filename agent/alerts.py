@@ -209,7 +209,10 @@ class Alerts:
         return alert
 
     def _notify(self, alert: dict) -> None:
-        log.info("alert %s %s [%s] %s", alert["id"], alert["change"], alert["kind"], alert["title"])
+        # An active battery alert is refreshed every closed day: lifecycle changes at INFO,
+        # the daily refresh at DEBUG (state, MQTT and HMI still get every update).
+        log.log(logging.DEBUG if alert["change"] == "updated" else logging.INFO,
+                "alert %s %s [%s] %s", alert["id"], alert["change"], alert["kind"], alert["title"])
         for fn in self._listeners:
             try:
                 fn(alert)
