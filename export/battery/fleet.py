@@ -35,6 +35,8 @@ from agent.schema import SEED_COLUMNS, cycles_used
 RAW_FILE = "battery_history.csv"
 TRUTH_FILE = "battery_truth.csv"
 PARAMS_FILE = "fleet_params.json"
+# Default fleet for generation and training: with fewer batteries the LSTM overfits their quirks.
+FLEET_SIZE = 1600
 TRUTH_COLUMNS = ("Date", "Battery_ID", "In_Service", "Daily_Cycles_Used", "Expected_Daily_Cycles",
                  "Lifetime_Cycles_Used", "Battery_Rated_Cycles")
 

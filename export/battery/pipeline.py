@@ -25,7 +25,7 @@ from agent.forecast_features import FEATURES, HORIZON, default_params, levels, d
 
 from . import evaluate
 from .data import build_windows, fleet_norm, load_histories, split_batteries
-from .fleet import generate_fleet
+from .fleet import FLEET_SIZE, generate_fleet
 from .interpret import permutation_importance, surrogate_tree
 from .models import LinearForecaster, fit_ridge, predict
 from .onnx_export import INPUTS, OUTPUT, export_fp32, parity, quantize_int8, run, session
@@ -40,7 +40,7 @@ MODEL_NAME = "battery-forecaster"
 class TrainConfig:
     out: str                                  # bundle directory
     data: str | None = None                   # None = generate a fleet from seed
-    batteries: int = 1600                     # fewer batteries: the LSTM overfits their quirks
+    batteries: int = FLEET_SIZE
     seed: int = 7
     artifacts: str = "artifacts/battery"
     window: int = 364

@@ -9,7 +9,8 @@ import json
 
 
 def configure(p) -> None:
-    p.add_argument("--batteries", type=int, default=400, help="number of batteries (default 400)")
+    from export.battery.fleet import FLEET_SIZE   # same default fleet as training
+    p.add_argument("--batteries", type=int, default=FLEET_SIZE, help=f"number of batteries (default {FLEET_SIZE})")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True, help="output directory")
 

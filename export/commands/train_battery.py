@@ -13,7 +13,8 @@ import os
 
 def configure(p) -> None:
     p.add_argument("--data", default=None, help="raw history CSV or directory of CSVs (default: generate)")
-    p.add_argument("--batteries", type=int, default=1600, help="fleet size when generating")
+    from export.battery.fleet import FLEET_SIZE
+    p.add_argument("--batteries", type=int, default=FLEET_SIZE, help=f"fleet size when generating (default {FLEET_SIZE})")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", default="agent/models/battery", help="bundle output directory")
     p.add_argument("--artifacts", default="artifacts/battery", help="plots, reports, fp32 model, ...")
