@@ -103,7 +103,9 @@ def test_snapshot_older_than_a_live_alert_does_not_hide_it(browser, tmp_path):
         page.route("**/api/alerts", alerts_route)
         page.goto(run.url + "/")
         page.wait_for_selector("#chip-live.on", timeout=10_000)
-        for _ in range(200):                          # the load-time and on-connect reads are done
+        # The load-time and on-connect reads are done. (Not conftest.wait_until: its sleep does not
+        # pump Playwright, so the route handler would never run.)
+        for _ in range(200):
             if state["served"] >= 2:
                 break
             page.wait_for_timeout(25)

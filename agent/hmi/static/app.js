@@ -24,11 +24,9 @@ let alerts = [];
 // was in flight (refresh runs on every stream (re)connect). Each live change is stamped with
 // a counter so a stale snapshot never overwrites it (an alert raised meanwhile would vanish).
 let liveSeq = 0;
-const liveAt = { alerts: new Map(), battery: -1, components: -1 };
-function stamp(kind, id) {
-  liveSeq += 1;
-  if (kind === "alerts") liveAt.alerts.set(id, liveSeq); else liveAt[kind] = liveSeq;
-}
+const liveAt = new Map();                       // "alert:ID" | "battery" | "components" -> seq
+const stamp = (key) => liveAt.set(key, ++liveSeq);
+const newerThan = (key, seq) => (liveAt.get(key) || 0) > seq;
 function renderAlerts() {
   const box = $("alerts");
   box.replaceChildren();
@@ -99,7 +97,7 @@ async function ack(id, btn) {
   }
 }
 function upsertAlert(a) {
-  stamp("alerts", a.id);
+  stamp("alert:" + a.id);
   const i = alerts.findIndex((x) => x.id === a.id);
   if (i >= 0) alerts[i] = a; else alerts.push(a);
   renderAlerts();
@@ -202,10 +200,10 @@ async function refresh() {
   const [h, al, b, c] = await Promise.all([api("/api/health"), api("/api/alerts"), api("/api/battery"), api("/api/components")]);
   renderHealth(h);
   const merged = new Map(al.map((a) => [a.id, a]));
-  for (const a of alerts) if ((liveAt.alerts.get(a.id) || 0) > asked) merged.set(a.id, a);
+  for (const a of alerts) if (newerThan("alert:" + a.id, asked)) merged.set(a.id, a);
   alerts = Array.from(merged.values()); renderAlerts();
-  if (liveAt.battery <= asked) renderBattery(b);
-  if (liveAt.components <= asked) renderComponents(c);
+  if (!newerThan("battery", asked)) renderBattery(b);
+  if (!newerThan("components", asked)) renderComponents(c);
 }
 function live() {
   const es = new EventSource("/api/events");
