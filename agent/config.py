@@ -47,6 +47,7 @@ class ModelsConfig:
     battery: str = ""                   # "" = shipped bundle
     compliance: str = ""                # "" = shipped bundle
     trusted_keys: list = field(default_factory=list)   # [] = shipped DEVELOPMENT key
+    root: str = ""                      # release root of trust (JSON); "" = shipped DEVELOPMENT root
 
 
 @dataclass(frozen=True)
