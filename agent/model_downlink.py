@@ -16,7 +16,7 @@ one bounded JSON payload and a few ed25519 verifications:
 A release whose target is the slot's current shadow bundle and that is not itself a shadow
 release is a promotion: no download, on_promote(slot, release).
 Memory: at most one pending chunked download per known slot, each bounded by its signed
-length (itself <= agent.bundle.MAX_BUNDLE_BYTES); nothing is kept for unknown slots.
+length (itself <= MAX_DOWNLOAD_BYTES); nothing is kept for unknown slots.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from agent import bundle as B
 from agent import release_metadata as R
 
 log = logging.getLogger("agent.model_downlink")
+# The largest bundle the car will download: shipped bundles are ~0.1 MB; a few MB of chunks
+# plus the joined tar must fit the agent's ~90 MB budget (the unit's MemoryMax is 160 MB).
+MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
 
 
 def _now() -> str:
@@ -73,6 +76,8 @@ class ModelDownlink:
         self.changed()
 
     def _refuse(self, slot: str, rel: R.Release, reason: str, persist: bool = True) -> None:
+        """persist: the signed target itself is bad (it verified against the metadata), so the
+        same release is refused from the record next time instead of being fetched again."""
         if persist:
             self.trust.note_refused(rel, reason)
         self._outcome(slot, "refused", rel, reason)
@@ -125,6 +130,9 @@ class ModelDownlink:
         if not rel.shadow and rel.sha256 == self.shadow_sha(slot):
             self._promote(slot, rel)
             return
+        if rel.length > MAX_DOWNLOAD_BYTES:
+            self._refuse(slot, rel, f"signed length {rel.length} exceeds the car's {MAX_DOWNLOAD_BYTES} bytes")
+            return
         if ann["bundle_b64"] is None:
             if ann["chunks"] > max(1, rel.length):
                 self._refuse(slot, rel, f"{ann['chunks']} chunks for a {rel.length}-byte bundle")
@@ -134,12 +142,12 @@ class ModelDownlink:
             return
         b64 = ann["bundle_b64"]
         if len(b64) > 4 * ((rel.length + 2) // 3):
-            self._refuse(slot, rel, f"inline bundle longer than the signed length {rel.length}")
+            self._refuse(slot, rel, f"inline bundle longer than the signed length {rel.length}", persist=False)
             return
         try:
             tar = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
-            self._refuse(slot, rel, "bundle is not base64")
+            self._refuse(slot, rel, "bundle is not base64", persist=False)
             return
         self._install(slot, rel, tar)
 
@@ -162,7 +170,7 @@ class ModelDownlink:
         held += len(chunk["data"]) - (len(old) if old is not None else 0)
         if held > rel.length:          # endless / oversized download: cut at the signed length
             self._drop_pending(slot)
-            self._refuse(slot, rel, f"chunks exceed the signed length {rel.length}")
+            self._refuse(slot, rel, f"chunks exceed the signed length {rel.length}", persist=False)
             return
         parts[chunk["index"]] = chunk["data"]
         self._pending[slot] = (rel, n, parts, held)
@@ -182,7 +190,9 @@ class ModelDownlink:
         try:
             R.check_target(rel, tar)
         except R.ReleaseError as exc:
-            self._refuse(slot, rel, str(exc))
+            # Not remembered: bytes that differ from the metadata are the transport's (or an
+            # attacker's) fault; the genuine bundle of this release must still install.
+            self._refuse(slot, rel, str(exc), persist=False)
             return
         try:
             files = B.read_tar_bytes(tar, f"release:{slot}")
