@@ -437,6 +437,8 @@ class Agent:
             except Exception as exc:
                 self.lifecycle.note_shadow_error("battery", exc)
         self.lifecycle.battery_day(row, fc, shadow_fc)
+        if shadow is not None and self.sync is not None:
+            self.sync.status_changed()                   # the evaluation goes up on the status topic
         self._apply_forecast(bid, row.get("Date"), fc, rows)
 
     def _apply_forecast(self, bid: str, date: str | None, fc: dict, rows: list[dict]) -> None:

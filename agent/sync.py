@@ -465,6 +465,11 @@ class Sync:
             return False
         return self.on_bundle(slot, files, release)
 
+    def status_changed(self) -> None:
+        """Something on the status changed (e.g. a day of shadow evaluation): publish soon
+        (at most once a second)."""
+        self._status_dirty = True
+
     def _models_changed(self) -> None:
         self._status_due = 0.0           # report the outcome now
         self._status_dirty = True

@@ -34,5 +34,23 @@ def release_announcement(slot: str, bundle_dir, version: int, keys=None, **kw) -
     return release_messages(slot, bundle_dir, version, keys, **kw)[-1][1]
 
 
-__all__ = ["resigned_bundle", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
+__all__ = ["resigned_bundle", "scaled_battery_bundle", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
            "DEFAULT_COMPLIANCE_BUNDLE", "T"]
+
+
+def scaled_battery_bundle(tmp: Path, version: str, factor: float) -> Path:
+    """The shipped battery forecaster with its output multiplied by `factor` (a different
+    model for shadow evaluation; factor NaN = a model failing in service), re-signed."""
+    import onnx
+    from onnx import TensorProto, helper
+    d = resigned_bundle(tmp, version)
+    m = onnx.load_from_string((d / "model.onnx").read_bytes())
+    out = m.graph.output[0].name
+    for node in m.graph.node:
+        node.output[:] = [f"{out}_raw" if o == out else o for o in node.output]
+    m.graph.initializer.append(helper.make_tensor(f"{out}_factor", TensorProto.FLOAT, [1], [factor]))
+    m.graph.node.append(helper.make_node("Mul", [f"{out}_raw", f"{out}_factor"], [out]))
+    (d / "model.onnx").write_bytes(m.SerializeToString())
+    from export.bundle import sign_dir
+    sign_dir(d)
+    return d
