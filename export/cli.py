@@ -34,6 +34,7 @@ GROUPS = {
     "release": {
         "battery": ("export.commands.release_cmd", "sign + announce a battery bundle release (cohort, shadow)"),
         "compliance": ("export.commands.release_cmd", "sign + announce a compliance bundle release (cohort, shadow)"),
+        "report": ("export.commands.release_report", "per-cohort live vs shadow comparison from the fleet's status"),
     },
     "score": {
         "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),

@@ -81,6 +81,14 @@ def test_shadow_sixty_days_promote_then_nan_rollback(tmp_path, broker, capsys):
                    .get("evaluation", {}).get("days", 0) >= 58, 20, what="shadow evaluation on the status topic")
         on_status = status["lifecycle"]["battery"]["shadow"]["evaluation"]
         assert set(on_status["mae_by_horizon"]) == {"live", "shadow"}
+        # the cloud's per-cohort comparison from the fleet's retained status
+        capsys.readouterr()
+        assert export_main(["release", "report", "--broker", where]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["shadow_cohort"]["cars"] == [VID]
+        rc = report["shadow_cohort"]
+        assert None not in (rc["mae_live"], rc["mae_shadow"]) and rc["mae_live"] != rc["mae_shadow"]
+        assert rc["alert_agreement"] is not None and rc["days"] >= 58
         # the shadow never raised an alert of its own: every battery alert names the live model
         assert all(shipped in json.dumps(a["explanation"].get("model")) for a in agent.alerts.list()
                    if a["kind"] == "battery")
