@@ -513,11 +513,21 @@ class Agent:
             "bus": {"interface": self.cfg.can.interface, "channel": self.cfg.can.channel, "frames": self.frames,
                     "last_frame_age_s": idle, "receiving": idle is not None and idle < 5.0},
             "mqtt": mqtt,
-            "models": {n: {**s.info(), **self.lifecycle.info(n), "last_refused": self._last_refused(n)}
+            "models": {n: {**s.info(), **self.lifecycle.info(n), "last_refused": self._last_refused(n),
+                           "release": self._release(n)}
                        for n, s in (("battery", self.battery_slot), ("compliance", self.compliance_slot))},
             "counters": counters,
             "components_rejected": dict(self.components.rejected) if self.components else {},
         }
+
+    def _release(self, name: str) -> dict | None:
+        """The slot's accepted release (version, expiry) and whether it expired: an update
+        withheld from the car (freeze) shows here instead of going unnoticed."""
+        if self.sync is None:
+            return None
+        trust = self.sync.releases.trust
+        a = trust.accepted.get(name)
+        return {**a, "expired": trust.expired(name)} if a else None
 
     def _last_refused(self, name: str) -> dict | None:
         """The last release refused for this slot and why (downlink), else a local bundle refusal."""

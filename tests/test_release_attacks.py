@@ -122,6 +122,8 @@ def test_release_attacks_refused_with_reason_serving_model_unchanged(tmp_path, b
         cloud.send(topic, release_announcement("battery", v5, 5), retain=True)
         wait_until(lambda: _serving(port)["version"] == "5.0.0", 20, what="release 5 installed")
         serving = _serving(port)
+        rel = http("GET", f"http://127.0.0.1:{port}/api/health")[1]["models"]["battery"]["release"]
+        assert rel["version"] == 5 and rel["expired"] is False
 
         # 1. older version, correctly signed (a fleet rollback to a flawed model)
         cloud.send(topic, release_announcement("battery", resigned_bundle(tmp_path, "3.0.0"), 3))
@@ -194,6 +196,8 @@ def test_release_attacks_refused_with_reason_serving_model_unchanged(tmp_path, b
         cloud.send(*msgs[-1])
         cloud.wait_reason("exceed the signed length")
         assert _serving(port) == serving
+        last = http("GET", f"http://127.0.0.1:{port}/api/health")[1]["models"]["battery"]["last_refused"]
+        assert "exceed the signed length" in last["reason"] and last["release"] == 10
         assert proc.poll() is None
         text = log.read_text()
         assert "Traceback" not in text

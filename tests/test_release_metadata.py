@@ -93,6 +93,13 @@ def test_versions_persist_and_expiry_and_slot(tmp_path):
         car.check_release(release("compliance", 9, [DEV_SIGNING_KEY]), "battery")
     with pytest.raises(R.ReleaseError, match="expired"):
         car.check_release(release("battery", 9, [DEV_SIGNING_KEY], expires_days=-0.01), "battery")
+    # freeze: the accepted release of a slot expiring is visible (health shows "expired")
+    short = car.check_release(release("compliance", 2, [DEV_SIGNING_KEY], expires_days=1), "compliance")
+    car.accept(short)
+    assert not car.expired("compliance")
+    car.clock = lambda: R.parse_time(short.expires) + 1
+    assert car.expired("compliance") and not car.expired("battery")
+    car.clock = __import__("time").time
     rel = car.check_release(release("battery", 9, [DEV_SIGNING_KEY], tar=b"abc"), "battery")
     with pytest.raises(R.ReleaseError, match="length_mismatch"):
         R.check_target(rel, b"abcd")
