@@ -16,7 +16,7 @@ one bounded JSON payload and a few ed25519 verifications:
 A release whose target is the slot's current shadow bundle and that is not itself a shadow
 release is a promotion: no download, on_promote(slot, release).
 Memory: at most one pending chunked download per known slot, each bounded by its signed
-length (itself <= MAX_DOWNLOAD_BYTES); nothing is kept for unknown slots.
+length, all of them together by MAX_DOWNLOAD_BYTES; nothing is kept for unknown slots.
 """
 
 from __future__ import annotations
@@ -171,6 +171,11 @@ class ModelDownlink:
         if held > rel.length:          # endless / oversized download: cut at the signed length
             self._drop_pending(slot)
             self._refuse(slot, rel, f"chunks exceed the signed length {rel.length}", persist=False)
+            return
+        others = self.pending_bytes() - p[3]
+        if others + held > MAX_DOWNLOAD_BYTES:     # one bound across all slots' downloads
+            self._drop_pending(slot)
+            self._refuse(slot, rel, f"downloads in progress exceed {MAX_DOWNLOAD_BYTES} bytes", persist=False)
             return
         parts[chunk["index"]] = chunk["data"]
         self._pending[slot] = (rel, n, parts, held)
