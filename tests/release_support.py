@@ -34,18 +34,19 @@ def release_announcement(slot: str, bundle_dir, version: int, keys=None, **kw) -
     return release_messages(slot, bundle_dir, version, keys, **kw)[-1][1]
 
 
-__all__ = ["resigned_bundle", "scaled_battery_bundle", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
+__all__ = ["resigned_bundle", "scaled_battery_bundle", "scaled_bundle", "bundle_files", "shadow_release", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
            "DEFAULT_COMPLIANCE_BUNDLE", "T"]
 
 
-def scaled_battery_bundle(tmp: Path, version: str, factor: float) -> Path:
-    """The shipped battery forecaster with its output multiplied by `factor` (a different
-    model for shadow evaluation; factor NaN = a model failing in service), re-signed."""
+def scaled_bundle(tmp: Path, version: str, factor: float, source=DEFAULT_BATTERY_BUNDLE,
+                  output: str | None = None) -> Path:
+    """A shipped bundle with one model output (default: the first) multiplied by `factor` —
+    a different model for shadow evaluation; factor NaN = a model failing in service."""
     import onnx
     from onnx import TensorProto, helper
-    d = resigned_bundle(tmp, version)
+    d = resigned_bundle(tmp, version, source=source)
     m = onnx.load_from_string((d / "model.onnx").read_bytes())
-    out = m.graph.output[0].name
+    out = output or m.graph.output[0].name
     for node in m.graph.node:
         node.output[:] = [f"{out}_raw" if o == out else o for o in node.output]
     m.graph.initializer.append(helper.make_tensor(f"{out}_factor", TensorProto.FLOAT, [1], [factor]))
@@ -54,3 +55,21 @@ def scaled_battery_bundle(tmp: Path, version: str, factor: float) -> Path:
     from export.bundle import sign_dir
     sign_dir(d)
     return d
+
+
+def scaled_battery_bundle(tmp: Path, version: str, factor: float) -> Path:
+    return scaled_bundle(tmp, version, factor)
+
+
+def bundle_files(d) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in Path(d).iterdir() if f.is_file()}
+
+
+def shadow_release(tmp: Path, slot: str, d, version: int = 1, promote: dict | None = None):
+    """A verified agent.release_metadata.Release marking bundle dir `d` as a shadow release."""
+    from agent.release_metadata import TrustStore
+    from export.bundle import DEV_SIGNING_KEY, tar_bundle
+    from export.release import release_doc
+    doc = release_doc(slot, version, tar_bundle(d), {"name": "x", "version": "x"}, [DEV_SIGNING_KEY],
+                      shadow=True, promote=promote)
+    return TrustStore(Path(tmp) / f"trust-{slot}-{version}").check_release(doc, slot)
