@@ -228,6 +228,22 @@ def check_target(release: Release, data: bytes) -> None:
         raise ReleaseError("sha256_mismatch", "bundle differs from the signed metadata")
 
 
+def check_root_file(path) -> None:
+    """A configured root must be a well-formed signed root (ValueError says why)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        s = _signed(doc, "root")
+        _keys(s)
+        _role(s, "root")
+        _role(s, "targets")
+        if len(count_signatures(doc, _keys(s), _role(s, "root")[0])) < _role(s, "root")[1]:
+            raise ReleaseError("root_threshold", "not signed by its own root threshold")
+    except ReleaseError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from None
+
+
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -314,5 +330,5 @@ class TrustStore:
             return True
 
 
-__all__ = ["ReleaseError", "Release", "TrustStore", "canonical", "key_id", "in_cohort", "parse_release",
+__all__ = ["check_root_file", "ReleaseError", "Release", "TrustStore", "canonical", "key_id", "in_cohort", "parse_release",
            "verify_root_update", "check_target", "format_time", "parse_time", "DEV_ROOT", "SPEC"]

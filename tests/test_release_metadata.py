@@ -143,3 +143,20 @@ def test_tar_reader_refuses_compressed_and_many_members_cheaply():
     # the shipped bundles (dev key) still verify
     assert B.verify_bundle(B.DEFAULT_BATTERY_BUNDLE).name
     assert json.loads((R.DEV_ROOT).read_text())["signed"]["version"] == 1
+
+
+def test_config_models_root_is_validated(tmp_path):
+    from agent.config import ConfigError, load_config
+    cfg = tmp_path / "agent.toml"
+    base = '[vehicle]\nid = "C"\n[state]\ndir = "%s"\n[models]\nroot = "%s"\n'
+    cfg.write_text(base % (tmp_path / "s", R.DEV_ROOT))
+    assert load_config(cfg).models.root == str(R.DEV_ROOT)
+    bad = tmp_path / "root.json"
+    doc = json.loads(R.DEV_ROOT.read_text())
+    doc["signed"]["roles"]["root"]["threshold"] = 1
+    doc["signed"]["version"] = 2                      # signature no longer matches
+    bad.write_text(json.dumps(doc))
+    for path, msg in ((bad, "root_threshold"), (tmp_path / "missing.json", "No such file")):
+        cfg.write_text(base % (tmp_path / "s", path))
+        with pytest.raises(ConfigError, match=f"models.root: .*{msg}"):
+            load_config(cfg)
