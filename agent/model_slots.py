@@ -155,6 +155,8 @@ class ModelLifecycle:
     def __init__(self, state_dir, slots: dict, factories: dict, trusted_keys=None, report=None):
         self.root = Path(state_dir) / "models"
         self.slots = slots                    # name -> agent.daemon.ModelSlot (live)
+        # the configured / shipped bundle of each slot: the last resort of a rollback
+        self.defaults = {n: Path(s.path) for n, s in slots.items()}
         self.factories = factories            # name -> factory(bundle) -> model
         self.trusted_keys = trusted_keys
         self.report = report or (lambda slot, event: None)   # (slot, {"outcome", "reason"...}) -> status
@@ -256,14 +258,17 @@ class ModelLifecycle:
             slot = self.slots[name]
             live, old = self.live_dir(name), self.root / f"{name}.old"
             failed = f"{slot.bundle.name}@{slot.bundle.version}" if slot.bundle else "?"
-            if Path(slot.path) != live or not (old / bundle_mod.MANIFEST).is_file():
+            if Path(slot.path) != live or (not (old / bundle_mod.MANIFEST).is_file() and self.defaults[name] == live):
                 log.error("%s model %s failing in service (%s); nothing older on disk to roll back to",
                           name, failed, why)
                 return False
             bad = self.root / f"{name}.failed"
             shutil.rmtree(bad, ignore_errors=True)
             live.rename(bad)
-            old.rename(live)
+            if (old / bundle_mod.MANIFEST).is_file():
+                old.rename(live)
+            else:                             # the first release replaced the shipped bundle
+                slot.path = self.defaults[name]
             if not slot.load():
                 log.error("%s rollback: the previous bundle does not load either", name)
                 return False

@@ -310,6 +310,10 @@ class Sync:
         self.last_error = ""
         log.info("mqtt connected to %s:%s (session present: %s, %d in flight)", self.m.host, self.m.port,
                  flags.session_present, len(self._inflight))
+        # A persistent session may still hold chunk subscriptions (an older agent's wildcard,
+        # or a download cut by the disconnect): drop them; a pending download re-subscribes
+        # when its retained announcement comes again.
+        client.unsubscribe([T.MODEL_CHUNKS_FILTER] + [T.model_chunks_filter(s) for s in self.releases.slots])
         client.subscribe([(f, T.QOS) for f in T.downlink_filters(self.vehicle_id)])
         self._status_due = 0.0
         self._dirty_at = time.monotonic()

@@ -90,3 +90,25 @@ def test_battery_shadow_promoted_by_its_signed_policy_and_survives_restart(tmp_p
         agent.request_stop()
         loop.join(10)
         bus.shutdown()
+
+
+def test_first_release_failing_rolls_back_to_the_shipped_bundle(tmp_path):
+    spec = write_spec(tmp_path / "components.jsonl")
+    agent = _agent(tmp_path, spec=spec)
+    agent.start()
+    try:
+        shipped = agent.compliance_slot.bundle.version
+        nan = scaled_bundle(tmp_path, "3.1.0-nan", float("nan"), DEFAULT_COMPLIANCE_BUNDLE, "p_noncompliant")
+        assert agent.install_bundle("compliance", bundle_files(nan))
+        assert agent.compliance_slot.bundle.version == shipped
+        assert agent.compliance_slot.path == DEFAULT_COMPLIANCE_BUNDLE
+        assert {c["component"] for c in agent.components.list() if not c["compliant"]} == NONCOMPLIANT
+    finally:
+        agent.shutdown()
+    # after a restart the car serves the shipped bundle, not the failed release
+    agent = _agent(tmp_path, spec=spec)
+    agent.start()
+    try:
+        assert agent.compliance_slot.bundle.version == shipped
+    finally:
+        agent.shutdown()
