@@ -121,7 +121,8 @@ def main(args) -> int:
             signed["cohort"] = cohort
         ann = {**current, "msg_id": T.new_msg_id(), "release": REL.sign(signed, keys)}
         messages.append((T.model_topic(slot), ann))
-        label = f"{s['target']['bundle']}"
+        b = s["target"].get("bundle") or {}
+        label, cohort = f"{b.get('name')}@{b.get('version')} (release {s['version']}, shadow)", signed["cohort"]
     else:
         bundle_dir = args.bundle
         if args.registered:
