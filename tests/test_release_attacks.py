@@ -122,7 +122,8 @@ def test_release_attacks_refused_with_reason_serving_model_unchanged(tmp_path, b
         cloud.send(topic, release_announcement("battery", v5, 5), retain=True)
         wait_until(lambda: _serving(port)["version"] == "5.0.0", 20, what="release 5 installed")
         serving = _serving(port)
-        rel = http("GET", f"http://127.0.0.1:{port}/api/health")[1]["models"]["battery"]["release"]
+        rel = wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/api/health")[1]["models"]["battery"]["release"],
+                         10, what="accepted release on health")
         assert rel["version"] == 5 and rel["expired"] is False
 
         # 1. older version, correctly signed (a fleet rollback to a flawed model)

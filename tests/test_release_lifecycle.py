@@ -81,9 +81,9 @@ def test_battery_shadow_promoted_by_its_signed_policy_and_survives_restart(tmp_p
         assert agent.health()["models"]["battery"]["shadow"]["version"] == "60.0.0-policy"
         sim = Simulator("aging", seed=8, days=12, battery_age_days=100, drive_period_s=300)
         send_stream(bus, list(sim.frames()), speed=None)
-        wait_until(lambda: agent.battery_slot.bundle.version == "60.0.0-policy", 60,
-                   what=f"policy promotion: {agent.health()['models']['battery']}")
-        event = agent.health()["models"]["battery"]["event"]
+        event = wait_until(lambda: agent.health()["models"]["battery"]["event"], 60,
+                           what=f"policy promotion: {agent.health()['models']['battery']}")
+        assert agent.battery_slot.bundle.version == "60.0.0-policy"
         assert event["event"] == "promoted" and event["reason"].startswith("policy")
         assert agent.health()["models"]["battery"]["shadow"] is None
     finally:

@@ -95,10 +95,9 @@ def test_shadow_sixty_days_promote_then_nan_rollback(tmp_path, broker, capsys):
 
         # promote: a signed instruction swaps them (the shadow's own target, shadow=false)
         assert export_main(["release", "battery", "--promote", "--broker", where]) == 0
-        wait_until(lambda: battery_health()["version"] == "40.0.0-shadow", 20,
+        wait_until(lambda: agent.sync.status()["models"]["battery"]["outcome"] == "promoted", 20,
                    what=f"promoted: {agent.sync.status()['models']}")
-        assert battery_health()["shadow"] is None
-        assert agent.sync.status()["models"]["battery"]["outcome"] == "promoted"
+        assert battery_health()["version"] == "40.0.0-shadow" and battery_health()["shadow"] is None
 
         # a release that returns NaN: installed, rolled back at its first forecast
         bad = scaled_battery_bundle(tmp_path, "41.0.0-nan", float("nan"))
@@ -106,9 +105,9 @@ def test_shadow_sixty_days_promote_then_nan_rollback(tmp_path, broker, capsys):
         wait_until(lambda: battery_health()["version"] == "41.0.0-nan", 20, what="NaN model installed")
         more = Simulator("aging", seed=3, days=66, battery_age_days=300, battery_cycles=150.0, drive_period_s=300)
         send_stream(bus, [f for f in more.frames() if f[0] > frames[-1][0]], speed=None)
-        wait_until(lambda: battery_health()["version"] == "40.0.0-shadow", 60,
-                   what=f"rolled back: {battery_health()}")
-        event = battery_health()["event"]
+        event = wait_until(lambda: (battery_health()["event"] or {}).get("event") == "rolled_back"
+                           and battery_health()["event"], 60, what=f"rolled back: {battery_health()}")
+        assert battery_health()["version"] == "40.0.0-shadow"
         assert event["event"] == "rolled_back" and "NaN" in event["reason"]
         wait_until(lambda: (status.get("models") or {}).get("battery", {}).get("outcome") == "rolled_back", 20,
                    what="rollback on the status topic")

@@ -165,9 +165,9 @@ def test_model_announcements_verified_before_swap(agent, broker, tmp_path):
     # 3. correct -> swapped in and used by the next inference; outcome on the status topic
     d = make_bundle(tmp_path, "2.2.0", 5.0)
     cloud.send(topic, release_announcement("battery", d, 3), retain=True)
-    wait_until(lambda: slot.installed == ["2.2.0"], 10, what="install")
+    wait_until(lambda: sync.status()["models"]["battery"]["outcome"] == "installed", 10, what="install")
+    assert slot.installed == ["2.2.0"]
     assert slot.infer(2.0) == pytest.approx(10.0)
-    assert sync.status()["models"]["battery"]["outcome"] == "installed"
     wait_until(lambda: cloud.status.get("models", {}).get("battery", {}).get("outcome") == "installed", 10,
                what="outcome on the retained status topic")
 
