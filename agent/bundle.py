@@ -31,6 +31,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MODEL = "model.onnx"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024   # a car-side model is small; refuse anything absurd
+MAX_MEMBERS = 16                       # a bundle is model.onnx + manifest + signature + a few extras
 
 _PKG = Path(str(resources.files("agent")))
 DEFAULT_BATTERY_BUNDLE = _PKG / "models" / "battery"
@@ -119,23 +120,28 @@ def _read_dir(path: Path) -> dict[str, bytes]:
 
 
 def read_tar_bytes(data: bytes, source: str = "<tar>") -> dict[str, bytes]:
-    """Flat regular files of a tar (optionally under one top-level folder). Rejects links,
-    absolute or parent paths and oversize archives."""
+    """Flat regular files of an UNCOMPRESSED tar (optionally under one top-level folder).
+    Rejects compressed archives (no decompression bomb can start), more than MAX_MEMBERS
+    members (headers are read one at a time, not all up front), links, absolute or parent
+    paths, and members larger than the archive itself."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"{source}: larger than {MAX_BUNDLE_BYTES} bytes")
     files: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            for m in tar.getmembers():
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for n, m in enumerate(iter(tar.next, None)):
+                if n >= MAX_MEMBERS:
+                    raise BundleError(f"{source}: more than {MAX_MEMBERS} tar members")
                 if m.isdir():
                     continue
                 parts = Path(m.name).parts
-                if not m.isreg() or m.name.startswith("/") or ".." in parts or len(parts) > 2:
+                if not m.isreg() or m.name.startswith("/") or ".." in parts or len(parts) > 2 or m.size > len(data):
                     raise BundleError(f"{source}: refusing tar member {m.name!r}")
                 fh = tar.extractfile(m)
                 files[parts[-1]] = fh.read() if fh else b""
+                tar.members = []          # keep no per-member state
     except tarfile.TarError as exc:
-        raise BundleError(f"{source}: not a readable tar: {exc}") from None
+        raise BundleError(f"{source}: not a readable uncompressed tar: {exc}") from None
     return files
 
 

@@ -47,6 +47,7 @@ class ModelsConfig:
     battery: str = ""                   # "" = shipped bundle
     compliance: str = ""                # "" = shipped bundle
     trusted_keys: list = field(default_factory=list)   # [] = shipped DEVELOPMENT key
+    root: str = ""                      # release root of trust (JSON); "" = shipped DEVELOPMENT root
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ def _validate(cfg: Config) -> None:
     for p in cfg.models.trusted_keys:
         if not Path(p).exists():
             raise ConfigError(f"models.trusted_keys: not found: {p}")
+    if cfg.models.root:
+        from agent.release_metadata import check_root_file
+        try:
+            check_root_file(cfg.models.root)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"models.root: {exc}") from None
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {cfg.log.level!r} is not DEBUG/INFO/WARNING/ERROR")
     m = cfg.mqtt

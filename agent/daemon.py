@@ -163,6 +163,15 @@ class Agent:
                                       trusted, _battery_factory)
         self.compliance_slot = ModelSlot("compliance", cfg.models.compliance or bundle_mod.DEFAULT_COMPLIANCE_BUNDLE,
                                          trusted, _compliance_factory)
+        # Releases: live / shadow / previous per slot, shadow evaluation, rollback (agent.model_slots).
+        from agent.model_slots import ModelLifecycle
+        self.lifecycle = ModelLifecycle(cfg.state.dir, {"battery": self.battery_slot, "compliance": self.compliance_slot},
+                                        {"battery": _battery_factory, "compliance": _compliance_factory}, trusted,
+                                        report=self._model_event)
+        self.lifecycle.on_swapped = lambda name: self._model_swapped(
+            self.battery_slot if name == "battery" else self.compliance_slot)
+        for slot in (self.battery_slot, self.compliance_slot):
+            slot.path = self.lifecycle.installed_path(slot.kind) or slot.path   # an installed release survives restarts
 
     # ------------------------------------------------------------------ lifecycle
     def _install_signal_handlers(self) -> None:
@@ -193,7 +202,8 @@ class Agent:
         # but it is loud; a later good bundle (in place or SIGHUP) is picked up.
         self.battery_slot.load()
         self.compliance_slot.load()
-        self.components = Components(self.store, self.alerts, self.compliance_slot.current)
+        self.lifecycle.load_shadows()
+        self.components = Components(self.store, self.alerts, self._compliance_model)
         self._load_battery_state()
         self.pipeline = self._open_pipeline()
         if cfg.hmi.enabled:
@@ -227,7 +237,20 @@ class Agent:
         self.sync = Sync(self.cfg, self.store, self.alerts,
                          on_components=lambda doc: self.components.apply_document(doc, source="cloud"),
                          on_ack=lambda alert_id, by="cloud": self.ack(alert_id, by=by),
-                         on_bundle=self.install_bundle)
+                         on_bundle=self.install_bundle, on_promote=lambda name, rel: self.lifecycle.promote(name),
+                         shadow_sha=self.lifecycle.shadow_sha, model_info=self.lifecycle.status)
+
+    def _model_event(self, name: str, event: dict) -> None:
+        if self.sync is not None:
+            self.sync.releases.note_event(name, event)
+        if self.hmi:
+            self.hmi.events.publish("health", self.health())
+
+    def _compliance_model(self):
+        """(classifier, label) for agent.components: the live model behind the lifecycle guard."""
+        from agent.model_slots import GuardedClassifier
+        model, label = self.compliance_slot.current()
+        return (GuardedClassifier(self.lifecycle) if model is not None else None), label
 
     def run(self) -> int:
         """Main loop until SIGTERM/SIGINT; returns the exit code."""
@@ -319,7 +342,8 @@ class Agent:
                 trusted = list(new.models.trusted_keys) or None
                 for slot, path, default in ((self.battery_slot, new.models.battery, bundle_mod.DEFAULT_BATTERY_BUNDLE),
                                             (self.compliance_slot, new.models.compliance, bundle_mod.DEFAULT_COMPLIANCE_BUNDLE)):
-                    slot.path, slot.trusted_keys = Path(path or default), trusted
+                    slot.path = self.lifecycle.installed_path(slot.kind) or Path(path or default)
+                    slot.trusted_keys = trusted
                 logging.getLogger().setLevel(new.log.level.upper())
                 self.cfg = new
         self._reload_slot(self.battery_slot)
@@ -349,13 +373,21 @@ class Agent:
         if self.hmi:
             self.hmi.events.publish("health", self.health())
 
-    def install_bundle(self, name: str, files: dict[str, bytes]) -> bool:
+    def install_bundle(self, name: str, files: dict[str, bytes], release=None) -> bool:
         """A bundle announced by the cloud (agent.sync): verify in memory, then write it to
-        the state dir and point the slot at it. Refused bundles leave everything as is."""
+        the state dir and point the slot at it (a shadow release goes beside the live model:
+        agent.model_slots). Refused bundles leave everything as is."""
         slot = {"battery": self.battery_slot, "compliance": self.compliance_slot}.get(name)
         if slot is None:
             log.warning("bundle for unknown model %r ignored", name)
             return False
+        if release is not None and release.shadow:
+            try:
+                return self.lifecycle.install_shadow(name, files, release)
+            except Exception as exc:
+                slot.last_error = f"shadow: {exc}"
+                log.error("%s shadow bundle refused: %s", name, exc)
+                return False
         try:
             keys = None if not slot.trusted_keys else bundle_mod.load_trusted_keys(slot.trusted_keys)
             bundle_mod.verify_files(files, keys, f"downlink:{name}")
@@ -394,10 +426,19 @@ class Agent:
             return
         try:
             rows = self.store.history(battery_id=bid)
-            fc = model.forecast(rows)
+            fc = self.lifecycle.guarded("battery", lambda m: m.forecast(rows))   # rollback on a failing model
         except Exception:
             log.exception("battery forecast failed for %s on %s", bid, row.get("Date"))
             return
+        shadow, shadow_fc = self.lifecycle.shadow_model("battery"), None
+        if shadow is not None:
+            try:
+                shadow_fc = shadow.forecast(rows)        # same input; never alerts
+            except Exception as exc:
+                self.lifecycle.note_shadow_error("battery", exc)
+        self.lifecycle.battery_day(row, fc, shadow_fc)
+        if shadow is not None and self.sync is not None:
+            self.sync.status_changed()                   # the evaluation goes up on the status topic
         self._apply_forecast(bid, row.get("Date"), fc, rows)
 
     def _apply_forecast(self, bid: str, date: str | None, fc: dict, rows: list[dict]) -> None:
@@ -472,10 +513,29 @@ class Agent:
             "bus": {"interface": self.cfg.can.interface, "channel": self.cfg.can.channel, "frames": self.frames,
                     "last_frame_age_s": idle, "receiving": idle is not None and idle < 5.0},
             "mqtt": mqtt,
-            "models": {"battery": self.battery_slot.info(), "compliance": self.compliance_slot.info()},
+            "models": {n: {**s.info(), **self.lifecycle.info(n), "last_refused": self._last_refused(n),
+                           "release": self._release(n)}
+                       for n, s in (("battery", self.battery_slot), ("compliance", self.compliance_slot))},
             "counters": counters,
             "components_rejected": dict(self.components.rejected) if self.components else {},
         }
+
+    def _release(self, name: str) -> dict | None:
+        """The slot's accepted release (version, expiry) and whether it expired: an update
+        withheld from the car (freeze) shows here instead of going unnoticed."""
+        if self.sync is None:
+            return None
+        trust = self.sync.releases.trust
+        a = trust.accepted.get(name)
+        return {**a, "expired": trust.expired(name)} if a else None
+
+    def _last_refused(self, name: str) -> dict | None:
+        """The last release refused for this slot and why (downlink), else a local bundle refusal."""
+        r = self.sync.releases.last_refused.get(name) if self.sync is not None else None
+        slot = self.battery_slot if name == "battery" else self.compliance_slot
+        if r is None and slot.last_error:
+            r = {"reason": slot.last_error, "release": None}
+        return r
 
     def ack(self, alert_id: int, by: str = "driver") -> dict:
         return self.alerts.acknowledge(alert_id, by=by)

@@ -5,7 +5,11 @@ API (the daemon wires this when `[mqtt]` is set):
     sync = Sync(cfg, store, alerts=None, *,
                 on_components=fn(doc) -> int,        # {"vin", "components": [...]} -> notes applied
                 on_ack=fn(alert_id, by) -> alert,     # KeyError = unknown alert (default: alerts.acknowledge)
-                on_bundle=fn(name, files) -> bool,    # verified bundle files {name: bytes}; True = swapped
+                on_bundle=fn(slot, files, release) -> bool,  # verified bundle files {name: bytes}; True = swapped
+                on_promote=fn(slot, release) -> bool, # a signed promotion of the slot's shadow model
+                shadow_sha=fn(slot) -> str | None,    # tar sha256 of the slot's shadow bundle
+                model_info=fn() -> dict,              # per-slot shadow evaluation (status "lifecycle")
+                trust=None,                           # agent.release_metadata.TrustStore (default: state dir)
                 trusted_keys=None,                    # default cfg.models.trusted_keys or the dev key
                 backoff_min=None, backoff_max=None,   # reconnect delays (s); default mqtt.reconnect_*_ms
                 status_interval=30.0)
@@ -31,9 +35,9 @@ Downlink: topics of agent.topics, every payload validated there (size, JSON, sch
 vehicle id). Malformed -> dropped, counted per reason in status()["downlink_rejected"],
 logged once per reason. Valid messages are handled on a separate worker thread through a
 bounded queue, so slow classification or a flood never blocks the network loop. Model
-announcements: sha256 of the tar, announced signature == the tar's manifest.sig, then
-agent.bundle.verify_files against the trusted keys; only then on_bundle(name, files).
-Outcome per model in status()["models"] and on the status topic.
+announcements and the root chain: agent.model_downlink (signed release metadata verified
+before any bundle byte is decoded; chunks subscribed per slot only after that). Outcome per
+slot in status()["models"] and on the status topic.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def _now() -> str:
 
 class Sync:
     def __init__(self, config, store, alerts=None, *, on_components=None, on_ack=None, on_bundle=None,
-                 trusted_keys=None, backoff_min: float | None = None, backoff_max: float | None = None,
+                 on_promote=None, shadow_sha=None, model_info=None, trust=None, trusted_keys=None, backoff_min: float | None = None, backoff_max: float | None = None,
                  status_interval: float = 30.0):
         if config.mqtt is None:
             raise ValueError("Sync needs an [mqtt] section")
@@ -94,10 +98,20 @@ class Sync:
         self.broker_rejected = 0
         self.rejected: dict[str, int] = {}
         self.applied: dict[str, int] = {"components": 0, "ack": 0, "model": 0}
-        self.models: dict[str, dict] = {}
-        self._seen_bundles: dict[str, list] = {}   # name -> recent sha256s handled (retained re-deliveries)
-        self._pending_ann: dict[str, dict] = {}    # name -> chunked announcement waiting for its chunks
-        self._chunks: dict[str, dict] = {}         # name -> {sha256: {index: bytes}}
+        self.model_info = model_info
+        self._sub_requests: list = []              # (subscribe?, topic filter) for the network thread
+        if trust is None:
+            from pathlib import Path
+
+            from agent.release_metadata import TrustStore
+            trust = TrustStore(Path(config.state.dir) / "trust", getattr(config.models, "root", "") or None)
+        from agent.model_downlink import ModelDownlink
+        self.releases = ModelDownlink(
+            trust, self.vehicle_id, ("battery", "compliance"), on_bundle=self._bundle_handler,
+            on_promote=on_promote, shadow_sha=shadow_sha, reject=self._reject, trusted_keys=self._trusted_keys,
+            subscribe=lambda slot: self._sub_requests.append((True, T.model_chunks_filter(slot))),
+            unsubscribe=lambda slot: self._sub_requests.append((False, T.model_chunks_filter(slot))),
+            changed=self._models_changed)
         self._downq: queue.Queue = queue.Queue(DOWNLINK_QUEUE)
         self._threads: list[threading.Thread] = []
         self._client = None
@@ -167,7 +181,19 @@ class Sync:
                                                      "dropped_telemetry", "dropped_alerts")},
                 "broker_rejected": self.broker_rejected, "no_subscribers": self.no_subscribers,
                 "downlink_rejected": dict(self.rejected), "downlink_applied": dict(self.applied),
-                "models": {k: dict(v) for k, v in self.models.items()}}
+                "models": {k: dict(v) for k, v in self.releases.models.items()},
+                "lifecycle": self._lifecycle()}
+
+    def _lifecycle(self) -> dict:
+        try:
+            return self.model_info() if self.model_info is not None else {}
+        except Exception:   # status must never raise
+            log.debug("model lifecycle info unavailable", exc_info=True)
+            return {}
+
+    @property
+    def models(self) -> dict:
+        return self.releases.models
 
     def wait_drained(self, timeout: float = 30.0) -> bool:
         """Block until the outbox is empty (tests, benchmarks, clean shutdown)."""
@@ -234,6 +260,9 @@ class Sync:
                         self._note_error(f"connection closed before CONNACK: {mqtt.error_string(rc)}")
                     break
                 if self._connected:
+                    while self._sub_requests:
+                        sub, flt = self._sub_requests.pop(0)
+                        c.subscribe(flt, T.QOS) if sub else c.unsubscribe(flt)
                     self._flush_acked()
                     self._pump(c)
                     self._maybe_status(c)
@@ -281,6 +310,10 @@ class Sync:
         self.last_error = ""
         log.info("mqtt connected to %s:%s (session present: %s, %d in flight)", self.m.host, self.m.port,
                  flags.session_present, len(self._inflight))
+        # A persistent session may still hold chunk subscriptions (an older agent's wildcard,
+        # or a download cut by the disconnect): drop them; a pending download re-subscribes
+        # when its retained announcement comes again.
+        client.unsubscribe([T.MODEL_CHUNKS_FILTER] + [T.model_chunks_filter(s) for s in self.releases.slots])
         client.subscribe([(f, T.QOS) for f in T.downlink_filters(self.vehicle_id)])
         self._status_due = 0.0
         self._dirty_at = time.monotonic()
@@ -320,6 +353,8 @@ class Sync:
         except Exception as exc:       # never let a payload kill the network loop
             self._reject("internal", repr(exc)[:120])
             return
+        if kind == "model":
+            body["retained"] = bool(message.retain)    # a re-delivery on (re)subscribe, not a re-send
         try:
             self._downq.put_nowait((kind, body))
         except queue.Full:
@@ -378,6 +413,7 @@ class Sync:
         st = self.status()
         return T.status_payload(self.vehicle_id, state, _now(), outbox=st["outbox"],
                                 downlink_rejected=st["downlink_rejected"], models=st["models"],
+                                lifecycle=st["lifecycle"],
                                 broker_rejected=st["broker_rejected"])
 
     def _maybe_status(self, c) -> None:
@@ -428,88 +464,27 @@ class Sync:
             return
         self.applied["ack"] += 1
 
-    def _apply_model(self, ann: dict) -> None:
-        name = ann["name"]
-        if ann["sha256"] in self._seen_bundles.get(name, ()):
-            return                        # retained announcement re-delivered after a reconnect
-        if ann["tar"] is None:            # chunked: wait for (or use already received) chunks
-            self._pending_ann[name] = ann
-            self._try_assemble(name)
-            return
-        self._install(ann, ann["tar"])
+    def _bundle_handler(self, slot, files, release) -> bool:
+        if self.on_bundle is None:
+            return False
+        return self.on_bundle(slot, files, release)
 
-    def _apply_model_chunk(self, chunk: dict) -> None:
-        from agent.bundle import MAX_BUNDLE_BYTES
-        name, sha = chunk["name"], chunk["sha256"]
-        if sha in self._seen_bundles.get(name, ()):
-            return
-        sets = self._chunks.setdefault(name, {})
-        sets.setdefault(sha, {})[chunk["index"]] = chunk["data"]
-        # Bounded: keep the announced bundle's chunks plus one other set, and never more
-        # bytes than a bundle may have (chunks of stale or bogus bundles are evicted).
-        keep = self._pending_ann.get(name, {}).get("sha256")
-        while len(sets) > 2 or sum(len(d) for c in sets.values() for d in c.values()) > MAX_BUNDLE_BYTES:
-            victim = next((k for k in sets if k != keep and k != sha), None) or next(k for k in sets if k != keep)
-            del sets[victim]
-            self._reject("model_chunk:evicted", f"{name} chunks of {victim[:12]}")
-            if not sets:
-                break
-        self._try_assemble(name)
+    def status_changed(self) -> None:
+        """Something on the status changed (e.g. a day of shadow evaluation): publish soon
+        (at most once a second)."""
+        self._status_dirty = True
 
-    def _try_assemble(self, name: str) -> None:
-        import hashlib
-        ann = self._pending_ann.get(name)
-        if ann is None:
-            return
-        parts = self._chunks.get(name, {}).get(ann["sha256"], {})
-        if any(i not in parts for i in range(ann["chunks"])):
-            return
-        tar = b"".join(parts[i] for i in range(ann["chunks"]))
-        del self._pending_ann[name]
-        self._chunks.get(name, {}).pop(ann["sha256"], None)
-        if hashlib.sha256(tar).hexdigest() != ann["sha256"]:
-            self._seen(name, ann["sha256"])
-            self._reject("model:sha256_mismatch", f"{name}@{ann['version']} (assembled from chunks)")
-            self.models[name] = {"version": ann["version"], "sha256": ann["sha256"], "at": _now(),
-                                 "outcome": "refused", "reason": "sha256 of the assembled chunks differs"}
-            self._status_due = 0.0
-            return
-        self._install(ann, tar)
-
-    def _seen(self, name: str, sha: str) -> None:
-        seen = self._seen_bundles.setdefault(name, [])
-        seen.append(sha)
-        del seen[:-8]
-
-    def _install(self, ann: dict, tar: bytes) -> None:
-        from agent import bundle as B
-        name = ann["name"]
-        self._seen(name, ann["sha256"])
-        outcome = {"version": ann["version"], "sha256": ann["sha256"], "at": _now()}
-        try:
-            files = B.read_tar_bytes(tar, f"announcement:{name}")
-            if files.get(B.SIGNATURE, b"").strip() != ann["signature"].encode():
-                raise B.BundleError("announced signature differs from the bundle's manifest.sig")
-            keys = self._trusted_keys if self._trusted_keys is not None else B.DEV_TRUSTED_KEYS
-            if not (isinstance(keys, list) and keys and not isinstance(keys[0], (str, bytes)) and
-                    not hasattr(keys[0], "__fspath__")):
-                keys = B.load_trusted_keys(keys)     # paths (files/dirs) -> key objects
-            bundle = B.verify_files(files, keys, f"announcement:{name}")
-            if bundle.version != ann["version"]:    # {name} in the topic is the model slot, not the manifest name
-                raise B.BundleError(f"bundle is version {bundle.version}, announced {ann['version']}")
-            outcome["bundle"] = bundle.name
-            if self.on_bundle is None:
-                raise B.BundleError("no bundle handler")
-            if not self.on_bundle(name, files):
-                raise B.BundleError("the agent refused to load it")
-        except Exception as exc:            # BundleError, or the daemon failing to load it
-            outcome.update(outcome="refused", reason=str(exc)[:200] or type(exc).__name__)
-            self._reject("model:refused", f"{name}@{ann['version']}: {exc}")
-            log.error("model %s@%s refused: %s", name, ann["version"], exc)
-        else:
-            outcome.update(outcome="installed")
-            self.applied["model"] += 1
-            log.info("model %s@%s verified and installed", name, ann["version"])
-        self.models[name] = outcome
+    def _models_changed(self) -> None:
         self._status_due = 0.0           # report the outcome now
         self._status_dirty = True
+
+    def _apply_model(self, ann: dict) -> None:
+        self.releases.apply_model(ann)
+        self.applied["model"] = self.releases.applied
+
+    def _apply_model_chunk(self, chunk: dict) -> None:
+        self.releases.apply_chunk(chunk)
+        self.applied["model"] = self.releases.applied
+
+    def _apply_root(self, body: dict) -> None:
+        self.releases.apply_root(body)

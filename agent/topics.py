@@ -9,6 +9,7 @@ Topics (QoS 1, UTF-8 JSON payloads):
   down  trey/v1/{vehicle_id}/ack               alert acknowledgement from the cloud/app
   down  trey/v1/fleet/models/{name}            retained model-bundle announcement
   down  trey/v1/fleet/models/{name}/chunks/{i} retained chunk i of a chunked announcement
+  down  trey/v1/fleet/root                     retained root-of-trust chain (key rotation)
 
 Every payload is an object with `schema` (int, SCHEMA_VERSION) and `msg_id` (32 hex chars,
 unique per message, kept across retries so the cloud deduplicates at-least-once delivery).
@@ -23,20 +24,20 @@ Payloads:
   components {schema, msg_id, vehicle_id, vin, components: [{component, note}, ...]}
              (the spec-document shape of agent/schema.py plus the envelope)
   ack        {schema, msg_id, vehicle_id, alert_id: int, by?: str}
-  model      {schema, msg_id, name, version, sha256, signature, bundle}
-             name      = the model slot the bundle is for (battery | compliance), = topic level;
-                         the manifest's own name may differ (e.g. "battery-forecaster")
-             version   = must equal the manifest's version
-             bundle    = base64 of the bundle tar (agent.bundle format)
-             sha256    = hex sha256 of the decoded tar bytes (transport integrity)
-             signature = base64 ed25519 over manifest.json, i.e. the bundle's manifest.sig
-             The agent refuses it unless sha256 matches, the signature equals the tar's
-             manifest.sig AND agent.bundle.verify_files accepts the files (trusted keys).
-             Chunked (for brokers with a small message size limit): instead of `bundle`,
-             `chunks` = N, and N retained messages on .../{name}/chunks/{i}:
+  model      {schema, msg_id, name, release, bundle | chunks}
+             name    = the model slot the bundle is for (battery | compliance), = topic level
+             release = signed release metadata (agent.release_metadata): slot, version,
+                       expiry, cohort, shadow, and the tar's length + sha256
+             bundle  = base64 of the bundle tar (agent.bundle format), or instead
+             chunks  = N, with N retained messages on .../{name}/chunks/{i}:
   model chunk {schema, msg_id, name, sha256 (of the whole tar), index: i, data: base64}
-             The agent assembles chunks whose sha256 matches the announcement, then checks
-             exactly as above. `model_chunks()` builds both sides.
+             The agent verifies the release metadata FIRST (signatures, version, expiry,
+             slot, cohort); only then does it decode the bundle (or subscribe to the chunks,
+             keeping at most the signed length), check length + sha256, and open the tar.
+  root       {schema, msg_id, roots: [signed root metadata, ...]} on trey/v1/fleet/root
+             (retained): the chain of root versions; the car applies each newer one that
+             its current root vouches for. `model_announcement()`, `model_chunks()` and
+             `root_message()` build them.
 
 Downlink validation: `decode_downlink(topic, payload, vehicle_id, max_bytes)` returns
 (kind, body) or raises PayloadError(reason) with a short reason such as
@@ -106,18 +107,26 @@ def model_topic(name: str) -> str:
 
 
 MODELS_FILTER = f"{PREFIX}/fleet/models/+"
+ROOT_TOPIC = f"{PREFIX}/fleet/root"
 MODEL_CHUNKS_FILTER = f"{PREFIX}/fleet/models/+/chunks/+"
 MAX_CHUNKS = 4096
 
 
 def model_chunk_topic(name: str, index: int) -> str:
     return f"{PREFIX}/fleet/models/{name}/chunks/{index}"
+
+
+def model_chunks_filter(name: str) -> str:
+    """Subscribed only while a verified announcement of this slot waits for its chunks."""
+    return f"{PREFIX}/fleet/models/{name}/chunks/+"
 # What the cloud ingest subscribes to (wrap with shared() for a worker group).
 INGEST_FILTERS = (f"{PREFIX}/+/telemetry/daily", f"{PREFIX}/+/alerts", f"{PREFIX}/+/status")
 
 
 def downlink_filters(vehicle_id: str) -> list[str]:
-    return [components_topic(vehicle_id), ack_topic(vehicle_id), MODELS_FILTER, MODEL_CHUNKS_FILTER]
+    # The root first (a rotation must be known before the releases it signs); chunks are not
+    # subscribed here: only after a slot's announcement verified (agent.model_downlink).
+    return [ROOT_TOPIC, components_topic(vehicle_id), ack_topic(vehicle_id), MODELS_FILTER]
 
 
 def shared(topic_filter: str, group: str = "ingest") -> str:
@@ -127,11 +136,13 @@ def shared(topic_filter: str, group: str = "ingest") -> str:
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
     """topic -> (kind, vehicle_id or model name) for every topic of the table, else None.
-    kinds: daily, alert, status, components, ack, model, model_chunk (ident "name/index")."""
+    kinds: daily, alert, status, components, ack, model, model_chunk (ident "name/index"), root."""
     parts = topic.split("/")
     if len(parts) < 3 or "/".join(parts[:2]) != PREFIX:
         return None
     rest = parts[2:]
+    if rest == ["fleet", "root"]:
+        return "root", "fleet"
     if len(rest) == 3 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.fullmatch(rest[2]):
         return "model", rest[2]
     if (len(rest) == 5 and rest[:2] == ["fleet", "models"] and _MODEL_NAME.fullmatch(rest[2])
@@ -183,26 +194,28 @@ def status_payload(vehicle_id: str, state: str, at: str, **extra) -> dict:
             "state": state, "at": at, **extra}
 
 
-def model_announcement(name: str, version: str, tar_bytes: bytes, signature: str,
-                       msg_id: str | None = None) -> dict:
-    """Cloud side: the retained announcement of a bundle tar (see module docstring)."""
-    import hashlib
-    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "name": name,
-            "version": version, "sha256": hashlib.sha256(tar_bytes).hexdigest(),
-            "signature": signature.strip(), "bundle": base64.b64encode(tar_bytes).decode()}
+def model_announcement(name: str, release: dict, tar_bytes: bytes, msg_id: str | None = None) -> dict:
+    """Cloud side: the retained announcement of a bundle tar with its signed release."""
+    return {"schema": SCHEMA_VERSION, "msg_id": msg_id or new_msg_id(), "name": name, "release": release,
+            "bundle": base64.b64encode(tar_bytes).decode()}
 
 
-def model_chunks(name: str, version: str, tar_bytes: bytes, signature: str,
+def model_chunks(name: str, release: dict, tar_bytes: bytes,
                  chunk_bytes: int = 64 * 1024) -> tuple[dict, list[tuple[str, dict]]]:
     """Cloud side: (announcement, [(chunk topic, chunk payload), ...]) — publish all retained."""
     import hashlib
     sha = hashlib.sha256(tar_bytes).hexdigest()
     parts = [tar_bytes[i:i + chunk_bytes] for i in range(0, len(tar_bytes), chunk_bytes)] or [b""]
-    ann = {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "name": name, "version": version,
-           "sha256": sha, "signature": signature.strip(), "chunks": len(parts)}
+    ann = {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "name": name, "release": release,
+           "chunks": len(parts)}
     return ann, [(model_chunk_topic(name, i), {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "name": name,
                                                "sha256": sha, "index": i, "data": base64.b64encode(p).decode()})
                  for i, p in enumerate(parts)]
+
+
+def root_message(roots: list[dict]) -> dict:
+    """Cloud side: the retained root chain (every root version, oldest first)."""
+    return {"schema": SCHEMA_VERSION, "msg_id": new_msg_id(), "roots": list(roots)}
 
 
 def components_message(vehicle_id: str, doc: dict, msg_id: str | None = None) -> dict:
@@ -282,38 +295,33 @@ def validate_ack(obj: dict, vehicle_id: str) -> dict:
 
 
 def validate_model(obj: dict, name: str) -> dict:
-    """-> {name, version, sha256, signature, tar: bytes}. Structure only; the signature
-    and hashes are checked by agent.bundle.verify_files (agent.sync does that)."""
+    """-> {name, release, bundle_b64 (str, NOT decoded) | None, chunks, msg_id}. Structure
+    only: nothing is decoded before agent.model_downlink has verified the release."""
     k = "model"
-    _unexpected(k, obj, {"schema", "msg_id", "name", "version", "sha256", "signature", "bundle", "chunks"})
+    _unexpected(k, obj, {"schema", "msg_id", "name", "release", "bundle", "chunks"})
     if obj.get("name") != name:
         raise PayloadError(f"{k}:name_mismatch", str(obj.get("name"))[:32])
-    _str(k, obj, "version", 64)
-    _str(k, obj, "sha256", 64, pattern=_HEX64)
-    sig = _str(k, obj, "signature", 200)
+    rel = obj.get("release")
+    if not isinstance(rel, dict) or not isinstance(rel.get("signed"), dict) or not isinstance(rel.get("signatures"), list):
+        raise PayloadError(f"{k}:no_release", "announcement without signed release metadata")
     if "chunks" in obj and "bundle" not in obj:
         n = obj["chunks"]
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHUNKS:
             raise PayloadError(f"{k}:bad_field", "chunks")
-        try:
-            base64.b64decode(sig, validate=True)
-        except (binascii.Error, ValueError):
-            raise PayloadError(f"{k}:bad_base64") from None
-        return {"name": name, "version": obj["version"], "sha256": obj["sha256"], "signature": sig,
-                "tar": None, "chunks": n, "msg_id": obj["msg_id"]}
+        return {"name": name, "release": rel, "bundle_b64": None, "chunks": n, "msg_id": obj["msg_id"]}
     data = obj.get("bundle")
     if not isinstance(data, str) or not data:
         raise PayloadError(f"{k}:bad_field", "bundle")
-    try:
-        tar = base64.b64decode(data, validate=True)
-        base64.b64decode(sig, validate=True)
-    except (binascii.Error, ValueError):
-        raise PayloadError(f"{k}:bad_base64") from None
-    import hashlib
-    if hashlib.sha256(tar).hexdigest() != obj["sha256"]:
-        raise PayloadError(f"{k}:sha256_mismatch")
-    return {"name": name, "version": obj["version"], "sha256": obj["sha256"], "signature": sig,
-            "tar": tar, "msg_id": obj["msg_id"]}
+    return {"name": name, "release": rel, "bundle_b64": data, "chunks": 0, "msg_id": obj["msg_id"]}
+
+
+def validate_root(obj: dict) -> dict:
+    k = "root"
+    _unexpected(k, obj, {"schema", "msg_id", "roots"})
+    roots = obj.get("roots")
+    if not isinstance(roots, list) or not 1 <= len(roots) <= 64 or not all(isinstance(r, dict) for r in roots):
+        raise PayloadError(f"{k}:bad_field", "roots")
+    return {"roots": roots}
 
 
 def validate_model_chunk(obj: dict, name: str, index: int) -> dict:
@@ -335,15 +343,17 @@ def decode_downlink(topic: str, payload: bytes, vehicle_id: str, max_bytes: int)
     """Validate one downlink message -> (kind, body). Raises PayloadError(reason).
 
     components -> {"vin", "components": [...]}, ack -> {"alert_id", "by"},
-    model -> {"name", "version", "sha256", "signature", "tar" (None if chunked), "chunks"?},
-    model_chunk -> {"name", "sha256", "index", "data"}."""
+    model -> {"name", "release", "bundle_b64" (None if chunked), "chunks"},
+    model_chunk -> {"name", "sha256", "index", "data"}, root -> {"roots"}."""
     parsed = parse_topic(topic)
-    if parsed is None or parsed[0] not in ("components", "ack", "model", "model_chunk"):
+    if parsed is None or parsed[0] not in ("components", "ack", "model", "model_chunk", "root"):
         raise PayloadError("unexpected_topic", topic[:100])
     kind, ident = parsed
     if kind == "model_chunk":
         name, index = ident.split("/")
         return kind, validate_model_chunk(_loads(kind, payload, max_bytes), name, int(index))
+    if kind == "root":
+        return kind, validate_root(_loads(kind, payload, max_bytes))
     if kind != "model" and ident != vehicle_id:
         raise PayloadError(f"{kind}:unknown_vehicle", ident)
     obj = _loads(kind, payload, max_bytes)

@@ -1,6 +1,6 @@
 """Agent footprint: time-to-ready, peak RSS with both models, CPU idle and on a 1,000 frames/s bus.
 
-    python -m bench.bench_agent [--seconds 10] [--fps 1000]
+    python -m bench.bench_agent [--seconds 10] [--fps 1000] [--shadow]
 
 A real `trey-agent run` process (shipped bundles, a component spec, HMI on loopback) reads a
 udp_multicast bus fed from this process:
@@ -12,7 +12,9 @@ udp_multicast bus fed from this process:
   all-mapped 1,000 frames/s, every frame mapped (the virtual car at ~1 simulated day per
              second, so a day closes -> forecast -> alert rule about every second): worst case
 peak RSS = VmHWM of the agent process at the end. Budgets (issue 5): RSS <= 90 MB,
-ready <= 1.0 s, idle CPU ~0. Prints numbers; asserts nothing.
+ready <= 1.0 s, idle CPU ~0. --shadow: both slots also run a shadow model (the shipped
+bundles installed as shadow releases, agent.model_slots); budget with shadows (issue 13):
+peak RSS <= 100 MB. Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -87,10 +89,29 @@ def _stream(group: str, port: int, fps: float, seconds: float, mapped_share: flo
     return sent
 
 
+def _install_shadows(state: Path) -> None:
+    """Both shipped bundles as shadow releases in the state dir, as agent.model_slots keeps them."""
+    import hashlib
+    import shutil
+
+    from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEFAULT_COMPLIANCE_BUNDLE
+    from export.bundle import DEV_SIGNING_KEY, tar_bundle
+    from export.release import release_doc
+    models = state / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for slot, src in (("battery", DEFAULT_BATTERY_BUNDLE), ("compliance", DEFAULT_COMPLIANCE_BUNDLE)):
+        shutil.copytree(src, models / f"{slot}.shadow")
+        manifest = json.loads((src / "manifest.json").read_text())
+        rel = release_doc(slot, 1, tar_bundle(src), manifest, [DEV_SIGNING_KEY], shadow=True)
+        (models / f"{slot}.shadow.release.json").write_text(json.dumps(rel["signed"]))
+        assert rel["signed"]["target"]["sha256"] == hashlib.sha256(tar_bundle(src)).hexdigest()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_agent")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=1000.0)
+    ap.add_argument("--shadow", action="store_true", help="install a shadow model in both slots")
     args = ap.parse_args(argv if argv is not None else [])
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     hmi_port, bus_port = _free_port(), _free_port()
@@ -103,6 +124,8 @@ def main(argv=None) -> None:
     cfg.write_text(f'[vehicle]\nid = "BENCH-1"\n[can]\ninterface = "udp_multicast"\nchannel = "{group}"\n'
                    f'port = {bus_port}\n[state]\ndir = "{tmp / "state"}"\n[hmi]\nlisten = "127.0.0.1:{hmi_port}"\n'
                    f'[components]\nspec = "{spec}"\n[log]\nlevel = "WARNING"\n')
+    if args.shadow:
+        _install_shadows(tmp / "state")
     sock_path = tmp / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
@@ -161,8 +184,15 @@ def main(argv=None) -> None:
             print(f"{label}: {args.fps:.0f} frames/s for {args.seconds:.0f} s -> agent CPU {cpu:.1f} % of one core, "
                   f"{got}/{sent} frames received, RSS {_status_kb(proc.pid, 'VmRSS') / 1024:.1f} MB")
         h = _health(hmi_port)
-        print(f"peak RSS (VmHWM): {_status_kb(proc.pid, 'VmHWM') / 1024:.1f} MB   (budget 90 MB, both models loaded: "
-              f"{h['models']['battery']['version']}, {h['models']['compliance']['version']})")
+        shadows = [(h["models"][s].get("shadow") or {}).get("version") for s in ("battery", "compliance")]
+        print(f"peak RSS (VmHWM): {_status_kb(proc.pid, 'VmHWM') / 1024:.1f} MB   (budget "
+              f"{'100 MB with shadows' if args.shadow else '90 MB'}, both models loaded: "
+              f"{h['models']['battery']['version']}, {h['models']['compliance']['version']}"
+              + (f"; shadows {shadows[0]}, {shadows[1]}" if args.shadow else "") + ")")
+        if args.shadow:
+            ev = h["models"]["battery"]["shadow"]["evaluation"]
+            print(f"battery shadow evaluated on {ev['days']} days; MAE live {ev['mae']['live']}, "
+                  f"shadow {ev['mae']['shadow']}")
         proc.send_signal(signal.SIGTERM)
         t_term = time.monotonic()
         rc = proc.wait(10)

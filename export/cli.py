@@ -24,6 +24,18 @@ GROUPS = {
         "verify": ("export.commands.bundle_cmd", "verify a bundle against trusted keys"),
         "tar": ("export.commands.bundle_cmd", "pack a bundle directory into a .tar"),
     },
+    "keys": {
+        "init": ("export.commands.keys_cmd", "start a release root of trust (root keys + threshold, release keys)"),
+        "add": ("export.commands.keys_cmd", "next root version with another release key"),
+        "revoke": ("export.commands.keys_cmd", "next root version without a key (release or root)"),
+        "rotate": ("export.commands.keys_cmd", "next root version with new root keys (signed by old and new)"),
+        "publish": ("export.commands.keys_cmd", "publish the root chain retained on the broker"),
+    },
+    "release": {
+        "battery": ("export.commands.release_cmd", "sign + announce a battery bundle release (cohort, shadow)"),
+        "compliance": ("export.commands.release_cmd", "sign + announce a compliance bundle release (cohort, shadow)"),
+        "report": ("export.commands.release_report", "per-cohort live vs shadow comparison from the fleet's status"),
+    },
     "score": {
         "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),
     },

@@ -117,8 +117,13 @@ def fuzz_payloads(rng, n: int, VID: str):
     """n malformed (topic, payload) pairs over the three downlink topics."""
     good_ack = T.ack_message(VID, 1)
     good_comp = T.components_message(VID, {"vin": "VIN1", "components": [{"component": "alternator", "note": "x"}]})
-    good_model = {"schema": 1, "msg_id": T.new_msg_id(), "name": "battery", "version": "9", "sha256": "0" * 64,
-                  "signature": "AAAA", "bundle": base64.b64encode(b"not a tar").decode()}
+    # well-formed release metadata with a signature no release key made
+    release = {"signed": {"_type": "release", "spec": "trey-release/1", "slot": "battery", "version": 9,
+                          "expires": "2999-01-01T00:00:00Z", "target": {"length": 9, "sha256": "0" * 64},
+                          "cohort": None, "shadow": False, "promote": None},
+               "signatures": [{"keyid": "0" * 64, "sig": "AAAA"}]}
+    good_model = {"schema": 1, "msg_id": T.new_msg_id(), "name": "battery", "release": release,
+                  "bundle": base64.b64encode(b"not a tar").decode()}
     topics = [T.ack_topic(VID), T.components_topic(VID), T.model_topic("battery")]
     mutations = [
         lambda d: rng.randbytes(rng.randint(0, 300)),
@@ -136,7 +141,7 @@ def fuzz_payloads(rng, n: int, VID: str):
         lambda d: json.dumps({**d, "padding": "x" * 300_000}).encode(),   # oversize
         lambda d: json.dumps({**d, "name": "compliance"}).encode(),
         lambda d: json.dumps({**d, "bundle": "***"}).encode(),
-        lambda d: json.dumps({**d, "version": ""}).encode(),
+        lambda d: json.dumps({**d, "release": rng.choice(["", [], {"signed": 1}])}).encode(),
         lambda d: b"NaN",
         lambda d: b"",
     ]
@@ -145,6 +150,6 @@ def fuzz_payloads(rng, n: int, VID: str):
     for _ in range(n):
         t = rng.choice(topics)
         out.append((t, rng.choice(mutations)(goods[t])))
-    # well-formed but wrong: a model whose sha256 does not match its bundle
+    # well-formed but wrong: release metadata not signed by a release key
     out += [(topics[2], json.dumps(good_model).encode())] * 5
     return out

@@ -102,6 +102,9 @@ def test_mlflow_run_has_metrics_and_artifacts(trained):
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"loss_curve.png", "forecast_vs_truth.png", "leaderboard.json", "bundle"} <= names
     assert np.isfinite(run.data.metrics["oracle.sum30_mae"])
+    # registered in the Model Registry, lineage to this run, identity of the bundle it wrote
+    mv = client.get_model_version("trey-battery", "1")
+    assert mv.run_id == run.info.run_id and mv.tags["bundle.sha256"] == verify_bundle(cfg.out).sha256
 
 
 def test_training_loader_accepts_ingest_style_csv_directory(tmp_path):

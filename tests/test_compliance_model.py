@@ -86,6 +86,8 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     assert {"training_curves.png", "confusion_matrix.png", "confusion_matrix.json", "bundle"} <= arts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "bundle")} >= {
         "bundle/model.onnx", "bundle/manifest.json", "bundle/manifest.sig"}
+    mv = client.get_model_version("trey-compliance", "1")          # registered, lineage to the run
+    assert mv.run_id == run.info.run_id and mv.tags["bundle.sha256"] == verify_bundle(trained["bundle"]).sha256
 
 
 # ---- the shipped bundle (no TensorFlow) ----------------------------------------------

@@ -117,3 +117,39 @@ def test_snapshot_older_than_a_live_alert_does_not_hide_it(browser, tmp_path):
         page.locator(f'article.alert[data-id="{state["alert"]["id"]}"]').wait_for(timeout=5_000)
         assert page.locator("#alert-count").inner_text() == "1"
         page.close()
+
+
+def test_page_shows_models_live_shadow_and_last_refused(browser, tmp_path):
+    """Per model slot: live version, shadow version and the last refused bundle with its reason."""
+    import io
+    import tarfile
+
+    from agent import release_metadata as R
+    from export.bundle import DEV_SIGNING_KEY, generate_keypair, tar_bundle
+    from export.release import release_doc
+    from tests.release_support import resigned_bundle
+
+    def files(d):
+        with tarfile.open(fileobj=io.BytesIO(tar_bundle(d))) as t:
+            return {m.name: t.extractfile(m).read() for m in t.getmembers()}
+
+    with InProcessAgent(agent_config(tmp_path)) as run:
+        agent = run.agent
+        shadow = resigned_bundle(tmp_path, "50.0.0-shadow")
+        doc = release_doc("battery", 1, tar_bundle(shadow), {"name": "b", "version": "50.0.0-shadow"},
+                          [DEV_SIGNING_KEY], shadow=True)
+        rel = R.TrustStore(tmp_path / "trust").check_release(doc, "battery")
+        assert agent.install_bundle("battery", files(shadow), rel)
+        generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
+        rogue = resigned_bundle(tmp_path, "66.0.0-rogue", bundle_key=tmp_path / "rogue.pem")
+        assert not agent.install_bundle("battery", files(rogue))
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(run.url + "/")
+        line = page.locator('#models .model-slot[data-slot="battery"]')
+        line.wait_for(timeout=10_000)
+        text = line.inner_text()
+        assert f"battery model {agent.battery_slot.bundle.version}" in text
+        assert "shadow 50.0.0-shadow" in text and "last refused" in text and "signature" in text
+        h = http("GET", run.url + "/api/health")[1]["models"]["battery"]
+        assert h["shadow"]["version"] == "50.0.0-shadow" and "signature" in h["last_refused"]["reason"]
+        page.close()

@@ -5,31 +5,18 @@ verified, swapped in and used by the next forecast."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import threading
 import uuid
 
 from agent import topics as T
-from agent.bundle import DEFAULT_BATTERY_BUNDLE, DEV_TRUSTED_KEYS
+from agent.bundle import DEV_TRUSTED_KEYS
 from agent.config import load_config
 from tests.conftest import wait_until
+from tests.release_support import release_announcement, resigned_bundle
 from tests.sync_support import fuzz_payloads
 
 VID = "CAR-MODEL"
-
-
-def signed_copy(tmp, version: str, key_path=None) -> tuple[bytes, str]:
-    """The shipped battery bundle re-versioned and re-signed (dev key unless key_path)."""
-    from export.bundle import sign_dir, tar_bundle
-    d = tmp / f"battery-{version}"
-    shutil.copytree(DEFAULT_BATTERY_BUNDLE, d)
-    m = json.loads((d / "manifest.json").read_text())
-    m["version"] = version
-    (d / "manifest.json").write_text(json.dumps(m))
-    sign_dir(d, key_path)
-    return tar_bundle(d), (d / "manifest.sig").read_text().strip()
 
 
 def test_announced_model_verified_swapped_and_used_by_next_forecast(tmp_path, broker):
@@ -85,16 +72,16 @@ def test_announced_model_verified_swapped_and_used_by_next_forecast(tmp_path, br
 
         # 1. signed with an untrusted key: refused before the daemon sees it; old model serves
         generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
-        tar, sig = signed_copy(tmp_path, "66.0.0-rogue", tmp_path / "rogue.pem")
-        cloud.publish(T.model_topic("battery"), T.encode(T.model_announcement("battery", "66.0.0-rogue", tar, sig)),
+        rogue = resigned_bundle(tmp_path, "66.0.0-rogue", bundle_key=tmp_path / "rogue.pem")
+        cloud.publish(T.model_topic("battery"), T.encode(release_announcement("battery", rogue, 1)),
                       qos=1, retain=True).wait_for_publish(5)
         wait_until(lambda: agent.sync.status()["models"].get("battery", {}).get("outcome") == "refused", 20,
                    what="rogue bundle refused")
         assert agent.battery_slot.bundle.version == shipped
 
         # 2. correctly signed: verified, swapped, used by the next forecast
-        tar, sig = signed_copy(tmp_path, "77.0.0-test")
-        cloud.publish(T.model_topic("battery"), T.encode(T.model_announcement("battery", "77.0.0-test", tar, sig)),
+        good = resigned_bundle(tmp_path, "77.0.0-test")
+        cloud.publish(T.model_topic("battery"), T.encode(release_announcement("battery", good, 2)),
                       qos=1, retain=True).wait_for_publish(5)
         wait_until(lambda: agent.sync.status()["models"]["battery"].get("outcome") == "installed", 20,
                    what=f"good bundle installed: {agent.sync.status()['models']}")

@@ -34,11 +34,11 @@ def tiny_onnx(scale: float) -> bytes:
     return m.SerializeToString()
 
 
-def make_bundle(tmp, version: str, scale: float, key_path=None) -> tuple[bytes, str]:
-    from export.bundle import build_bundle, tar_bundle
-    d = build_bundle(tmp / f"bundle-{version}", tiny_onnx(scale), {"name": "battery", "version": version},
-                     key_path=key_path)
-    return tar_bundle(d), (d / "manifest.sig").read_text().strip()
+def make_bundle(tmp, version: str, scale: float, key_path=None):
+    """A real bundle directory around a tiny ONNX model (bundle signed with key_path or the dev key)."""
+    from export.bundle import build_bundle
+    return build_bundle(tmp / f"bundle-{version}", tiny_onnx(scale), {"name": "battery", "version": version},
+                        key_path=key_path)
 
 
 class ModelSlot:
@@ -48,7 +48,7 @@ class ModelSlot:
         self.current = (None, "shipped")
         self.installed = []
 
-    def install(self, name, files):
+    def install(self, name, files, release=None):
         import onnxruntime as ort
         manifest = json.loads(files["manifest.json"])
         sess = ort.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
@@ -124,8 +124,9 @@ def test_downlink_fuzz_keeps_agent_up_and_state_unchanged(agent, broker):
     assert st["connected"] and st["downlink_applied"]["components"] == 1
     assert docs == [{"vin": "VIN-9", "components": [{"component": "alternator", "note": "made in 1985"}]}]
     assert alerts.list() == before                                 # alerts unchanged
-    assert slot.installed == [] and st["models"] == {}             # models unchanged
-    assert {"ack:bad_json", "components:oversize", "model:sha256_mismatch", "ack:unknown_alert"} <= set(
+    assert slot.installed == []                                    # models unchanged; refusals on status
+    assert all(m["outcome"] == "refused" for m in st["models"].values()), st["models"]
+    assert {"ack:bad_json", "components:oversize", "model:bad_signature", "ack:unknown_alert"} <= set(
         st["downlink_rejected"]), st["downlink_rejected"]
 
 
@@ -141,61 +142,65 @@ def test_cloud_ack_acknowledges_alert(agent, broker):
 
 def test_model_announcements_verified_before_swap(agent, broker, tmp_path):
     from export.bundle import generate_keypair
+    from tests.release_support import release_announcement, release_messages
     sync, alerts, slot, docs = agent
     cloud = Cloud(broker)
     topic = T.model_topic("battery")
-
-    # 1. signed with a key the car does not trust -> refused, nothing swapped
     generate_keypair(tmp_path / "rogue.pem", tmp_path / "rogue.pub")
-    tar, sig = make_bundle(tmp_path, "2.0.0", 3.0, key_path=tmp_path / "rogue.pem")
-    cloud.send(topic, T.model_announcement("battery", "2.0.0", tar, sig), retain=True)
+
+    # 1. release correctly signed, but the bundle inside is signed by a key the car does not trust
+    d = make_bundle(tmp_path, "2.0.0", 3.0, key_path=tmp_path / "rogue.pem")
+    cloud.send(topic, release_announcement("battery", d, 1), retain=True)
     wait_until(lambda: sync.status()["models"].get("battery", {}).get("version") == "2.0.0", 10, what="outcome")
     assert sync.status()["models"]["battery"]["outcome"] == "refused"
     assert "signature" in sync.status()["models"]["battery"]["reason"]
     assert slot.installed == []
 
-    # 2. a trusted bundle whose announced signature is not the bundle's own -> refused
-    tar, sig = make_bundle(tmp_path, "2.1.0", 4.0)
-    wrong = base64.b64encode(b"\x00" * 64).decode()
-    cloud.send(topic, T.model_announcement("battery", "2.1.0", tar, wrong), retain=True)
-    wait_until(lambda: sync.status()["models"]["battery"]["version"] == "2.1.0", 10, what="outcome")
+    # 2. a trusted bundle whose release metadata is signed by an untrusted key -> refused
+    d = make_bundle(tmp_path, "2.1.0", 4.0)
+    cloud.send(topic, release_announcement("battery", d, 2, keys=[tmp_path / "rogue.pem"]), retain=True)
+    wait_until(lambda: "bad_signature" in sync.status()["models"]["battery"].get("reason", ""), 10, what="outcome")
     assert sync.status()["models"]["battery"]["outcome"] == "refused" and slot.installed == []
 
     # 3. correct -> swapped in and used by the next inference; outcome on the status topic
-    tar, sig = make_bundle(tmp_path, "2.2.0", 5.0)
-    cloud.send(topic, T.model_announcement("battery", "2.2.0", tar, sig), retain=True)
-    wait_until(lambda: slot.installed == ["2.2.0"], 10, what="install")
+    d = make_bundle(tmp_path, "2.2.0", 5.0)
+    cloud.send(topic, release_announcement("battery", d, 3), retain=True)
+    wait_until(lambda: sync.status()["models"]["battery"]["outcome"] == "installed", 10, what="install")
+    assert slot.installed == ["2.2.0"]
     assert slot.infer(2.0) == pytest.approx(10.0)
-    assert sync.status()["models"]["battery"]["outcome"] == "installed"
     wait_until(lambda: cloud.status.get("models", {}).get("battery", {}).get("outcome") == "installed", 10,
                what="outcome on the retained status topic")
 
-    # 4. chunked (small broker message limit): chunks may come before the announcement
-    tar, sig = make_bundle(tmp_path, "2.3.0", 6.0)
-    ann, chunks = T.model_chunks("battery", "2.3.0", tar, sig, chunk_bytes=700)
-    assert len(chunks) > 3
-    for ctopic, chunk in reversed(chunks):
+    # 4. chunked (small broker message limit): retained chunks published before the
+    #    announcement are fetched once the announcement's release has verified
+    d = make_bundle(tmp_path, "2.3.0", 6.0)
+    msgs = release_messages("battery", d, 4, chunk_bytes=700)
+    assert len(msgs) > 4
+    for ctopic, chunk in reversed(msgs[:-1]):
         cloud.send(ctopic, chunk, retain=True)
-    cloud.send(topic, ann, retain=True)
+    cloud.send(*msgs[-1], retain=True)
     wait_until(lambda: slot.installed == ["2.2.0", "2.3.0"], 10, what="chunked install")
     assert slot.infer(2.0) == pytest.approx(12.0)
-    #    ... and a tampered chunk is caught by the sha256 of the assembled tar
-    tar, sig = make_bundle(tmp_path, "2.4.0", 7.0)
-    ann, chunks = T.model_chunks("battery", "2.4.0", tar, sig, chunk_bytes=700)
-    bad = dict(chunks[1][1], data=base64.b64encode(b"X" * 700).decode())
-    for ctopic, chunk in [chunks[0], (chunks[1][0], bad), *chunks[2:]]:
-        cloud.send(ctopic, chunk)
-    cloud.send(topic, ann)
+    #    ... and a tampered chunk is caught by the signed sha256 of the assembled tar
+    d = make_bundle(tmp_path, "2.4.0", 7.0)
+    msgs = release_messages("battery", d, 5, chunk_bytes=700)
+    bad = dict(msgs[1][1], data=base64.b64encode(b"X" * 700).decode())
+    for ctopic, chunk in [msgs[0], (msgs[1][0], bad), *msgs[2:-1]]:
+        cloud.send(ctopic, chunk, retain=True)
+    cloud.send(*msgs[-1])
     wait_until(lambda: sync.status()["models"]["battery"]["version"] == "2.4.0", 10, what="outcome")
     assert sync.status()["models"]["battery"]["outcome"] == "refused"
+    assert "sha256" in sync.status()["models"]["battery"]["reason"]
     assert slot.installed == ["2.2.0", "2.3.0"]
 
-    # 5. the retained (chunked 2.3.0) announcement and its chunks come again after a
-    #    reconnect: not installed twice
+    # 5. the retained (chunked 2.3.0) announcement comes again after a reconnect: not installed
+    #    twice, and not counted as an attack (it is the release the car runs)
+    rejected = sum(sync.status()["downlink_rejected"].values())
     sync._client.disconnect()
     wait_until(lambda: sync.status()["connects"] >= 2 and sync.status()["connected"], 10, what="reconnect")
     threading.Event().wait(0.5)
     assert slot.installed == ["2.2.0", "2.3.0"]
+    assert sum(sync.status()["downlink_rejected"].values()) == rejected
     cloud.send(topic, b"", retain=True)          # clear the retained message (rejected as empty, counted)
     cloud.close()
 

@@ -71,8 +71,12 @@ def test_downlink_validation():
         T.decode_downlink(T.ack_topic("CAR-1"), T.encode(ack), "CAR-9", 1000)
     with pytest.raises(T.PayloadError, match="unexpected_topic"):
         T.decode_downlink(T.daily_topic("CAR-1"), T.encode(ack), "CAR-1", 1000)
-    ann = T.model_announcement("battery", "1.0", b"tar bytes", "c2ln")
+    release = {"signed": {"_type": "release"}, "signatures": []}
+    ann = T.model_announcement("battery", release, b"tar bytes")
     kind, body = T.decode_downlink(T.model_topic("battery"), T.encode(ann), "CAR-1", 10_000)
-    assert kind == "model" and body["tar"] == b"tar bytes"
+    # nothing is decoded before the release metadata is verified (agent.model_downlink)
+    assert kind == "model" and body["bundle_b64"] == ann["bundle"] and body["release"] == release
+    with pytest.raises(T.PayloadError, match="model:no_release"):
+        T.decode_downlink(T.model_topic("battery"), T.encode({**ann, "release": "x"}), "CAR-1", 10_000)
     with pytest.raises(T.PayloadError, match="model:name_mismatch"):
         T.decode_downlink(T.model_topic("compliance"), T.encode(ann), "CAR-1", 10_000)

@@ -269,7 +269,7 @@ def _mlflow(cfg: TrainConfig, art: Path, summary: dict, manifest: dict) -> None:
 
     from export.tracking import use_experiment
     use_experiment(cfg.mlflow_uri, "trey-battery")
-    with mlflow.start_run(run_name=manifest["version"]):
+    with mlflow.start_run(run_name=manifest["version"]) as run:
         mlflow.log_params({"seed": cfg.seed, "batteries": cfg.batteries, "window": cfg.window,
                            "winner": summary["winner"], "max_epochs": cfg.max_epochs,
                            "search_budget_s": cfg.search_budget_s, "exit_score": cfg.exit_score,
@@ -288,3 +288,5 @@ def _mlflow(cfg: TrainConfig, art: Path, summary: dict, manifest: dict) -> None:
             if (art / f).exists():
                 mlflow.log_artifact(str(art / f))
         mlflow.log_artifacts(cfg.out, artifact_path="bundle")
+    from export.registry import register_bundle
+    summary["registered"] = f"trey-battery/{register_bundle(cfg.out, 'battery', run.info.run_id)}"

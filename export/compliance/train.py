@@ -306,4 +306,6 @@ def _mlflow(cfg: TrainConfig, art: Path, summary: dict, manifest: dict) -> None:
         for f in ("training_curves.png", "confusion_matrix.png", "history.json", "metrics.json"):
             mlflow.log_artifact(str(art / f))
         mlflow.log_artifacts(summary["bundle"], artifact_path="bundle")
-        return run.info.run_id
+    from export.registry import register_bundle
+    summary["registered"] = f"trey-compliance/{register_bundle(summary['bundle'], 'compliance', run.info.run_id)}"
+    return run.info.run_id

@@ -194,6 +194,24 @@ function renderHealth(h) {
   chip("chip-bus", h.bus && h.bus.receiving, h.bus ? ("CAN " + (h.bus.interface || "") + " · " + (h.bus.frames || 0) + " frames") : "CAN");
   const m = h.mqtt || {};
   chip("chip-cloud", m.connected, "Cloud: " + (m.state || "offline"));
+  renderModels(h.models || {});
+}
+// One line per model slot: live version, shadow (if any), last refused release and why.
+function renderModels(models) {
+  const box = $("models");
+  box.textContent = "";
+  for (const [slot, s] of Object.entries(models)) {
+    const line = document.createElement("div");
+    line.className = "model-slot";
+    line.dataset.slot = slot;
+    let text = slot + " model " + (s.version || "none");
+    if (s.shadow) text += " · shadow " + s.shadow.version;
+    if (s.event) text += " · " + s.event.event.replace("_", " ") + " (" + s.event.reason + ")";
+    if (s.last_refused) text += " · last refused" + (s.last_refused.release ? " #" + s.last_refused.release : "") +
+      ": " + s.last_refused.reason;
+    line.textContent = text;
+    box.appendChild(line);
+  }
 }
 async function refresh() {
   const asked = liveSeq;
