@@ -81,6 +81,18 @@ class ComponentsConfig:
 
 
 @dataclass(frozen=True)
+class BatteryConfig:
+    """The 12 V battery when the bus carries no identity frame (docs/rollup.md). A battery
+    change is then a change of `id` here: a new history starts, as with an identity frame."""
+    id: str = ""                        # "" = identity from the bus (Vehicle.LowVoltageBattery.Id)
+    rated_cycles: int = 0               # 0 = unknown
+    nominal_capacity_ah: float = 0.0    # 0 = unknown (no cycles without it)
+    install_date: str = ""              # ISO date, "" = unknown (no Battery_Age_Days)
+    sleep_gap_s: float = 30.0           # a longer gap between current samples = the bus slept
+    quiescent_current_a: float = 0.0    # draw integrated over a sleeping bus (none by default)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -95,12 +107,14 @@ class Config:
     mqtt: MqttConfig | None = None      # absent = offline
     components: ComponentsConfig = ComponentsConfig()
     log: LogConfig = LogConfig()
+    battery: BatteryConfig = BatteryConfig()
     source: str = ""
 
 
 _SECTIONS = {
     "vehicle": VehicleConfig, "can": CanConfig, "state": StateConfig, "models": ModelsConfig,
     "hmi": HmiConfig, "mqtt": MqttConfig, "components": ComponentsConfig, "log": LogConfig,
+    "battery": BatteryConfig,
 }
 _REQUIRED_SECTIONS = ("vehicle", "state")
 
@@ -110,6 +124,9 @@ def _check_type(where: str, value, typ):
         ok = isinstance(value, bool)
     elif typ is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
     elif typ is list:
         if isinstance(value, str):
             value = [value]
@@ -156,6 +173,7 @@ def _validate(cfg: Config) -> None:
     for p in cfg.models.trusted_keys:
         if not Path(p).exists():
             raise ConfigError(f"models.trusted_keys: not found: {p}")
+    _validate_battery(cfg.battery)
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {cfg.log.level!r} is not DEBUG/INFO/WARNING/ERROR")
     m = cfg.mqtt
@@ -180,6 +198,28 @@ def _validate(cfg: Config) -> None:
             raise ConfigError("mqtt.ca_file/cert_file given but mqtt.tls is false")
         if m.password_file and not m.username:
             raise ConfigError("mqtt.password_file given without mqtt.username")
+
+
+def _validate_battery(b: BatteryConfig) -> None:
+    import math
+    from datetime import date
+    if b.id and not _VEHICLE_ID.match(b.id):
+        raise ConfigError(f"battery.id: {b.id!r} must match {_VEHICLE_ID.pattern}")
+    if b.rated_cycles < 0:
+        raise ConfigError("battery.rated_cycles: must be >= 0")
+    for key in ("nominal_capacity_ah", "sleep_gap_s", "quiescent_current_a"):
+        v = getattr(b, key)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"battery.{key}: must be a finite number >= 0, got {v!r}")
+    if b.sleep_gap_s <= 0:
+        raise ConfigError("battery.sleep_gap_s: must be > 0")
+    if b.install_date:
+        try:
+            date.fromisoformat(b.install_date)
+        except ValueError:
+            raise ConfigError(f"battery.install_date: {b.install_date!r} is not an ISO date (YYYY-MM-DD)") from None
+    if (b.rated_cycles or b.nominal_capacity_ah or b.install_date) and not b.id:
+        raise ConfigError("battery.id: required when battery.rated_cycles/nominal_capacity_ah/install_date are set")
 
 
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:

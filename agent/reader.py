@@ -38,7 +38,7 @@ import can
 
 from agent import signals as S
 from agent.decode import REASONS, Decoder
-from agent.rollup import DailyRollup
+from agent.rollup import CLOCK_CONFIRM, CLOCK_JUMP_S, DailyRollup
 from agent.signal_map import SignalMap, load_signal_map
 
 log = logging.getLogger("agent.reader")
@@ -85,9 +85,41 @@ def _grow_rcvbuf(bus, size: int = 4 << 20) -> None:
         log.debug("could not enlarge the UDP receive buffer", exc_info=True)
 
 
+# What the agent does instead when the map leaves a canonical signal out (logged at start-up).
+_INSTEAD = {
+    S.VOLTAGE: "no cranking/resting voltage in the daily rows",
+    S.CURRENT: "no current: cycles are not measured (from the throughput counter only, if mapped)",
+    S.TEMPERATURE: "no Min/Max_Temperature in the daily rows",
+    S.SOC: "state of charge not used",
+    S.THROUGHPUT: "cycles = |current| integrated over the frames' time (not across a sleeping bus)",
+    S.BATTERY_ID: "battery = the [battery] config section",
+    S.RATED_CYCLES: "rated cycles = [battery] rated_cycles",
+    S.NOMINAL_CAPACITY: "nominal capacity = [battery] nominal_capacity_ah",
+    S.INSTALL_DATE: "battery age from [battery] install_date",
+    S.SYSTEM_STATE: "no ignition: no trips counted",
+    S.SPEED: "speed not used",
+    S.ODOMETER: "odometer not used",
+    S.CURRENT_TIME: "clock = frame timestamps",
+}
+
+
+def battery_info(bcfg):
+    """BatteryInfo from a [battery] config section (None when the section gives no id)."""
+    from datetime import date
+
+    from agent.rollup import BatteryInfo
+    if bcfg is None or not bcfg.id:
+        return None
+    install = None
+    if bcfg.install_date:
+        install = date.fromisoformat(bcfg.install_date).toordinal() - date(1970, 1, 1).toordinal()
+    return BatteryInfo(bcfg.id, bcfg.rated_cycles or None, bcfg.nominal_capacity_ah or None, install)
+
+
 class Pipeline:
     def __init__(self, smap: SignalMap, store=None, *, bus: can.BusABC | None = None, own_bus: bool = False,
-                 checkpoint_vehicle_s: float = 3600.0, checkpoint_wall_s: float = 2.0):
+                 checkpoint_vehicle_s: float = 3600.0, checkpoint_wall_s: float = 2.0, battery=None,
+                 sleep_gap_s: float | None = None, quiescent_a: float = 0.0):
         self.smap = smap
         self.store = store
         self.bus = bus
@@ -102,6 +134,7 @@ class Pipeline:
         self._after_time = 0            # frames processed since the last time frame
         self._skip: tuple | None = None   # resume marker while skipping already-processed frames
         self._skip_left = -1
+        self._skip_far = 0
         self._day_listeners: list = []
         self._battery_listeners: list = []
         self._closed_flag = False
@@ -118,16 +151,36 @@ class Pipeline:
                      len(self.rollup.open))
         else:
             self.rollup = DailyRollup(use_counter=smap.has(S.THROUGHPUT))
+        r = self.rollup
+        if sleep_gap_s is not None:
+            r.sleep_gap_s = float(sleep_gap_s)
+        r.quiescent_a = float(quiescent_a)
+        self._log_unmapped(battery)
+        if battery is not None and not smap.has(S.BATTERY_ID):
+            r.use_battery(battery)
         self._last_ck_vt = self.rollup.clock
         self._last_ck_wall = time.monotonic()
+
+    def _log_unmapped(self, battery) -> None:
+        missing = [c for c in S.ALL if not self.smap.has(c)]
+        for c in missing:
+            log.info("no %s in the signal map: %s", c, _INSTEAD[c])
+        if not self.smap.has(S.BATTERY_ID) and battery is None:
+            log.warning("no %s in the signal map and no [battery] section: no daily rows can be made "
+                        "(set [battery] id, rated_cycles, nominal_capacity_ah, install_date)", S.BATTERY_ID)
 
     @classmethod
     def from_config(cls, cfg, store, *, bus: can.BusABC | None = None, **kw) -> "Pipeline":
         """Signal map from cfg.can (shipped DBC/map by default); opens the bus unless given."""
         smap = load_signal_map(cfg.can.dbc or None, cfg.can.signal_map or None)
+        b = getattr(cfg, "battery", None)
+        if b is not None:
+            kw.setdefault("battery", battery_info(b))
+            kw.setdefault("sleep_gap_s", b.sleep_gap_s)
+            kw.setdefault("quiescent_a", b.quiescent_current_a)
         own = bus is None
         if own:
-            ids = [(i, bool(smap.db.get_message_by_frame_id(i).is_extended_frame)) for i in smap.frame_ids]
+            ids = smap.frame_keys
             bus = open_bus(cfg.can, ids)
             log.info("listening on %s:%s for %d mapped IDs", cfg.can.interface, cfg.can.channel, len(smap.frame_ids))
         return cls(smap, store, bus=bus, own_bus=own, **kw)
@@ -148,6 +201,7 @@ class Pipeline:
     def counters(self) -> dict:
         c = dict(self.decoder.counts)
         c["no_time"] = self.rollup.no_time
+        c["clock_suspect"] = self.rollup.clock_suspect
         c["frames"] = self.frames
         c["error_frames"] = self.error_frames
         return c
@@ -164,7 +218,14 @@ class Pipeline:
             self._after_time += 1
             return []
         r = self.rollup
-        t = view.get(_CT)
+        if self.has_time:
+            t = view.get(_CT)
+            if t is not None and not r.clock_ok(t, msg.timestamp or None):
+                t = None                   # a suspect clock sample is no resume point
+        else:
+            # No time signal: the frame's own timestamp (kernel receive time, or the recording's
+            # time on replay). A frame built in-process without one gets the system clock.
+            t = msg.timestamp or time.time()
         if t is not None:
             if r.clock is not None and t > r.clock and self.store is not None and (
                     self._last_ck_vt is None or t - self._last_ck_vt >= self.checkpoint_vehicle_s
@@ -176,9 +237,11 @@ class Pipeline:
             self._after_time = 0
         else:
             self._after_time += 1
-            if not self.has_time:
-                r.set_clock(time.time())
-        rows = r.feed(view)
+        if not self.has_time:
+            r.set_clock(t, t)
+            rows = r.feed(view)
+        else:
+            rows = r.feed(view, msg.timestamp or None)
         if rows:
             self._commit_rows(rows)
         if r.events:
@@ -197,8 +260,25 @@ class Pipeline:
         """Resuming: drop frames up to the checkpoint marker (vehicle time t, n frames after it)."""
         t0, n_after = self._skip
         self.skipped += 1
-        view = self.decoder.decode(msg)
-        t = view.get(_CT) if view else None
+        if self.has_time:
+            view = self.decoder.decode(msg)
+            t = view.get(_CT) if view else None
+            if t is not None and abs(t - t0) > CLOCK_JUMP_S:
+                # A glitching clock frame proves nothing; a live bus back after a long stop
+                # does, once CLOCK_CONFIRM such frames in a row say so.
+                self._skip_far = self._skip_far + 1 if t > t0 else 0
+                if self._skip_far >= CLOCK_CONFIRM:
+                    self._end_skip()
+                    self.feed(msg)
+                return
+            if t is not None:
+                self._skip_far = 0
+        else:
+            t = msg.timestamp
+            if t > t0:
+                self._end_skip()
+                self.feed(msg)
+            return
         if t is not None:
             if t > t0:
                 self._end_skip()
@@ -251,8 +331,8 @@ class Pipeline:
     def _state(self) -> dict:
         return {"v": 1, "rollup": self.rollup.snapshot(), "counts": dict(self.decoder.counts),
                 "frames": self.frames, "error_frames": self.error_frames,
-                # Without a vehicle-time signal there is nothing to recognise a re-fed frame by.
-                "marker": [self.rollup.clock, self._after_time] if self.has_time else None}
+                # Without a vehicle-time signal a re-fed frame is recognised by its timestamp.
+                "marker": [self.rollup.clock, self._after_time]}
 
     def checkpoint(self) -> None:
         """Persist accumulators, counters and the resume marker in one transaction."""
