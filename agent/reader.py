@@ -138,6 +138,7 @@ class Pipeline:
         self._day_listeners: list = []
         self._battery_listeners: list = []
         self._closed_flag = False
+        self.seen: set | None = None    # canonical names decoded so far, when a caller wants them (replay)
         snap = store.load_checkpoint() if store is not None else None
         if snap:
             self.rollup = DailyRollup.restore(snap["rollup"])
@@ -217,6 +218,8 @@ class Pipeline:
         if view is None:
             self._after_time += 1
             return []
+        if self.seen is not None:
+            self.seen.update(view)
         r = self.rollup
         if self.has_time:
             t = view.get(_CT)
