@@ -33,6 +33,7 @@ class CanConfig:
     bitrate: int = 500_000
     dbc: str = ""                       # "" = the shipped agent/data/trey_vehicle.dbc
     signal_map: str = ""                # "" = the shipped agent/data/signal_map.toml
+    profile: str = ""                   # a shipped vehicle profile (agent/vehicles.py): its DBC + map
     serial_baudrate: int = 115_200      # slcan only: serial link speed
     port: int = 0                       # udp_multicast only: UDP port (0 = python-can default 43113)
 
@@ -163,6 +164,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"can.bitrate: {cfg.can.bitrate} out of range 10000..8000000")
     if not 0 <= cfg.can.port <= 65535:
         raise ConfigError(f"can.port: {cfg.can.port} out of range 0..65535")
+    if cfg.can.profile:
+        from agent.vehicles import PROFILES
+        if cfg.can.profile not in PROFILES:
+            raise ConfigError(f"can.profile: {cfg.can.profile!r} is not a shipped profile ({', '.join(sorted(PROFILES))})")
     for key in ("dbc", "signal_map"):
         p = getattr(cfg.can, key)
         if p and not Path(p).is_file():

@@ -20,7 +20,8 @@ import logging
 import math
 from fractions import Fraction
 
-from agent.signal_map import ENUM_SIGNALS, SignalMap
+from agent.signal_map import ENUM_SIGNALS, Binding, SignalMap
+from agent.transforms import build_post, hidden
 
 log = logging.getLogger("agent.decode")
 
@@ -31,6 +32,7 @@ REASONS = ("unknown_id", "bad_dlc", "out_of_range", "undecodable", "sentinel", "
 _OOR = 1
 _UNDEC = 2
 _SENT = 3          # returned as (_SENT, partial dict): some mapped value was an error code
+_EMPTY = 4         # a transform left nothing to use (its drop is already counted)
 
 
 def _exact(x) -> Fraction:
@@ -80,6 +82,8 @@ def _fast_ok(msg, sigs) -> bool:
 def _plan(sig, binding):
     """(choice table raw -> canonical, sentinel raw values) of one mapped signal."""
     names = sig.choices or {}
+    if binding.canonical.startswith("~"):
+        return None, frozenset()           # a transform's input: its physical value, as is
     if binding.canonical in ENUM_SIGNALS:
         allowed = ENUM_SIGNALS[binding.canonical]
         table, sentinels = {}, set()
@@ -93,6 +97,42 @@ def _plan(sig, binding):
         return table, frozenset(sentinels)
     # A numeric signal: every named raw value is an error code.
     return None, frozenset(int(r) for r in names)
+
+
+def _extraction(mapped: list) -> list:
+    """The signals to pull out of a message: each binding's own, or its transform's inputs
+    under hidden names (agent.transforms)."""
+    out = []
+    for b in mapped:
+        t = b.transform
+        if t is None:
+            out.append(b)
+            continue
+        c = b.canonical
+
+        def aux(kind, sig):
+            return Binding(hidden(kind, c, sig), b.message, b.frame_id, sig, extended=b.extended)
+        if t.terminals:
+            out.extend(aux("t", sig) for _, sig, _ in t.terminals)
+        elif t.mapping:
+            out.append(aux("m", b.signal))
+        else:
+            out.append(b)
+        if t.valid:
+            out.append(aux("v", t.valid[0]))
+    return out
+
+
+def _with_post(fn, post):
+    def f(data):
+        v = fn(data)
+        if v.__class__ is dict:
+            post(v)
+            return v if v else _EMPTY
+        if v.__class__ is tuple:
+            post(v[1])
+        return v
+    return f
 
 
 class _Compiled:
@@ -118,11 +158,15 @@ class Decoder:
         self._std: dict[int, _Compiled] = {}
         self._ext: dict[int, _Compiled] = {}
         self.compiled: dict[str, bool] = {}          # message name -> fast path?
-        for (frame_id, ext), bindings in smap.by_key.items():
-            msg = smap.message_for(bindings[0])
+        for (frame_id, ext), mapped in smap.by_key.items():
+            msg = smap.message_for(mapped[0])
+            bindings = _extraction(mapped)
             sigs = [msg.get_signal_by_name(b.signal) for b in bindings]
             use_fast = fast and _fast_ok(msg, sigs)
             fn = self._codegen(msg, bindings, sigs) if use_fast else self._generic(msg, bindings, sigs)
+            post = build_post(mapped, self.drop)
+            if post is not None:
+                fn = _with_post(fn, post)
             self.compiled[msg.name] = use_fast
             (self._ext if ext else self._std)[frame_id] = _Compiled(fn, msg.length, msg.name)
 
@@ -259,6 +303,8 @@ class Decoder:
         if v.__class__ is tuple:           # some value was an error code: keep the rest
             self._drop("sentinel", c)
             return v[1] or None
+        if v == _EMPTY:
+            return None
         return self._drop("out_of_range" if v == _OOR else "undecodable", c)
 
     def drop(self, reason: str, name: str) -> None:

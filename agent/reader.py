@@ -153,6 +153,7 @@ class Pipeline:
         else:
             self.rollup = DailyRollup(use_counter=smap.has(S.THROUGHPUT))
         r = self.rollup
+        r.measured = smap.has(S.THROUGHPUT) or smap.has(S.CURRENT)
         if sleep_gap_s is not None:
             r.sleep_gap_s = float(sleep_gap_s)
         r.quiescent_a = float(quiescent_a)
@@ -173,7 +174,12 @@ class Pipeline:
     @classmethod
     def from_config(cls, cfg, store, *, bus: can.BusABC | None = None, **kw) -> "Pipeline":
         """Signal map from cfg.can (shipped DBC/map by default); opens the bus unless given."""
-        smap = load_signal_map(cfg.can.dbc or None, cfg.can.signal_map or None)
+        dbc, map_path = cfg.can.dbc or None, cfg.can.signal_map or None
+        if getattr(cfg.can, "profile", ""):
+            from agent.vehicles import profile_paths
+            pdbc, pmap = profile_paths(cfg.can.profile)
+            dbc, map_path = dbc or pdbc, map_path or pmap
+        smap = load_signal_map(dbc, map_path)
         b = getattr(cfg, "battery", None)
         if b is not None:
             kw.setdefault("battery", battery_info(b))

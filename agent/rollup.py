@@ -97,6 +97,7 @@ class DailyRollup:
     def __init__(self, use_counter: bool = True, *, battery: BatteryInfo | None = None,
                  sleep_gap_s: float = SLEEP_GAP_S, quiescent_a: float = 0.0):
         self.use_counter = use_counter
+        self.measured = True                   # False: no counter, no current -> no cycles in the rows
         self.sleep_gap_s = float(sleep_gap_s)
         self.quiescent_a = float(quiescent_a)
         self.clock_suspect = 0
@@ -343,7 +344,7 @@ class DailyRollup:
     def _row(self, a: _Day) -> dict:
         b = self.batteries.get(a.bid) or _Battery()
         daily = life = None
-        if b.capacity:
+        if b.capacity and self.measured:
             daily = cycles_used(a.ah, b.capacity)
             if b.lifetime is None:
                 b.lifetime = cycles_used(b.first_ah or 0.0, b.capacity)

@@ -23,6 +23,8 @@ from pathlib import Path
 import cantools
 
 from agent import signals
+from agent.transforms import TRANSFORM_KEYS, Transform, TransformError
+from agent.transforms import parse as parse_transform
 
 log = logging.getLogger("agent.signal_map")
 
@@ -32,7 +34,7 @@ DEFAULT_SIGNAL_MAP = DATA_DIR / "signal_map.toml"
 
 # Canonical signals whose values are names, and the names allowed.
 ENUM_SIGNALS = {signals.SYSTEM_STATE: signals.SYSTEM_STATES}
-_KEYS = {"message", "signal", "factor", "offset", "choices"}
+_KEYS = {"message", "signal", "factor", "offset", "choices", *TRANSFORM_KEYS}
 
 
 class SignalMapError(ValueError):
@@ -50,6 +52,7 @@ class Binding:
     # DBC value name -> canonical enum value (e.g. "KL15_ON" -> "ON"); None = names as-is.
     choices: dict[str, str] | None = None
     extended: bool = False
+    transform: Transform | None = None      # terminals / mapping / valid (agent.transforms)
 
     @property
     def key(self) -> tuple[int, bool]:
@@ -153,7 +156,7 @@ def _binding(db, name: str, spec: dict, where: str, dbc_path: str) -> Binding:
     extra = set(spec) - _KEYS
     if extra:
         raise SignalMapError(f"{where}: unknown key(s) {sorted(extra)}")
-    for key in ("message", "signal"):
+    for key in ("message",) + (() if "terminals" in spec else ("signal",)):
         if key not in spec:
             raise SignalMapError(f"{where}: missing key '{key}'")
         if not isinstance(spec[key], str):
@@ -163,9 +166,14 @@ def _binding(db, name: str, spec: dict, where: str, dbc_path: str) -> Binding:
     except KeyError:
         raise SignalMapError(f"{where}.message: {spec['message']!r} not in DBC {dbc_path}") from None
     try:
-        sig = msg.get_signal_by_name(spec["signal"])
+        transform = parse_transform(name, spec, msg, where)
+    except TransformError as exc:
+        raise SignalMapError(str(exc)) from None
+    sig_name = transform.terminals[0][1] if transform and transform.terminals else spec["signal"]
+    try:
+        sig = msg.get_signal_by_name(sig_name)
     except KeyError:
-        raise SignalMapError(f"{where}.signal: {spec['signal']!r} not in message {msg.name}") from None
+        raise SignalMapError(f"{where}.signal: {sig_name!r} not in message {msg.name}") from None
     factor = spec.get("factor", 1.0)
     offset = spec.get("offset", 0.0)
     for key, v in (("factor", factor), ("offset", offset)):
@@ -173,8 +181,10 @@ def _binding(db, name: str, spec: dict, where: str, dbc_path: str) -> Binding:
             raise SignalMapError(f"{where}.{key}: must be a finite number, got {v!r}")
     if factor == 0:
         raise SignalMapError(f"{where}.factor: must be non-zero")
-    choices = _choices(name, spec.get("choices"), sig, where)
-    return Binding(name, msg.name, msg.frame_id, sig.name, factor, offset, choices, bool(msg.is_extended_frame))
+    derived = transform is not None and (transform.terminals or transform.mapping)
+    choices = None if derived else _choices(name, spec.get("choices"), sig, where)
+    return Binding(name, msg.name, msg.frame_id, sig.name, factor, offset, choices, bool(msg.is_extended_frame),
+                   transform)
 
 
 def _choices(name: str, choices, sig, where: str):

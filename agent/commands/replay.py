@@ -32,8 +32,11 @@ def _open_log(path: str):
     import can
     if not os.path.isfile(path):
         raise ValueError(f"log not found: {path}")
+    # The recording's own time is the clock without a time signal: ASC files count from the
+    # "Begin Triggerblock" date only when asked to.
+    kw = {"relative_timestamp": False} if path.lower().endswith(".asc") else {}
     try:
-        return can.LogReader(path)
+        return can.LogReader(path, **kw)
     except Exception as exc:          # unknown suffix, unreadable header
         raise ValueError(f"cannot read log {path}: {exc}") from None
 
