@@ -17,7 +17,7 @@ from agent.signal_map import load_signal_map
 from agent.vehicles import profile_paths
 from tests.bus_support import ROOT
 from tests.test_replay import ENV
-from tests.vehicle_support import encode
+from can_sim.production import encode
 
 KUKSA = {"Vehicle": {"type": "branch", "children": {
     "Speed": {"type": "sensor", "datatype": "float", "dbc2vss": {"signal": "ESP_v_Signal", "interval_ms": 100}},

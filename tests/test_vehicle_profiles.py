@@ -14,8 +14,8 @@ from agent.schema import cycles_used
 from agent.signal_map import load_signal_map
 from agent.store import StateStore
 from agent.vehicles import PROFILES, profile_paths
+from can_sim.production import profile_car
 from tests.test_replay import replay, write_log
-from tests.vehicle_support import SleepingBusCar, encode
 
 START = int(datetime(2024, 5, 6, tzinfo=timezone.utc).timestamp())
 INSTALL = "2023-11-20"
@@ -29,31 +29,6 @@ def _config(tmp_path, profile: str):
                  f'[battery]\nid = "BAT-{profile}"\nrated_cycles = 300\nnominal_capacity_ah = {CAP}\n'
                  f'install_date = "{INSTALL}"\n')
     return p
-
-
-def _vw_car(days: int, seed: int):
-    db = load_signal_map(*profile_paths("vw_mqb")).db
-    qbit = iter(range(10**9))
-
-    def tick(t, st, volts, amps):
-        kl = {"ZAS_Kl_S": int(st != "OFF"), "ZAS_Kl_15": int(st in ("ON", "START")), "ZAS_Kl_50": int(st == "START")}
-        out = [encode(db, "Klemmen_Status_01", kl),
-               encode(db, "DC_Hybrid_01", {"DC_HYB_uAktLV": round(volts, 1), "DC_HYB_iAktLV": round(amps)})]
-        if st == "ON":
-            out.append(encode(db, "ESP_21", {"ESP_v_Signal": 50.0, "ESP_QBit_v_Signal": int(next(qbit) % 50 == 0)}))
-        return out
-    return SleepingBusCar(tick, lambda v: round(round(v, 1) * 10) * 0.1, lambda a: float(round(a)), START, days,
-                          seed=seed)
-
-
-def _bmw_car(days: int, seed: int):
-    db = load_signal_map(*profile_paths("bmw_e9x_e8x")).db
-
-    def tick(t, st, volts, amps):
-        return [encode(db, "TerminalStatus", {"IgnitionOff": int(st not in ("ON", "START")), "AccOn": int(st == "ACC")}),
-                encode(db, "PowerBatteryVoltage", {"BatteryVoltage": round(volts, 3)}),
-                encode(db, "Speed", {"VehicleSpeed": 0.0})]
-    return SleepingBusCar(tick, lambda v: round(v * 1000) * 0.001, lambda a: 0.0, START, days, seed=seed, crank=False)
 
 
 def _check_rows(rows, car, *, measured: bool):
@@ -87,7 +62,7 @@ def car_id(rows):
 
 
 def test_vw_mqb_multi_week_sleeping_bus_replay(tmp_path):
-    car = _vw_car(days=21, seed=4)
+    car = profile_car("vw_mqb", START, days=21, seed=4)
     log = write_log(tmp_path / "vw.log", car.frames())                # candump format
     r = replay(log, _config(tmp_path, "vw_mqb"))
     assert r.returncode == 0, r.stderr
@@ -105,7 +80,7 @@ def test_vw_mqb_multi_week_sleeping_bus_replay(tmp_path):
 
 
 def test_bmw_e90_big_endian_replay_without_current(tmp_path):
-    car = _bmw_car(days=6, seed=9)
+    car = profile_car("bmw_e9x_e8x", START, days=6, seed=9)
     log = write_log(tmp_path / "bmw.asc", car.frames())
     r = replay(log, _config(tmp_path, "bmw_e9x_e8x"))
     assert r.returncode == 0, r.stderr
