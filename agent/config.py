@@ -94,6 +94,20 @@ class BatteryConfig:
 
 
 @dataclass(frozen=True)
+class ObdConfig:
+    """OBD-II polling (agent/obd.py) for cars without a DBC for these signals."""
+    enabled: bool = False
+    request_id: int = 0x7E0             # the engine ECU's physical request ID
+    response_id: int = 0x7E8
+    interval_s: float = 1.0             # a round of every supported PID while the engine runs
+    probe_s: float = 5.0                # RPM only, while the bus is awake and the engine is not running
+    awake_s: float = 2.0                # the bus is awake when a frame was received this recently
+    timeout_s: float = 0.5              # an unanswered request is given up after this
+    est_running_a: float = 0.0          # cycles estimate without a current: mean |I| while the engine runs
+    est_start_ah: float = 0.0           # ... plus this charge per engine start (0 and 0 = no estimate)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -109,13 +123,14 @@ class Config:
     components: ComponentsConfig = ComponentsConfig()
     log: LogConfig = LogConfig()
     battery: BatteryConfig = BatteryConfig()
+    obd: ObdConfig = ObdConfig()
     source: str = ""
 
 
 _SECTIONS = {
     "vehicle": VehicleConfig, "can": CanConfig, "state": StateConfig, "models": ModelsConfig,
     "hmi": HmiConfig, "mqtt": MqttConfig, "components": ComponentsConfig, "log": LogConfig,
-    "battery": BatteryConfig,
+    "battery": BatteryConfig, "obd": ObdConfig,
 }
 _REQUIRED_SECTIONS = ("vehicle", "state")
 
@@ -179,6 +194,7 @@ def _validate(cfg: Config) -> None:
         if not Path(p).exists():
             raise ConfigError(f"models.trusted_keys: not found: {p}")
     _validate_battery(cfg.battery)
+    _validate_obd(cfg.obd)
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {cfg.log.level!r} is not DEBUG/INFO/WARNING/ERROR")
     m = cfg.mqtt
@@ -225,6 +241,21 @@ def _validate_battery(b: BatteryConfig) -> None:
             raise ConfigError(f"battery.install_date: {b.install_date!r} is not an ISO date (YYYY-MM-DD)") from None
     if (b.rated_cycles or b.nominal_capacity_ah or b.install_date) and not b.id:
         raise ConfigError("battery.id: required when battery.rated_cycles/nominal_capacity_ah/install_date are set")
+
+
+def _validate_obd(o: ObdConfig) -> None:
+    import math
+    for key in ("request_id", "response_id"):
+        if not 0 <= getattr(o, key) <= 0x7FF:
+            raise ConfigError(f"obd.{key}: must be an 11-bit CAN ID (0..0x7FF)")
+    for key in ("interval_s", "probe_s", "awake_s", "timeout_s"):
+        v = getattr(o, key)
+        if not math.isfinite(v) or not 0.01 <= v <= 3600:
+            raise ConfigError(f"obd.{key}: {v!r} out of range 0.01..3600")
+    for key in ("est_running_a", "est_start_ah"):
+        v = getattr(o, key)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"obd.{key}: must be a finite number >= 0")
 
 
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:

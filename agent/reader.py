@@ -119,7 +119,7 @@ def battery_info(bcfg):
 class Pipeline:
     def __init__(self, smap: SignalMap, store=None, *, bus: can.BusABC | None = None, own_bus: bool = False,
                  checkpoint_vehicle_s: float = 3600.0, checkpoint_wall_s: float = 2.0, battery=None,
-                 sleep_gap_s: float | None = None, quiescent_a: float = 0.0):
+                 sleep_gap_s: float | None = None, quiescent_a: float = 0.0, estimate: tuple | None = None):
         self.smap = smap
         self.store = store
         self.bus = bus
@@ -139,6 +139,7 @@ class Pipeline:
         self._battery_listeners: list = []
         self._closed_flag = False
         self.seen: set | None = None    # canonical names decoded so far, when a caller wants them (replay)
+        self.obd = None                 # agent.obd.ObdPoller when [obd] is enabled (fed from poll())
         snap = store.load_checkpoint() if store is not None else None
         if snap:
             self.rollup = DailyRollup.restore(snap["rollup"])
@@ -154,6 +155,7 @@ class Pipeline:
             self.rollup = DailyRollup(use_counter=smap.has(S.THROUGHPUT))
         r = self.rollup
         r.measured = smap.has(S.THROUGHPUT) or smap.has(S.CURRENT)
+        r.estimate = None if r.measured else estimate
         if sleep_gap_s is not None:
             r.sleep_gap_s = float(sleep_gap_s)
         r.quiescent_a = float(quiescent_a)
@@ -185,12 +187,22 @@ class Pipeline:
             kw.setdefault("battery", battery_info(b))
             kw.setdefault("sleep_gap_s", b.sleep_gap_s)
             kw.setdefault("quiescent_a", b.quiescent_current_a)
+        obd_cfg = getattr(cfg, "obd", None)
+        if obd_cfg is not None and obd_cfg.enabled and obd_cfg.est_running_a + obd_cfg.est_start_ah > 0:
+            kw.setdefault("estimate", (obd_cfg.est_start_ah, obd_cfg.est_running_a))
         own = bus is None
         if own:
-            ids = smap.frame_keys
+            # OBD-II needs every frame: its answers, and any traffic saying the bus is awake.
+            ids = None if obd_cfg is not None and obd_cfg.enabled else smap.frame_keys
             bus = open_bus(cfg.can, ids)
             log.info("listening on %s:%s for %d mapped IDs", cfg.can.interface, cfg.can.channel, len(smap.frame_ids))
-        return cls(smap, store, bus=bus, own_bus=own, **kw)
+        p = cls(smap, store, bus=bus, own_bus=own, **kw)
+        if obd_cfg is not None and obd_cfg.enabled:
+            from agent.obd import ObdPoller
+            p.obd = ObdPoller(bus, obd_cfg, p.feed_view)
+            log.info("OBD-II polling on: requests to 0x%X, answers from 0x%X", obd_cfg.request_id,
+                     obd_cfg.response_id)
+        return p
 
     # ---- listeners -------------------------------------------------------------------------
     def add_day_closed_listener(self, fn) -> None:
@@ -257,6 +269,23 @@ class Pipeline:
             self._battery_events()
         return rows
 
+    def feed_view(self, view: dict, t: float) -> list:
+        """Canonical values from another source than a DBC frame (the OBD-II poller), received at
+        frame time t; returns the daily rows it closed (stored)."""
+        if self._skip is not None:
+            return []
+        r = self.rollup
+        if self.seen is not None:
+            self.seen.update(view)
+        if not self.has_time:
+            r.set_clock(t, t)
+        rows = r.feed(view, t)
+        if rows:
+            self._commit_rows(rows)
+        if r.events:
+            self._battery_events()
+        return rows
+
     def feed_many(self, msgs) -> int:
         n = 0
         feed = self.feed
@@ -313,17 +342,22 @@ class Pipeline:
         if self.bus is None:
             return 0
         recv = self.bus.recv
-        msg = recv(timeout)
+        obd = self.obd
+        msg = recv(timeout if obd is None else min(timeout, obd.cfg.timeout_s / 4))
         n = 0
         while msg is not None:
             if msg.is_error_frame:
                 self.error_frames += 1       # bus errors are not frames of any message
+            elif obd is not None and (obd.on_frame(msg) or msg.arbitration_id == obd.cfg.response_id):
+                pass                         # an OBD-II answer: the poller decodes it
             else:
                 self.feed(msg)
             n += 1
             if n >= max_frames:
                 break
             msg = recv(0)
+        if obd is not None:
+            obd.step()
         if n == 0 and self.checkpoint_wall_s and time.monotonic() - self._last_ck_wall >= self.checkpoint_wall_s \
                 and self._skip is None and self.rollup.clock is not None:
             self.checkpoint()     # quiet bus: persist what we have

@@ -98,6 +98,7 @@ class DailyRollup:
                  sleep_gap_s: float = SLEEP_GAP_S, quiescent_a: float = 0.0):
         self.use_counter = use_counter
         self.measured = True                   # False: no counter, no current -> no cycles in the rows
+        self.estimate: tuple | None = None     # (Ah per engine start, mean A while running) when not measured
         self.sleep_gap_s = float(sleep_gap_s)
         self.quiescent_a = float(quiescent_a)
         self.clock_suspect = 0
@@ -276,7 +277,11 @@ class DailyRollup:
             t0, bid, day = self.trip
             self.trip = None
             a0 = self.open.get((bid, day))
-            (a0 if a0 is not None else a).trip_s += max(0.0, self.clock - t0)   # clock stepped back: 0
+            dur = max(0.0, self.clock - t0)        # clock stepped back: 0
+            (a0 if a0 is not None else a).trip_s += dur
+            if self.estimate is not None and not self.measured:
+                # No current on this car: the documented estimate (docs/rollup.md).
+                (a0 if a0 is not None else a).ah += self.estimate[0] + self.estimate[1] * dur / 3600.0
 
     def _voltage(self, v: float) -> None:
         if self.bid is None:
@@ -344,7 +349,7 @@ class DailyRollup:
     def _row(self, a: _Day) -> dict:
         b = self.batteries.get(a.bid) or _Battery()
         daily = life = None
-        if b.capacity and self.measured:
+        if b.capacity and (self.measured or self.estimate is not None):
             daily = cycles_used(a.ah, b.capacity)
             if b.lifetime is None:
                 b.lifetime = cycles_used(b.first_ah or 0.0, b.capacity)
@@ -372,6 +377,7 @@ class DailyRollup:
             "v": 1, "use_counter": self.use_counter, "clock": self.clock, "today": self.today,
             "state": self.state, "bid": self.bid, "trip": list(self.trip) if self.trip else None,
             "no_time": self.no_time, "clock_suspect": self.clock_suspect,
+            "measured": self.measured, "estimate": list(self.estimate) if self.estimate else None,
             "sleep_gap_s": self.sleep_gap_s, "quiescent_a": self.quiescent_a, "rx0": self._rx0,
             "batteries": [[k, b.to_json()] for k, b in self.batteries.items()],
             "open": [a.to_json() for a in self.open.values()],
@@ -382,6 +388,8 @@ class DailyRollup:
         r = cls(bool(snap.get("use_counter", True)), sleep_gap_s=snap.get("sleep_gap_s", SLEEP_GAP_S),
                 quiescent_a=snap.get("quiescent_a", 0.0))
         r.clock_suspect = int(snap.get("clock_suspect", 0))
+        r.measured = bool(snap.get("measured", True))
+        r.estimate = tuple(snap["estimate"]) if snap.get("estimate") else None
         r._rx0 = snap.get("rx0")
         r.clock, r.today, r.state, r.bid = snap["clock"], snap["today"], snap["state"], snap["bid"]
         r.trip = tuple(snap["trip"]) if snap.get("trip") else None
@@ -391,6 +399,17 @@ class DailyRollup:
             a = _Day.from_json(v)
             r.open[(a.bid, a.day)] = a
         return r
+
+    @property
+    def cycles_source(self) -> str | None:
+        """How Daily_Cycles_Used is obtained on this car (docs/rollup.md)."""
+        if self.use_counter:
+            return "measured:throughput_counter"
+        if self.measured:
+            return "measured:current"
+        if self.estimate is not None:
+            return "estimated:engine_time"
+        return None
 
     def lifetime(self, bid=None):
         """Lifetime cycles of a battery through its last closed day (None if unknown)."""

@@ -38,3 +38,15 @@ def test_profile_must_be_a_shipped_one():
     assert config_from_dict({**BASE, "can": {"profile": "vw_mqb"}}).can.profile == "vw_mqb"
     with pytest.raises(ConfigError, match=r"can\.profile: 'golf' is not a shipped profile \(bmw_e9x_e8x, vw_mqb\)"):
         config_from_dict({**BASE, "can": {"profile": "golf"}})
+
+
+@pytest.mark.parametrize("obd, key", [
+    ({"request_id": 0x800}, "obd.request_id"),
+    ({"interval_s": 0}, "obd.interval_s"),
+    ({"est_running_a": -1}, "obd.est_running_a"),
+    ({"enabled": "yes"}, "obd.enabled"),
+    ({"rate": 1}, "obd.rate"),
+])
+def test_obd_config_errors_name_the_key(obd, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config_from_dict({**BASE, "obd": obd})
