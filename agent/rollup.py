@@ -368,6 +368,7 @@ class DailyRollup:
             "Resting_Voltage": a.resting,
             "Min_Temperature": a.min_t,
             "Max_Temperature": a.max_t,
+            "Cycles_Source": self.cycles_source if daily is not None else None,
         }
 
     # ---- checkpoint --------------------------------------------------------------------

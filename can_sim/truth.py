@@ -180,6 +180,7 @@ class TruthRollup:
                 "Resting_Voltage": acc.resting,
                 "Min_Temperature": acc.min_t,
                 "Max_Temperature": acc.max_t,
+                "Cycles_Source": "measured:throughput_counter",     # the truth integrates the IBS counter
             })
 
 

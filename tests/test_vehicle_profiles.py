@@ -44,6 +44,7 @@ def _check_rows(rows, car, *, measured: bool):
         assert r["Number_Of_Trips"] == e.trips, where
         assert r["Daily_Trip_Duration"] == pytest.approx(e.trip_s / 60.0, abs=1e-6), where
         assert abs(r["Daily_Trip_Duration"] - e.trip_s / 60.0) <= 0.5, where
+        assert r["Cycles_Source"] == ("measured:current" if measured else None), where
         if measured:
             assert r["Daily_Cycles_Used"] == pytest.approx(cycles_used(e.trapezoid_ah, CAP), rel=1e-9, abs=1e-12), where
             assert r["Daily_Cycles_Used"] == pytest.approx(cycles_used(e.true_ah, CAP), rel=0.03, abs=1e-9), where
