@@ -50,3 +50,40 @@ def test_profile_must_be_a_shipped_one():
 def test_obd_config_errors_name_the_key(obd, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config_from_dict({**BASE, "obd": obd})
+
+
+def test_a_new_battery_id_in_the_config_starts_a_new_history(tmp_path):
+    """No identity on the bus: changing [battery] id (and restarting) is the battery change."""
+    import can
+
+    from agent import signals as S
+    from agent.reader import Pipeline
+    from agent.rollup import BatteryInfo
+    from agent.store import StateStore
+    from tests.test_vehicle_defects import D0, _sentinel_map
+
+    sm = _sentinel_map(tmp_path)
+    msg = sm.message(S.VOLTAGE)
+
+    def frame(t, amps):
+        return can.Message(arbitration_id=msg.frame_id, is_extended_id=False, timestamp=t,
+                           data=msg.encode({"BattV": 1250, "BattI": amps * 10, "PowerMode": 0}, scaling=False))
+    p = Pipeline(sm, StateStore(tmp_path / "s"), battery=BatteryInfo("OLD", 200, 50.0, None))
+    p.feed_many(frame(D0 + k, -20) for k in range(10))
+    p.feed(frame(D0 + 86400, -20))
+    p.close()
+    p.store.close()
+    p = Pipeline(sm, StateStore(tmp_path / "s"), battery=BatteryInfo("NEW", 300, 70.0, None))
+    changes = []
+    p.add_battery_changed_listener(lambda old, new: changes.append((old, new)))
+    p.feed_many(frame(D0 + 86400 + k, -20) for k in range(1, 10))
+    p.feed(frame(D0 + 2 * 86400, -20))
+    p.close()
+    rows = p.store.history()
+    assert changes == [("OLD", "NEW")]
+    # OLD was still in the car at midnight (its last sample): its day closes too; NEW starts its own
+    assert sorted((r["Battery_ID"], r["Date"]) for r in rows) == [("NEW", "2024-03-02"), ("OLD", "2024-03-01"),
+                                                                  ("OLD", "2024-03-02")]
+    new = [r for r in rows if r["Battery_ID"] == "NEW"]
+    assert new[0]["Battery_Rated_Cycles"] == 300 and new[0]["Lifetime_Cycles_Used"] == new[0]["Daily_Cycles_Used"]
+    p.store.close()
