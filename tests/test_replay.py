@@ -84,19 +84,26 @@ def test_replay_bad_input_is_one_line_and_exit_2(tmp_path, case, message):
     assert "Traceback" not in r.stderr
 
 
-def test_a_glitching_vehicle_clock_never_becomes_the_date_and_a_restart_keeps_storing_days(tmp_path):
-    """GW_VehicleTime = 0xFFFFFFFF (in the DBC range) once used to move "today" to 2106 and the
-    checkpoint kept it: no day stored after it, even after a restart. Now: suspect, counted, ignored."""
+def glitching_clock_frames(days: int, seed: int = 8):
+    """The virtual car's frames with GW_VehicleTime glitches on some mornings: 0xFFFFFFFF twice,
+    0 (far back) and 40 days ahead, right after a good time frame."""
     smap = load_signal_map()
     tmsg = smap.message(S.CURRENT_TIME)
-    sim = Simulator("healthy", seed=8, days=30)
+    sim = Simulator("healthy", seed=seed, days=days)
     frames = []
     for t, m in sim.frames():
         frames.append(m)
         if m.arbitration_id == tmsg.frame_id and int(t) % 86400 == 10 * 3600 and int(t) // 86400 % 7 == 3:
-            for k, bad in enumerate((0xFFFFFFFF, 0xFFFFFFFF, 0, int(t) + 40 * 86400)):   # glitches, one far back
+            for k, bad in enumerate((0xFFFFFFFF, 0xFFFFFFFF, 0, int(t) + 40 * 86400)):
                 frames.append(can.Message(arbitration_id=tmsg.frame_id, is_extended_id=False,
                                           data=bad.to_bytes(4, "little"), timestamp=m.timestamp + 0.0001 * (k + 1)))
+    return sim, frames
+
+
+def test_a_glitching_vehicle_clock_never_becomes_the_date_and_a_restart_keeps_storing_days(tmp_path):
+    """GW_VehicleTime = 0xFFFFFFFF (in the DBC range) once used to move "today" to 2106 and the
+    checkpoint kept it: no day stored after it, even after a restart. Now: suspect, counted, ignored."""
+    sim, frames = glitching_clock_frames(30)
     half = len(frames) // 2
     first = write_log(tmp_path / "first.log", frames[:half])
     whole = write_log(tmp_path / "whole.log", frames)
@@ -116,3 +123,44 @@ def test_a_glitching_vehicle_clock_never_becomes_the_date_and_a_restart_keeps_st
     assert c["clock_suspect"] >= 8 and c["out_of_range"] == 0
     st.close()
     assert "clock_suspect=" in r2.stdout
+
+
+def test_a_glitching_clock_on_a_live_bus_with_sigkill_and_restart(tmp_path):
+    """The same glitches through `trey-agent run` on a udp_multicast bus, SIGKILL mid-way, restart:
+    every day stored, the checkpoint never held the glitch."""
+    import signal
+    import time
+
+    from tests.bus_support import group, write_config
+    from tests.conftest import free_port
+    from tests.test_bus_e2e_procs import Agent, _rows_stored, _wait_rows
+
+    days = 24
+    sim, frames = glitching_clock_frames(days, seed=11)
+    log = write_log(tmp_path / "glitchy.log", frames)
+    g, port, state = group(), free_port(), tmp_path / "state"
+    cfg = write_config(tmp_path / "run.toml", state, "udp_multicast", g, port=port)
+    send = [sys.executable, "-m", "can_sim.cli", "replay", str(log), "--interface", "udp_multicast",
+            "--channel", g, "--port", str(port), "--max-speed", "--rate-limit", "8000"]
+    first = Agent(cfg)
+    first.wait_listening()
+    rp = subprocess.Popen(send, cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL)
+    try:
+        _wait_rows(state, days // 3, first.proc)
+    finally:
+        first.kill()
+        rp.send_signal(signal.SIGTERM)
+        rp.wait(20)
+    assert 0 < _rows_stored(state) < days
+    second = Agent(cfg)
+    try:
+        second.wait_listening()
+        assert subprocess.run(send, cwd=ROOT, env=ENV, capture_output=True, timeout=120).returncode == 0
+        _wait_rows(state, days, second.proc)
+        time.sleep(0.2)
+    finally:
+        assert second.stop() == 0, "".join(second.lines)
+    st = StateStore(state)
+    assert diff_rows(st.history(), sim.truth()) == []
+    assert st.counters()["clock_suspect"] >= 4
+    st.close()
