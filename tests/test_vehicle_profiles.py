@@ -96,3 +96,18 @@ def test_every_profile_ships_its_dbc_map_and_licence(name):
     assert dbc.is_file() and smap.is_file() and (dbc.parent / "LICENSE.opendbc").is_file()
     assert dbc.read_bytes() == (dbc.parents[3] / "tests" / "data" / "vehicles" / dbc.name).read_bytes()
     load_signal_map(dbc, smap)
+
+
+def test_trey_sim_vehicle_records_a_log_that_replay_reads(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.bus_support import ROOT
+    from tests.test_replay import ENV
+    log = tmp_path / "bmw.log"
+    r = subprocess.run([sys.executable, "-m", "can_sim.cli", "vehicle", "bmw_e9x_e8x", "--interface", "none",
+                        "--days", "3", "--seed", "2", "--max-speed", "--record", str(log)], cwd=ROOT, env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = replay(log, _config(tmp_path, "bmw_e9x_e8x"))
+    assert r.returncode == 0 and "days closed: 3 (2024-05-06 .. 2024-05-08)" in r.stdout, r.stdout + r.stderr
