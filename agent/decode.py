@@ -20,7 +20,7 @@ import logging
 import math
 from fractions import Fraction
 
-from agent.signal_map import ENUM_SIGNALS, Binding, SignalMap
+from agent.signal_map import ENUM_SIGNALS, Binding, SignalMap, signal_fits
 from agent.transforms import build_post, hidden
 
 log = logging.getLogger("agent.decode")
@@ -49,7 +49,9 @@ def _raw_bounds(sig) -> tuple[int, int]:
         lo, hi = 0, (1 << sig.length) - 1
     if sig.is_float:
         return lo, hi
-    scale, offset = _exact(sig.scale or 1), _exact(sig.offset or 0)
+    if not sig.scale:
+        return lo, hi                      # a zero scale (a broken DBC): no range to check
+    scale, offset = _exact(sig.scale), _exact(sig.offset or 0)
     mn, mx = sig.minimum, sig.maximum
     if scale < 0:
         mn, mx = mx, mn
@@ -66,17 +68,10 @@ def _be_lsb(sig, nbytes: int) -> int:
     return msb - sig.length + 1
 
 
-def _fits(sig, nbytes: int) -> bool:
-    if sig.byte_order == "little_endian":
-        return sig.start + sig.length <= 8 * nbytes
-    lsb = _be_lsb(sig, nbytes)
-    return lsb >= 0 and lsb + sig.length <= 8 * nbytes
-
-
 def _fast_ok(msg, sigs) -> bool:
     if msg.is_multiplexed():
         return False
-    return all(not s.is_float and _fits(s, msg.length) for s in sigs)
+    return all(not s.is_float and signal_fits(s, msg.length) for s in sigs)
 
 
 def _plan(sig, binding):

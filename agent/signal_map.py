@@ -98,6 +98,14 @@ class SignalMap:
         return self.db.get_message_by_name(binding.message)
 
 
+def signal_fits(sig, nbytes: int) -> bool:
+    """Does a signal lie inside a payload of nbytes (either byte order)?"""
+    if sig.byte_order == "little_endian":
+        return 0 <= sig.start and sig.start + sig.length <= 8 * nbytes
+    msb = (nbytes - 1 - sig.start // 8) * 8 + sig.start % 8
+    return msb - sig.length + 1 >= 0 and msb < 8 * nbytes
+
+
 def load_dbc(dbc_path: Path):
     """Strict first; production DBCs often have overlapping signals in messages the map never
     uses, so a file that only fails the strict checks loads non-strict (with a warning): the
@@ -174,6 +182,15 @@ def _binding(db, name: str, spec: dict, where: str, dbc_path: str) -> Binding:
         sig = msg.get_signal_by_name(sig_name)
     except KeyError:
         raise SignalMapError(f"{where}.signal: {sig_name!r} not in message {msg.name}") from None
+    for sname in [sig.name] + (transform.aux_signals() if transform else []):
+        ssig = msg.get_signal_by_name(sname)
+        if not signal_fits(ssig, msg.length):
+            raise SignalMapError(f"{where}: signal {sname} (start {ssig.start}, {ssig.length} bits) does not fit "
+                                 f"in the {msg.length}-byte message {msg.name}")
+    if (name not in ENUM_SIGNALS and transform is None and sig.choices and not sig.is_float
+            and sig.length <= 16 and len(sig.choices) >= (1 << sig.length)):
+        raise SignalMapError(f"{where}: every value of {sig.name} has a name in the DBC, and on a numeric signal "
+                             f"names are error codes; say what they mean with mapping = [{{ from = .., to = .. }}]")
     factor = spec.get("factor", 1.0)
     offset = spec.get("offset", 0.0)
     for key, v in (("factor", factor), ("offset", offset)):

@@ -48,7 +48,7 @@ def signal_specs(draw, budget: int):
     choices = None
     if not is_float and draw(st.integers(0, 3)) == 0:
         top = (1 << (length - 1)) - 1 if signed else (1 << length) - 1
-        n = draw(st.integers(1, 3))
+        n = min(draw(st.integers(1, 3)), (1 << length) - 1)     # a fully named signal is a map error
         choices = OrderedDict((draw(st.integers(0, max(0, top))), name) for name in ["SNA", "Invalid", "Init"][:n])
     return dict(length=length, signed=signed, is_float=is_float, scale=scale, offset=offset, bounds=bounds,
                 choices=choices, tight=draw(st.floats(0.05, 0.95)))

@@ -272,3 +272,25 @@ def test_the_rules_document_exists_and_names_every_drop_reason():
         if "docs/rollup.md" in text:
             cited.append(p.name)
     assert {"decode.py", "rollup.py", "truth.py", "README.md"} <= set(cited)
+
+
+def test_a_signal_outside_its_message_or_all_named_is_a_load_error(tmp_path):
+    body = """
+BO_ 400 Short: 2 ECU
+ SG_ Far : 12|8@1+ (1,0) [0|255] "" ECU
+ SG_ Bit : 0|1@1+ (1,0) [0|1] "" ECU
+
+VAL_ 400 Bit 0 "Off" 1 "On" ;
+"""
+    dbc = tmp_path / "s.dbc"
+    from tests.vehicle_support import DBC_HEAD
+    dbc.write_text(DBC_HEAD + body)                   # cantools' strict load refuses it; non-strict loads
+    mp = write_map(tmp_path / "m.toml", {S.SOC: {"message": "Short", "signal": "Far"}})
+    with pytest.raises(SignalMapError, match=r"signal Far \(start 12, 8 bits\) does not fit in the 2-byte message"):
+        load_signal_map(dbc, mp)
+    mp = write_map(tmp_path / "m.toml", {S.SPEED: {"message": "Short", "signal": "Bit"}})
+    with pytest.raises(SignalMapError, match=r"every value of Bit has a name in the DBC"):
+        load_signal_map(dbc, mp)
+    mp = write_map(tmp_path / "m.toml", {S.SPEED: {"message": "Short", "signal": "Bit",
+                                                   "mapping": [{"from": 0, "to": 0.0}, {"from": 1, "to": 1.0}]}})
+    assert Decoder(load_signal_map(dbc, mp)).decode(_m(400, b"\x01\x00")) == {S.SPEED: 1.0}

@@ -35,4 +35,6 @@ def _lit(v) -> str:
         return '"' + v.replace('"', '\\"') + '"'
     if isinstance(v, list):
         return "[" + ", ".join(_lit(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_lit(x)}" for k, x in v.items()) + " }"
     return repr(v)
