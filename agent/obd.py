@@ -36,6 +36,8 @@ log = logging.getLogger("agent.obd")
 PID_SUPPORT = (0x00, 0x20, 0x40, 0x60, 0x80, 0xA0)
 PID_RPM, PID_SPEED, PID_VOLTAGE, PID_ODOMETER = 0x0C, 0x0D, 0x42, 0xA6
 POLLED = (PID_RPM, PID_VOLTAGE, PID_SPEED, PID_ODOMETER)
+PROVIDES = {S.VOLTAGE: "PID 0x42", S.SPEED: "PID 0x0D", S.SYSTEM_STATE: "PID 0x0C (engine running = ON)",
+            S.ODOMETER: "PID 0xA6 (where supported)"}
 
 
 def decode_pid(pid: int, data: bytes):

@@ -119,8 +119,10 @@ def battery_info(bcfg):
 class Pipeline:
     def __init__(self, smap: SignalMap, store=None, *, bus: can.BusABC | None = None, own_bus: bool = False,
                  checkpoint_vehicle_s: float = 3600.0, checkpoint_wall_s: float = 2.0, battery=None,
-                 sleep_gap_s: float | None = None, quiescent_a: float = 0.0, estimate: tuple | None = None):
+                 sleep_gap_s: float | None = None, quiescent_a: float = 0.0, estimate: tuple | None = None,
+                 obd=None):
         self.smap = smap
+        self.obd = None                 # agent.obd.ObdPoller when [obd] is enabled (fed from poll())
         self.store = store
         self.bus = bus
         self._own_bus = own_bus
@@ -139,7 +141,6 @@ class Pipeline:
         self._battery_listeners: list = []
         self._closed_flag = False
         self.seen: set | None = None    # canonical names decoded so far, when a caller wants them (replay)
-        self.obd = None                 # agent.obd.ObdPoller when [obd] is enabled (fed from poll())
         snap = store.load_checkpoint() if store is not None else None
         if snap:
             self.rollup = DailyRollup.restore(snap["rollup"])
@@ -159,6 +160,10 @@ class Pipeline:
         if sleep_gap_s is not None:
             r.sleep_gap_s = float(sleep_gap_s)
         r.quiescent_a = float(quiescent_a)
+        if obd is not None and obd.enabled and bus is not None:
+            from agent.obd import ObdPoller
+            self.obd = ObdPoller(bus, obd, self.feed_view)
+            log.info("OBD-II polling on: requests to 0x%X, answers from 0x%X", obd.request_id, obd.response_id)
         self._log_unmapped(battery)
         if battery is not None and not smap.has(S.BATTERY_ID):
             r.use_battery(battery)
@@ -166,9 +171,13 @@ class Pipeline:
         self._last_ck_wall = time.monotonic()
 
     def _log_unmapped(self, battery) -> None:
+        from agent.obd import PROVIDES
         missing = [c for c in S.ALL if not self.smap.has(c)]
         for c in missing:
-            log.info("no %s in the signal map: %s", c, _INSTEAD[c])
+            if self.obd is not None and c in PROVIDES:
+                log.info("no %s in the signal map: from OBD-II %s", c, PROVIDES[c])
+            else:
+                log.info("no %s in the signal map: %s", c, _INSTEAD[c])
         if not self.smap.has(S.BATTERY_ID) and battery is None:
             log.warning("no %s in the signal map and no [battery] section: no daily rows can be made "
                         "(set [battery] id, rated_cycles, nominal_capacity_ah, install_date)", S.BATTERY_ID)
@@ -196,13 +205,7 @@ class Pipeline:
             ids = None if obd_cfg is not None and obd_cfg.enabled else smap.frame_keys
             bus = open_bus(cfg.can, ids)
             log.info("listening on %s:%s for %d mapped IDs", cfg.can.interface, cfg.can.channel, len(smap.frame_ids))
-        p = cls(smap, store, bus=bus, own_bus=own, **kw)
-        if obd_cfg is not None and obd_cfg.enabled:
-            from agent.obd import ObdPoller
-            p.obd = ObdPoller(bus, obd_cfg, p.feed_view)
-            log.info("OBD-II polling on: requests to 0x%X, answers from 0x%X", obd_cfg.request_id,
-                     obd_cfg.response_id)
-        return p
+        return cls(smap, store, bus=bus, own_bus=own, obd=obd_cfg, **kw)
 
     # ---- listeners -------------------------------------------------------------------------
     def add_day_closed_listener(self, fn) -> None:

@@ -4,6 +4,7 @@ never while the bus sleeps; the answers become daily-row inputs (trips, voltage,
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 
@@ -29,7 +30,7 @@ def test_pid_codecs_round_trip(pid, value):
     assert decode_pid(pid, encode_pid(pid, value)) == pytest.approx(value)
 
 
-def test_sim_ecu_and_agent_over_a_virtual_bus(tmp_path):
+def test_sim_ecu_and_agent_over_a_virtual_bus(tmp_path, caplog):
     ch = f"obd-{uuid.uuid4().hex}"
     cfg = config_from_dict({
         "vehicle": {"id": "OBD1"}, "state": {"dir": str(tmp_path / "state")},
@@ -37,7 +38,12 @@ def test_sim_ecu_and_agent_over_a_virtual_bus(tmp_path):
         "battery": {"id": "B-OBD", "rated_cycles": 300, "nominal_capacity_ah": 60},
         "obd": {"enabled": True, "interval_s": 0.05, "probe_s": 0.2, "awake_s": 0.3, "timeout_s": 0.2,
                 "est_running_a": 10.0, "est_start_ah": 0.1}})
-    p = Pipeline.from_config(cfg, None)
+    with caplog.at_level(logging.INFO, "agent.reader"):
+        p = Pipeline.from_config(cfg, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert "no Vehicle.Speed in the signal map: from OBD-II PID 0x0D" in lines
+    assert "no Vehicle.LowVoltageBattery.CurrentCurrent in the signal map: no current: cycles are not measured " \
+           "(from the throughput counter only, if mapped)" in lines
     ecu = ObdEcu(can.Bus(interface="virtual", channel=ch), supported={0x0C, 0x0D, 0x42}).start()  # no odometer
     stop = threading.Event()
 
