@@ -167,6 +167,8 @@ class Pipeline:
         self._log_unmapped(battery)
         if battery is not None and not smap.has(S.BATTERY_ID):
             r.use_battery(battery)
+        elif battery is not None:
+            log.warning("[battery] id %s ignored: the bus carries %s (identity frames win)", battery.id, S.BATTERY_ID)
         self._last_ck_vt = self.rollup.clock
         self._last_ck_wall = time.monotonic()
 

@@ -120,7 +120,9 @@ def load_dbc(dbc_path: Path):
         db = cantools.database.load_file(str(dbc_path), strict=False)
     except Exception as exc:
         raise SignalMapError(f"cannot parse DBC {dbc_path}: {exc}") from None
-    log.warning("DBC %s loaded non-strict: %s", dbc_path, str(strict_exc).splitlines()[0][:200])
+    # A shipped profile's DBC is known to need it; someone else's deserves a warning.
+    level = logging.INFO if Path(dbc_path).resolve().is_relative_to(DATA_DIR.resolve()) else logging.WARNING
+    log.log(level, "DBC %s loaded non-strict: %s", dbc_path, str(strict_exc).splitlines()[0][:200])
     return db
 
 
