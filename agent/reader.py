@@ -46,11 +46,14 @@ log = logging.getLogger("agent.reader")
 _CT = S.CURRENT_TIME
 
 
-def open_bus(can_cfg, frame_ids=None) -> can.BusABC:
+def open_bus(can_cfg, frame_ids=None, fd: bool = False) -> can.BusABC:
     """Open the python-can bus described by a CanConfig (receive side). frame_ids: the mapped IDs
-    (ints, or (id, is_extended) pairs) for socketcan's kernel receive filters."""
+    (ints, or (id, is_extended) pairs) for socketcan's kernel receive filters. fd: the map has
+    CAN FD messages (payloads > 8 bytes): socketcan must be asked for FD frames."""
     iface, ch = can_cfg.interface, can_cfg.channel
     kw: dict = {}
+    if fd and iface == "socketcan":
+        kw["fd"] = True
     if iface == "udp_multicast":
         if getattr(can_cfg, "port", 0):
             kw["port"] = can_cfg.port
@@ -205,7 +208,8 @@ class Pipeline:
         if own:
             # OBD-II needs every frame: its answers, and any traffic saying the bus is awake.
             ids = None if obd_cfg is not None and obd_cfg.enabled else smap.frame_keys
-            bus = open_bus(cfg.can, ids)
+            fd = any(smap.message_for(b).length > 8 for b in smap.bindings.values())
+            bus = open_bus(cfg.can, ids, fd=fd)
             log.info("listening on %s:%s for %d mapped IDs", cfg.can.interface, cfg.can.channel, len(smap.frame_ids))
         return cls(smap, store, bus=bus, own_bus=own, obd=obd_cfg, **kw)
 
