@@ -11,7 +11,6 @@ import uuid
 import can
 import pytest
 
-from agent import signals as S
 from agent.config import config_from_dict
 from agent.obd import decode_pid, encode_pid
 from agent.reader import Pipeline
