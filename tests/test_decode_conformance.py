@@ -242,11 +242,34 @@ def test_shipped_profiles_decode_like_cantools():
         from agent.signal_map import load_signal_map
         full = load_signal_map(dbc, smap_path)
         plain = {c: {"message": b.message, "signal": b.signal} for c, b in full.bindings.items() if b.transform is None}
-        # the transformed entries' input signals, checked as plain numeric signals
-        extra = [S.BATTERY_ID, S.RATED_CYCLES, S.NOMINAL_CAPACITY, S.INSTALL_DATE, S.SOC, S.TEMPERATURE]
+        # every input signal of the transformed entries, checked as a plain numeric signal
+        spare = [c for c in NUMERIC if c not in full.bindings]
         for c, b in full.bindings.items():
-            if b.transform is not None and extra:
-                plain[extra.pop()] = {"message": b.message, "signal": b.signal}
+            if b.transform is not None:
+                for sig in {b.signal, *b.transform.aux_signals()}:
+                    plain[spare.pop()] = {"message": b.message, "signal": sig}
         sm = signal_map_from_dict(full.db, {"signals": plain}, name, str(dbc))
         _check(full.db, sm, 3000, random.Random(name), True)
         _check(full.db, sm, 300, random.Random(name), False)
+        _check_transforms(full, random.Random(name))
+
+
+def _check_transforms(smap, rnd):
+    """The transformed entries (terminal bits, validity) against their rule applied to cantools' decode."""
+    dec = Decoder(smap)
+    for b in smap.bindings.values():
+        t = b.transform
+        if t is None:
+            continue
+        m = smap.db.get_message_by_name(b.message)
+        for _ in range(2000):
+            data = bytes(rnd.getrandbits(8) for _ in range(m.length))
+            got = dec.decode(can.Message(arbitration_id=m.frame_id, is_extended_id=m.is_extended_frame, data=data))
+            ref = m.decode(data, decode_choices=False)
+            if t.terminals:
+                want = next((st for st, sig, inv in t.terminals if bool(ref[sig]) != inv), "OFF")
+                assert got is not None and got[b.canonical] == want, (b.message, data.hex())
+            if t.valid:
+                sig, values = t.valid
+                if got is not None:
+                    assert (b.canonical in got) == (ref[sig] in values), (b.message, data.hex())
