@@ -16,6 +16,8 @@ COMMANDS = {
     "forecast": ("agent.commands.forecast", "forecast battery end of life from a daily-history CSV"),
     "classify": ("agent.commands.classify", "classify component notes for compliance"),
     "demo": ("agent.commands.demo", "virtual car + agent + HMI in one process, accelerated"),
+    "replay": ("agent.commands.replay", "a recorded CAN log through the agent pipeline, at full speed"),
+    "map": ("agent.commands.map", "signal-map tools: import-kuksa FILE.json"),
 }
 
 

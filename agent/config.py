@@ -33,6 +33,7 @@ class CanConfig:
     bitrate: int = 500_000
     dbc: str = ""                       # "" = the shipped agent/data/trey_vehicle.dbc
     signal_map: str = ""                # "" = the shipped agent/data/signal_map.toml
+    profile: str = ""                   # a shipped vehicle profile (agent/vehicles.py): its DBC + map
     serial_baudrate: int = 115_200      # slcan only: serial link speed
     port: int = 0                       # udp_multicast only: UDP port (0 = python-can default 43113)
 
@@ -82,6 +83,32 @@ class ComponentsConfig:
 
 
 @dataclass(frozen=True)
+class BatteryConfig:
+    """The 12 V battery when the bus carries no identity frame (docs/rollup.md). A battery
+    change is then a change of `id` here: a new history starts, as with an identity frame."""
+    id: str = ""                        # "" = identity from the bus (Vehicle.LowVoltageBattery.Id)
+    rated_cycles: int = 0               # 0 = unknown
+    nominal_capacity_ah: float = 0.0    # 0 = unknown (no cycles without it)
+    install_date: str = ""              # ISO date, "" = unknown (no Battery_Age_Days)
+    sleep_gap_s: float = 30.0           # a longer gap between current samples = the bus slept
+    quiescent_current_a: float = 0.0    # draw integrated over a sleeping bus (none by default)
+
+
+@dataclass(frozen=True)
+class ObdConfig:
+    """OBD-II polling (agent/obd.py) for cars without a DBC for these signals."""
+    enabled: bool = False
+    request_id: int = 0x7E0             # the engine ECU's physical request ID
+    response_id: int = 0x7E8
+    interval_s: float = 1.0             # a round of every supported PID while the engine runs
+    probe_s: float = 5.0                # RPM only, while the bus is awake and the engine is not running
+    awake_s: float = 2.0                # the bus is awake when a frame was received this recently
+    timeout_s: float = 0.5              # an unanswered request is given up after this
+    est_running_a: float = 0.0          # cycles estimate without a current: mean |I| while the engine runs
+    est_start_ah: float = 0.0           # ... plus this charge per engine start (0 and 0 = no estimate)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -96,12 +123,15 @@ class Config:
     mqtt: MqttConfig | None = None      # absent = offline
     components: ComponentsConfig = ComponentsConfig()
     log: LogConfig = LogConfig()
+    battery: BatteryConfig = BatteryConfig()
+    obd: ObdConfig = ObdConfig()
     source: str = ""
 
 
 _SECTIONS = {
     "vehicle": VehicleConfig, "can": CanConfig, "state": StateConfig, "models": ModelsConfig,
     "hmi": HmiConfig, "mqtt": MqttConfig, "components": ComponentsConfig, "log": LogConfig,
+    "battery": BatteryConfig, "obd": ObdConfig,
 }
 _REQUIRED_SECTIONS = ("vehicle", "state")
 
@@ -111,6 +141,9 @@ def _check_type(where: str, value, typ):
         ok = isinstance(value, bool)
     elif typ is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
     elif typ is list:
         if isinstance(value, str):
             value = [value]
@@ -147,6 +180,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"can.bitrate: {cfg.can.bitrate} out of range 10000..8000000")
     if not 0 <= cfg.can.port <= 65535:
         raise ConfigError(f"can.port: {cfg.can.port} out of range 0..65535")
+    if cfg.can.profile:
+        from agent.vehicles import PROFILES
+        if cfg.can.profile not in PROFILES:
+            raise ConfigError(f"can.profile: {cfg.can.profile!r} is not a shipped profile ({', '.join(sorted(PROFILES))})")
     for key in ("dbc", "signal_map"):
         p = getattr(cfg.can, key)
         if p and not Path(p).is_file():
@@ -163,6 +200,8 @@ def _validate(cfg: Config) -> None:
             check_root_file(cfg.models.root)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"models.root: {exc}") from None
+    _validate_battery(cfg.battery)
+    _validate_obd(cfg.obd)
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log.level: {cfg.log.level!r} is not DEBUG/INFO/WARNING/ERROR")
     m = cfg.mqtt
@@ -187,6 +226,43 @@ def _validate(cfg: Config) -> None:
             raise ConfigError("mqtt.ca_file/cert_file given but mqtt.tls is false")
         if m.password_file and not m.username:
             raise ConfigError("mqtt.password_file given without mqtt.username")
+
+
+def _validate_battery(b: BatteryConfig) -> None:
+    import math
+    from datetime import date
+    if b.id and not _VEHICLE_ID.match(b.id):
+        raise ConfigError(f"battery.id: {b.id!r} must match {_VEHICLE_ID.pattern}")
+    if b.rated_cycles < 0:
+        raise ConfigError("battery.rated_cycles: must be >= 0")
+    for key in ("nominal_capacity_ah", "sleep_gap_s", "quiescent_current_a"):
+        v = getattr(b, key)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"battery.{key}: must be a finite number >= 0, got {v!r}")
+    if b.sleep_gap_s <= 0:
+        raise ConfigError("battery.sleep_gap_s: must be > 0")
+    if b.install_date:
+        try:
+            date.fromisoformat(b.install_date)
+        except ValueError:
+            raise ConfigError(f"battery.install_date: {b.install_date!r} is not an ISO date (YYYY-MM-DD)") from None
+    if (b.rated_cycles or b.nominal_capacity_ah or b.install_date) and not b.id:
+        raise ConfigError("battery.id: required when battery.rated_cycles/nominal_capacity_ah/install_date are set")
+
+
+def _validate_obd(o: ObdConfig) -> None:
+    import math
+    for key in ("request_id", "response_id"):
+        if not 0 <= getattr(o, key) <= 0x7FF:
+            raise ConfigError(f"obd.{key}: must be an 11-bit CAN ID (0..0x7FF)")
+    for key in ("interval_s", "probe_s", "awake_s", "timeout_s"):
+        v = getattr(o, key)
+        if not math.isfinite(v) or not 0.01 <= v <= 3600:
+            raise ConfigError(f"obd.{key}: {v!r} out of range 0.01..3600")
+    for key in ("est_running_a", "est_start_ah"):
+        v = getattr(o, key)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"obd.{key}: must be a finite number >= 0")
 
 
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:

@@ -457,8 +457,11 @@ class Agent:
             expl = {k: summary[k] for k in (
                 "battery_id", "as_of", "lifetime_cycles", "rated_cycles", "projected_lifetime_cycles_30d",
                 "days_to_rated", "forecast_daily_cycles", "fallback", "history_days", "recent_mean_daily_cycles",
-                "fleet_median_daily_cycles", "fleet_percentile", "usage_vs_fleet", "model") if k in summary}
+                "fleet_median_daily_cycles", "fleet_percentile", "usage_vs_fleet", "model", "cycles_source")
+                if k in summary}
             expl["summary"] = summary["explanation_text"]
+            if str(summary.get("cycles_source") or "").startswith("estimated"):
+                expl["summary"] += f" Cycles are estimated ({summary['cycles_source']}), not measured."
             self.alerts.raise_or_update(
                 f"battery:{bid}", "battery", "critical" if n <= 7 else "warning",
                 title="Battery service needed",
@@ -617,6 +620,8 @@ def battery_summary(bid, fc: dict, rows: list[dict]) -> dict:
         "fleet_percentile": _f(expl.get("fleet_percentile")),
         "usage_vs_fleet": _f(expl.get("ratio_to_fleet")),
         "explanation_text": expl.get("text") or "",
+        # how the cycles behind this forecast were obtained (docs/rollup.md): measured or estimated
+        "cycles_source": rows[-1].get("Cycles_Source") if rows else None,
     }
     return out
 

@@ -6,21 +6,13 @@
     r.events                                  # pending ("battery_changed", old, new) tuples; caller drains
     state = r.snapshot(); DailyRollup.restore(state)    # JSON-serialisable checkpoint
 
-The rules are those of shared_decisions.md (the simulator's truth follows the same):
-- clock = latest Vehicle.CurrentTime; frames before the first one are dropped (`no_time`);
-  without the time signal mapped the caller passes the system clock via `set_clock`.
-- day = UTC date of the clock; day D closes when the clock reaches a later date. The date never
-  moves backwards (a clock step back keeps today's accumulators).
-- a trip is ignition ON|START ... any other state; it counts, with its whole duration, on the
-  day ignition ON happened. A trip still running when its day closes (never in the simulator)
-  puts the part up to midnight on that day and the rest on the following day(s), not counted
-  again as a trip - a closed day cannot be reopened.
-- throughput: delta of the IBS counter between consecutive samples of the same battery, on the
-  day of the earlier sample (or |I| trapezoid over vehicle time without the counter). A counter
-  that steps back (sensor reset) rebases without a negative delta. A delta whose day has
-  already closed (missed midnight frame) goes to the current day.
-- Lifetime_Cycles_Used starts at cycles_used(first counter value) for a battery first seen, then
-  adds each closed day's cycles: it never decreases. A new battery id starts its own history.
+The rules (clock, day closing, trips, throughput, lifetime, the sleeping bus, clock glitches)
+are written in docs/rollup.md; the simulator's truth (can_sim/truth.py) follows the same. In
+short: clock = vehicle time (or the frames' timestamps); a day closes when the clock reaches a
+later date; a gap in the battery samples longer than `sleep_gap_s` is the bus asleep (only the
+configured quiescent draw is integrated over it, none by default); days the bus never woke get
+their (empty) row so the history stays contiguous; a clock sample far from the current clock is
+suspect (`clock_suspect`) until CLOCK_CONFIRM advancing samples agree with it.
 """
 
 from __future__ import annotations
@@ -32,6 +24,19 @@ from agent.schema import cycles_used
 
 ON_STATES = ("ON", "START")
 _EPOCH_ORD = date(1970, 1, 1).toordinal()
+CLOCK_JUMP_S = 86400.0       # a clock sample further than this from the clock (ahead or back) is suspect
+CLOCK_CONFIRM = 3            # ... until this many samples, each advancing by <= CLOCK_JUMP_S, agree
+SLEEP_GAP_S = 30.0           # default: a longer gap between current samples = the bus was asleep
+MAX_FILL_DAYS = 400          # never-woke days filled at most (a confirmed multi-year clock step is not a parked car)
+
+
+class BatteryInfo:
+    """The battery when the bus carries no identity frame (the agent's [battery] config)."""
+    __slots__ = ("id", "rated_cycles", "nominal_capacity_ah", "install_days")
+
+    def __init__(self, id, rated_cycles=None, nominal_capacity_ah=None, install_days=None):
+        self.id, self.rated_cycles = id, rated_cycles
+        self.nominal_capacity_ah, self.install_days = nominal_capacity_ah, install_days
 
 
 def utc_day(epoch_s: float) -> int:
@@ -89,8 +94,16 @@ class _Battery:
 
 
 class DailyRollup:
-    def __init__(self, use_counter: bool = True):
+    def __init__(self, use_counter: bool = True, *, battery: BatteryInfo | None = None,
+                 sleep_gap_s: float = SLEEP_GAP_S, quiescent_a: float = 0.0):
         self.use_counter = use_counter
+        self.measured = True                   # False: no counter, no current -> no cycles in the rows
+        self.estimate: tuple | None = None     # (Ah per engine start, mean A while running) when not measured
+        self.sleep_gap_s = float(sleep_gap_s)
+        self.quiescent_a = float(quiescent_a)
+        self.clock_suspect = 0
+        self._suspect: list | None = None      # [last suspect time, samples agreeing]
+        self._rx0: float | None = None         # receive time of the last accepted clock sample
         self.clock: float | None = None
         self.today: int | None = None          # date ordinal
         self.state: str | None = None
@@ -101,13 +114,29 @@ class DailyRollup:
         self.no_time = 0
         self.events: list = []
         self._closed: list = []
+        if battery is not None:
+            self.use_battery(battery)
+
+    def use_battery(self, info: BatteryInfo) -> None:
+        """The configured battery (no identity on the bus). Another id than the current one is a
+        battery change: a new history, as with an identity frame."""
+        view = {S.BATTERY_ID: info.id}
+        if info.rated_cycles is not None:
+            view[S.RATED_CYCLES] = info.rated_cycles
+        if info.nominal_capacity_ah is not None:
+            view[S.NOMINAL_CAPACITY] = info.nominal_capacity_ah
+        if info.install_days is not None:
+            view[S.INSTALL_DATE] = info.install_days
+        self._identity(view)
 
     # ---- feeding -----------------------------------------------------------------------
-    def feed(self, view: dict) -> list:
-        """Apply one frame's canonical values; returns the daily rows this frame closed."""
+    def feed(self, view: dict, rx: float | None = None) -> list:
+        """Apply one frame's canonical values (rx: its receive time, if known); returns the
+        daily rows this frame closed."""
         t = view.get(S.CURRENT_TIME)
         if t is not None:
-            self.set_clock(t)
+            if not self.set_clock(t, rx) and len(view) == 1:
+                return []
         elif self.clock is None:
             self.no_time += 1
             return []
@@ -138,7 +167,44 @@ class DailyRollup:
             return out
         return []
 
-    def set_clock(self, t: float) -> None:
+    def _jump_explained(self, t: float, rx: float | None) -> bool:
+        """A long clock step that the frames' receive times also show (the bus slept, or the
+        agent was off) is real; a glitch arrives among frames received at the normal rate."""
+        rx0 = self._rx0
+        if rx is None or rx0 is None:
+            return False
+        step = t - self.clock
+        return abs((rx - rx0) - step) <= max(60.0, 0.1 * abs(step))
+
+    def clock_ok(self, t: float, rx: float | None = None) -> bool:
+        """Would this clock sample be accepted now (not suspect, or confirming a suspect)?"""
+        c = self.clock
+        if c is None or -CLOCK_JUMP_S <= t - c <= CLOCK_JUMP_S or self._jump_explained(t, rx):
+            return True
+        sus = self._suspect
+        return sus is not None and sus[1] + 1 >= CLOCK_CONFIRM and 0 < t - sus[0] <= CLOCK_JUMP_S
+
+    def set_clock(self, t: float, rx: float | None = None) -> bool:
+        """Advance the clock; False if the sample is suspect (counted, not used). rx: the
+        frame's receive time, when known."""
+        c = self.clock
+        if c is not None and not -CLOCK_JUMP_S <= t - c <= CLOCK_JUMP_S and not self._jump_explained(t, rx):
+            sus = self._suspect
+            if sus is not None and 0 < t - sus[0] <= CLOCK_JUMP_S:
+                sus[0] = t
+                sus[1] += 1
+            else:
+                sus = self._suspect = [t, 1]
+            if sus[1] < CLOCK_CONFIRM:
+                self.clock_suspect += 1
+                return False
+        self._suspect = None
+        if rx is not None:
+            self._rx0 = rx
+        if not self.use_counter and self.bid is not None:
+            b = self.batteries[self.bid]
+            if b.last_i is not None and t - b.last_i[0] > self.sleep_gap_s:
+                self._asleep(b, t)
         self.clock = t
         d = _EPOCH_ORD + int(t // 86400)
         if self.today is None:
@@ -146,6 +212,28 @@ class DailyRollup:
         elif d > self.today:
             self._close_before(d)
             self.today = d
+        return True
+
+    def _asleep(self, b: "_Battery", t: float) -> None:
+        """No battery sample for longer than sleep_gap_s: the bus slept. Integrate only the
+        configured quiescent draw over the gap, day by day (never the last awake current)."""
+        t0 = b.last_i[0]
+        b.last_i = None
+        q = self.quiescent_a
+        if q <= 0 or t <= t0:
+            return
+        day = _EPOCH_ORD + int(t0 // 86400)
+        while t0 < t:
+            end = min(t, (day + 1 - _EPOCH_ORD) * 86400.0)
+            key = (self.bid, day)
+            a = self.open.get(key)
+            if a is None:
+                if self.today is not None and day < self.today:
+                    a = self._acc()          # that day already closed: keep the Ah on today
+                else:
+                    a = self.open[key] = _Day(self.bid, day)
+            a.ah += q * (end - t0) / 3600.0
+            t0, day = end, day + 1
 
     def _acc(self) -> _Day:
         key = (self.bid, self.today)
@@ -189,7 +277,11 @@ class DailyRollup:
             t0, bid, day = self.trip
             self.trip = None
             a0 = self.open.get((bid, day))
-            (a0 if a0 is not None else a).trip_s += max(0.0, self.clock - t0)   # clock stepped back: 0
+            dur = max(0.0, self.clock - t0)        # clock stepped back: 0
+            (a0 if a0 is not None else a).trip_s += dur
+            if self.estimate is not None and not self.measured:
+                # No current on this car: the documented estimate (docs/rollup.md).
+                (a0 if a0 is not None else a).ah += self.estimate[0] + self.estimate[1] * dur / 3600.0
 
     def _voltage(self, v: float) -> None:
         if self.bid is None:
@@ -227,13 +319,18 @@ class DailyRollup:
         if b.last_i is not None:
             t0, i0, d0 = b.last_i
             dt = self.clock - t0
-            if dt > 0:
+            if 0 < dt <= self.sleep_gap_s:
                 self._add_ah(d0, (i0 + i_abs) * 0.5 * dt / 3600.0)
         if b.last_i is None or self.clock >= b.last_i[0]:
             b.last_i = (self.clock, i_abs, self.today)
 
     # ---- closing -----------------------------------------------------------------------
     def _close_before(self, d: int) -> None:
+        if self.bid is not None and self.today is not None and d - self.today > 1:
+            # The bus never woke on these days (car parked): still days of the battery's history.
+            if d - self.today - 1 <= MAX_FILL_DAYS:
+                for day in range(self.today + 1, d):
+                    self.open.setdefault((self.bid, day), _Day(self.bid, day))
         keys = sorted((k for k in self.open if k[1] < d),
                       key=lambda k: (k[1], 0 if isinstance(k[0], int) else 1, k[0] if isinstance(k[0], int) else 0, str(k[0])))
         if self.trip is not None:
@@ -252,7 +349,7 @@ class DailyRollup:
     def _row(self, a: _Day) -> dict:
         b = self.batteries.get(a.bid) or _Battery()
         daily = life = None
-        if b.capacity:
+        if b.capacity and (self.measured or self.estimate is not None):
             daily = cycles_used(a.ah, b.capacity)
             if b.lifetime is None:
                 b.lifetime = cycles_used(b.first_ah or 0.0, b.capacity)
@@ -271,6 +368,7 @@ class DailyRollup:
             "Resting_Voltage": a.resting,
             "Min_Temperature": a.min_t,
             "Max_Temperature": a.max_t,
+            "Cycles_Source": self.cycles_source if daily is not None else None,
         }
 
     # ---- checkpoint --------------------------------------------------------------------
@@ -279,14 +377,21 @@ class DailyRollup:
         return {
             "v": 1, "use_counter": self.use_counter, "clock": self.clock, "today": self.today,
             "state": self.state, "bid": self.bid, "trip": list(self.trip) if self.trip else None,
-            "no_time": self.no_time,
+            "no_time": self.no_time, "clock_suspect": self.clock_suspect,
+            "measured": self.measured, "estimate": list(self.estimate) if self.estimate else None,
+            "sleep_gap_s": self.sleep_gap_s, "quiescent_a": self.quiescent_a, "rx0": self._rx0,
             "batteries": [[k, b.to_json()] for k, b in self.batteries.items()],
             "open": [a.to_json() for a in self.open.values()],
         }
 
     @classmethod
     def restore(cls, snap: dict) -> "DailyRollup":
-        r = cls(bool(snap.get("use_counter", True)))
+        r = cls(bool(snap.get("use_counter", True)), sleep_gap_s=snap.get("sleep_gap_s", SLEEP_GAP_S),
+                quiescent_a=snap.get("quiescent_a", 0.0))
+        r.clock_suspect = int(snap.get("clock_suspect", 0))
+        r.measured = bool(snap.get("measured", True))
+        r.estimate = tuple(snap["estimate"]) if snap.get("estimate") else None
+        r._rx0 = snap.get("rx0")
         r.clock, r.today, r.state, r.bid = snap["clock"], snap["today"], snap["state"], snap["bid"]
         r.trip = tuple(snap["trip"]) if snap.get("trip") else None
         r.no_time = int(snap.get("no_time", 0))
@@ -295,6 +400,17 @@ class DailyRollup:
             a = _Day.from_json(v)
             r.open[(a.bid, a.day)] = a
         return r
+
+    @property
+    def cycles_source(self) -> str | None:
+        """How Daily_Cycles_Used is obtained on this car (docs/rollup.md)."""
+        if self.use_counter:
+            return "measured:throughput_counter"
+        if self.measured:
+            return "measured:current"
+        if self.estimate is not None:
+            return "estimated:engine_time"
+        return None
 
     def lifetime(self, bid=None):
         """Lifetime cycles of a battery through its last closed day (None if unknown)."""

@@ -21,7 +21,15 @@ HEALTH_COLUMNS = (
     "Max_Temperature",        # degC
 )
 
-DAILY_COLUMNS = SEED_COLUMNS + HEALTH_COLUMNS
+SOURCE_COLUMNS = (
+    "Cycles_Source",          # how Daily_Cycles_Used was obtained (docs/rollup.md): "measured:throughput_counter",
+                              # "measured:current", "estimated:engine_time"; empty = no cycles
+)
+
+DAILY_COLUMNS = SEED_COLUMNS + HEALTH_COLUMNS + SOURCE_COLUMNS
+# Columns a row from an older agent may lack (uplink payloads, stored rows): read as empty.
+OPTIONAL_COLUMNS = SOURCE_COLUMNS
+STRING_COLUMNS = ("Date", "Cycles_Source")
 
 
 def cycles_used(throughput_ah: float, nominal_capacity_ah: float) -> float:

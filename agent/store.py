@@ -58,6 +58,10 @@ class StateStore:
         with self.transaction() as c:
             c.execute(f'CREATE TABLE IF NOT EXISTS daily ("Date" TEXT NOT NULL, "Battery_ID" NOT NULL, {cols}, '
                       'PRIMARY KEY ("Battery_ID", "Date"))')
+            have = {r[1] for r in c.execute('PRAGMA table_info("daily")')}
+            for col in DAILY_COLUMNS:
+                if col not in have:          # a state dir from an older agent: columns added since
+                    c.execute(f'ALTER TABLE daily ADD COLUMN "{col}"')
             c.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             c.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 

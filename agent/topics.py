@@ -53,7 +53,7 @@ import re
 import uuid
 
 from agent.jsonsafe import finite, jsonable
-from agent.schema import DAILY_COLUMNS
+from agent.schema import DAILY_COLUMNS, OPTIONAL_COLUMNS
 
 SCHEMA_VERSION = 1
 PREFIX = "trey/v1"
@@ -376,8 +376,9 @@ def decode_uplink(topic: str, payload: bytes, max_bytes: int = 1 << 20) -> tuple
         raise PayloadError(f"{kind}:vehicle_mismatch")
     if kind == "daily":
         row = obj.get("row")
-        if not isinstance(row, dict) or set(row) != set(DAILY_COLUMNS):
+        if not isinstance(row, dict) or not set(DAILY_COLUMNS) - set(OPTIONAL_COLUMNS) <= set(row) <= set(DAILY_COLUMNS):
             raise PayloadError("daily:bad_row")
+        row = obj["row"] = {c: row.get(c) for c in DAILY_COLUMNS}      # an older agent's row: new columns empty
         if not isinstance(row.get("Date"), str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["Date"]):
             raise PayloadError("daily:bad_date")
         for c in DAILY_COLUMNS:

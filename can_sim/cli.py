@@ -3,6 +3,8 @@
   trey-sim run --interface udp_multicast --channel 239.74.163.2 --scenario aging --days 400 \
       --speed 86400 --seed 7 --truth truth.csv [--start 2024-01-01] [--record drive.log]
   trey-sim replay drive.log --interface virtual --channel x [--speed 86400 | --max-speed]
+  trey-sim vehicle vw_mqb --interface none --days 21 --record vw.log [--start 2024-05-06] [--seed 1]
+      (a shipped vehicle profile's car with a sleeping bus, can_sim.production)
   trey-sim scenarios
 
 Exit codes: 0 done, 2 bad arguments / cannot open the bus or file, 130/143 interrupted
@@ -63,6 +65,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _bus_args(p)
     p.add_argument("--speed", type=float, default=1.0, help="recorded seconds per wall second (default 1)")
 
+    v = sub.add_parser("vehicle", help="a shipped vehicle profile's car (production DBC, sleeping bus)")
+    v.add_argument("profile", help="vw_mqb | bmw_e9x_e8x")
+    _bus_args(v)
+    v.add_argument("--days", type=int, default=7)
+    v.add_argument("--start", type=date.fromisoformat, default=date(2024, 5, 6), help="first day (UTC), YYYY-MM-DD")
+    v.add_argument("--seed", type=int, default=1)
+    v.add_argument("--speed", type=float, default=86400.0, help="simulated seconds per wall second")
+    v.add_argument("--record", default=None, help="also record every frame to a python-can log")
+
     sub.add_parser("scenarios", help="list scenarios")
     return ap
 
@@ -107,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                             replace_battery_day=args.replace_battery_day, drive_period_s=args.drive_period,
                             busy_frames=args.busy_frames, battery_id=args.battery_id,
                             dbc=args.dbc, signal_map=args.signal_map)
+        elif args.command == "vehicle":
+            from datetime import datetime, time, timezone
+
+            from can_sim.production import profile_car
+            if args.days < 1:
+                raise ValueError("--days must be >= 1")
+            car = profile_car(args.profile, int(datetime.combine(args.start, time(0), tzinfo=timezone.utc).timestamp()),
+                              args.days, seed=args.seed)
         bus = open_bus(args.interface, args.channel, port=args.port, bitrate=args.bitrate)
     except Exception as exc:   # bad scenario/DBC/map, bus that cannot open: one clear line
         log.error("%s", exc)
@@ -120,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                 # After an interrupted run: the truth of the days closed so far.
                 sim.write_truth(args.truth, so_far=stats.stopped)
             log.info("run %s seed=%d: %d days, %d frames in %.1f s wall%s", args.scenario, args.seed, args.days,
+                     stats.frames, stats.wall_s, " (interrupted)" if stats.stopped else "")
+        elif args.command == "vehicle":
+            stats = send_stream(bus, ((m.timestamp, m) for m in car.frames()), speed=speed, record=args.record,
+                                rate_limit=args.rate_limit, should_stop=stop)
+            log.info("vehicle %s seed=%d: %d days, %d frames in %.1f s wall%s", args.profile, args.seed, args.days,
                      stats.frames, stats.wall_s, " (interrupted)" if stats.stopped else "")
         else:
             stats = replay(args.log, bus, speed=speed, rate_limit=args.rate_limit, should_stop=stop)

@@ -37,6 +37,7 @@ class _Slot:
     raw_min: int
     raw_max: int
     name_to_raw: dict[str, int] | None = None   # enum signals: canonical value -> raw
+    sentinels: frozenset = frozenset()          # numeric signals: raw values the DBC names (error codes)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class MessagePlan:
     frame_id: int
     is_extended: bool
     length: int
+    is_fd: bool = False               # CAN FD (payloads up to 64 bytes)
     slots: list[_Slot] = field(default_factory=list)
     counters: list[tuple[str, int]] = field(default_factory=list)   # (signal, modulo) rolling counters
     fillers: dict[str, int] = field(default_factory=dict)           # other unmapped signals: constant raw
@@ -68,40 +70,45 @@ class FrameEncoder:
         self.smap = smap
         self.plans: list[MessagePlan] = []
         self.plan_for: dict[str, MessagePlan] = {}          # canonical -> plan
-        seen: dict[int, MessagePlan] = {}
+        seen: dict[tuple, MessagePlan] = {}
         order = list(SET_ORDER) + [c for c in S.ALL if c not in SET_ORDER]
         for canonical in order:
             b = smap.bindings.get(canonical)
             if b is None:
                 continue
-            plan = seen.get(b.frame_id)
+            plan = seen.get(b.key)
             if plan is None:
-                msg = smap.db.get_message_by_frame_id(b.frame_id)
-                plan = MessagePlan(msg, msg.frame_id, bool(msg.is_extended_frame), msg.length)
-                seen[b.frame_id] = plan
+                msg = smap.message_for(b)
+                plan = MessagePlan(msg, msg.frame_id, bool(msg.is_extended_frame), msg.length,
+                                   bool(msg.is_fd) or msg.length > 8)
+                seen[b.key] = plan
                 self.plans.append(plan)
             self.plan_for[canonical] = plan
         for plan in self.plans:
-            mapped = {b.signal for b in smap.by_frame_id[plan.frame_id]}
-            for b in smap.by_frame_id[plan.frame_id]:
+            key = (plan.frame_id, plan.is_extended)
+            mapped = {b.signal for b in smap.by_key[key]}
+            for b in smap.by_key[key]:
                 sig = plan.message.get_signal_by_name(b.signal)
                 lo, hi = _raw_bounds(sig)
                 raw_min = max(lo, self._to_raw(sig, sig.minimum) if sig.minimum is not None else lo)
                 raw_max = min(hi, self._to_raw(sig, sig.maximum) if sig.maximum is not None else hi)
                 n2r = None
-                if sig.choices:     # enum: canonical value -> raw (via the map's name translation)
+                if sig.choices and b.is_enum:     # enum: canonical value -> raw (via the map's name translation)
                     n2r = {}
                     for r, nm in sig.choices.items():
                         if b.choices is None:
                             n2r[str(nm)] = int(r)
                         elif str(nm) in b.choices:
                             n2r[b.choices[str(nm)]] = int(r)
-                plan.slots.append(_Slot(b, sig, raw_min, raw_max, n2r))
+                    n2r = {k: v for k, v in n2r.items() if k in S.SYSTEM_STATES}   # never a sentinel name
+                plan.slots.append(_Slot(b, sig, raw_min, raw_max, n2r,
+                                        frozenset(int(r) for r in (sig.choices or {})) if not b.is_enum else frozenset()))
                 # Out-of-range candidates: numeric, no enum, raw field wider than the DBC range.
-                if not sig.choices:
-                    if hi > raw_max:
+                if not b.is_enum:
+                    sent = plan.slots[-1].sentinels
+                    if hi > raw_max and hi not in sent:
                         plan.oor.append((sig.name, hi))
-                    if lo < raw_min:
+                    if lo < raw_min and lo not in sent:
                         plan.oor.append((sig.name, lo))
             for sig in plan.message.signals:
                 if sig.name in mapped:
@@ -119,7 +126,7 @@ class FrameEncoder:
 
     @staticmethod
     def _to_raw(sig, phys) -> int:
-        return int(sig.conversion.numeric_scaled_to_raw(phys)) if not sig.choices else int(phys)
+        return int(sig.conversion.numeric_scaled_to_raw(phys))
 
     def set_plans(self, canonicals) -> list[MessagePlan]:
         """Messages needed to carry these canonical signals, in frame-set order (deduplicated)."""
@@ -143,6 +150,8 @@ class FrameEncoder:
             else:
                 phys = ((v if v is not None else 0.0) - b.offset) / b.factor
                 r = min(max(int(sig.conversion.numeric_scaled_to_raw(phys)), slot.raw_min), slot.raw_max)
+                while r in slot.sentinels:       # a real value never encodes as an error code
+                    r = r - 1 if r > slot.raw_min else r + 1
                 view[b.canonical] = sig.conversion.raw_to_scaled(r, False) * b.factor + b.offset
             raw[sig.name] = r
         for name, mod in plan.counters:
@@ -150,7 +159,7 @@ class FrameEncoder:
         plan.counter_value += 1
         raw.update(plan.fillers)
         data = plan.message.encode(raw, scaling=False, strict=False)
-        msg = can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data)
+        msg = can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data, is_fd=plan.is_fd)
         return msg, view, raw
 
     # ---- bad frames (fault injection) --------------------------------------------------
@@ -159,11 +168,12 @@ class FrameEncoder:
             return None
         name, bad = plan.oor[int(rng.integers(len(plan.oor)))]
         data = plan.message.encode({**raw, name: bad}, scaling=False, strict=False)
-        return can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data)
+        return can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data, is_fd=plan.is_fd)
 
     def bad_dlc(self, plan: MessagePlan, data: bytes, rng) -> can.Message:
         n = int(rng.integers(0, plan.length))          # strictly shorter than the DBC length
-        return can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data[:n])
+        return can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended, data=data[:n],
+                           is_fd=plan.is_fd)
 
     def undecodable(self, plan: MessagePlan) -> can.Message:
         return can.Message(arbitration_id=plan.frame_id, is_extended_id=plan.is_extended,

@@ -1,6 +1,6 @@
 """Ground truth: the daily rows a perfect agent computes from the frames the simulator sent.
 
-A small reference implementation of the rules in shared_decisions.md, fed with the agent's
+A small reference implementation of the rules in docs/rollup.md, fed with the agent's
 view of every *valid* frame (the quantised canonical values, see frames.py), in bus order:
 - clock = latest Vehicle.CurrentTime; samples before the first time value are ignored;
 - day = UTC date of the clock; day D closes when the clock moves to a later date;
@@ -23,10 +23,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from agent import signals as S
+from agent.decode import REASONS  # the agent owns the drop reasons
 from agent.schema import DAILY_COLUMNS, cycles_used
 
 ON_STATES = ("ON", "START")
-REASONS = ("unknown_id", "bad_dlc", "out_of_range", "undecodable", "no_time")
 _EPOCH = date(1970, 1, 1)
 
 
@@ -180,6 +180,7 @@ class TruthRollup:
                 "Resting_Voltage": acc.resting,
                 "Min_Temperature": acc.min_t,
                 "Max_Temperature": acc.max_t,
+                "Cycles_Source": "measured:throughput_counter",     # the truth integrates the IBS counter
             })
 
 

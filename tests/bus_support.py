@@ -7,7 +7,7 @@ import os
 import random
 from pathlib import Path
 
-from agent.schema import DAILY_COLUMNS
+from agent.schema import DAILY_COLUMNS, STRING_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOATS = ("Daily_Trip_Duration", "Daily_Cycles_Used", "Lifetime_Cycles_Used", "Min_Cranking_Voltage",
@@ -42,7 +42,7 @@ def read_csv_rows(text_or_path) -> list[dict]:
             v = r[c]
             if v == "":
                 row[c] = None
-            elif c == "Date":
+            elif c in STRING_COLUMNS:
                 row[c] = v
             elif c in FLOATS:
                 row[c] = float(v)

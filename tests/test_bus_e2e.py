@@ -165,7 +165,9 @@ def test_without_throughput_counter_the_agent_integrates_current(tmp_path):
     sm = load_signal_map(None, tmp_path / "map.toml")
     assert not sm.has("Vehicle.LowVoltageBattery.ChargeThroughput")
     sim = Simulator("aging", seed=7, days=60, battery_age_days=100)
-    p = Pipeline(sm, StateStore(tmp_path / "state"))
+    # The simulator's decimated frame sets stand for an awake bus over their interval (hourly
+    # while parked): tell the agent its samples are that far apart (docs/rollup.md, sleeping bus).
+    p = Pipeline(sm, StateStore(tmp_path / "state"), sleep_gap_s=3700)
     p.feed_many(m for _, m in sim.frames())
     p.close()
     rows, truth = p.store.history(), sim.truth()

@@ -78,7 +78,7 @@ def test_counter_delta_goes_to_day_of_earlier_sample_and_trip_to_its_on_day():
 
 
 def test_no_time_then_integration_fallback_and_new_battery():
-    r = DailyRollup(use_counter=False)
+    r = DailyRollup(use_counter=False, sleep_gap_s=4000)      # a sensor reporting hourly: awake
     assert r.feed({**ID, S.CURRENT: -10.0}) == [] and r.no_time == 1
     rows = _drive(r, [(D0, {**ID, S.CURRENT: -10.0}), (D0 + 3600, {S.CURRENT: -10.0}),
                       (D0 + 7200, {S.CURRENT: 30.0})])

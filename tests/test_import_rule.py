@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "can", "cantools", "paho", "serial", "msgpack", "cryptography"}
+ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "can", "cantools", "paho", "serial", "msgpack", "cryptography",
+                       "isotp"}   # can-isotp: OBD-II (agent/obd.py)
 
 
 def _imports(path: Path):
