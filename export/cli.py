@@ -32,6 +32,10 @@ GROUPS = {
         "summary": ("export.commands.fleet_summary", "fleet alert summary (CSV + PNG) from ingested data"),
     },
 }
+# Commands without an action: `trey-export NAME --options`.
+SINGLE = {
+    "dashboard": ("export.commands.dashboard", "the fleet dashboard: a read-only web app over the lake"),
+}
 
 
 def main(argv=None) -> int:
@@ -43,6 +47,11 @@ def main(argv=None) -> int:
     parser.add_argument("--log-level", default="INFO")
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     chosen = None
+    for name, (module, help_) in SINGLE.items():
+        sp = groups.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=module)
+        if argv[:1] == [name]:
+            chosen = (sp, module)
     for gname, actions in GROUPS.items():
         gp = groups.add_parser(gname, help=f"{gname}: {', '.join(actions)}")
         acts = gp.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -221,7 +221,8 @@ def _daily_table(f: _Fleet, s: dict, vids: pa.Array, rng) -> pa.Table:
     cols = {c: known.get(c, pa.nulls(len(idx), pa.string())) for c in DAILY_COLUMNS}
     cols["vehicle_id"] = vids.take(pa.array(idx))
     cols["msg_id"] = _ids(rng, len(idx))
-    late = rng.exponential(5 * 3600, len(idx)) + rng.uniform(300, 3600, len(idx))
+    # uploaded after the day closes: most within hours, never later than the next evening
+    late = np.minimum(rng.exponential(2 * 3600, len(idx)), 20 * 3600) + rng.uniform(300, 1800, len(idx))
     cols["received_at"] = pa.array(_ts(d + dt.timedelta(days=1), late), TS)
     return pa.table(cols)
 

@@ -1,10 +1,10 @@
-"""The dashboard's questions to the lake, in SQL, run by DuckDB straight over the Parquet
-tables of docs/lake.md (read-only; hive partition `date` prunes by time).
+"""The dashboard's questions to the lake, in SQL, run by DuckDB over the Parquet tables of
+docs/lake.md (read-only) through a snapshot of precomputed aggregates (see `Lake`).
 
 Every view answers {"as_of", "params", "summary", "tables": {name: {"columns", "rows"}},
 "notes"}; the HTTP layer serves it as JSON or one table of it as CSV.
 
-Reference time: `as_of` is the newest `received_at` in the lake (daily, status), not the wall
+Reference time: `as_of` is the newest `received_at` in the lake (daily, status, alerts), not the wall
 clock, so "seen in the last 24 h" means relative to the latest data and a stalled ingest shows
 as a stale `as_of`, not as a fleet that vanished. Tables that do not exist yet read as empty
 with their contract columns; columns a writer has not produced yet (e.g. the compliance
@@ -13,7 +13,10 @@ with their contract columns; columns a writer has not produced yet (e.g. the com
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -46,7 +49,7 @@ SCHEMAS = {
                    "model": _S, "scored_at": _T},
 }
 TABLES = tuple(SCHEMAS)
-REFRESH_S = 30.0          # how often new tables / columns are looked for
+REFRESH_S = 60.0          # how often the lake's files are checked for changes (snapshot rebuild)
 RISK_WINDOW_DAYS = 21     # a battery's current forecast = its latest within this many days of the newest run
 EOL_BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 180), (181, 365), (366, 730))
 # Words of a compliance `why` that name a cause when the *_state columns are null (older data).
@@ -80,30 +83,105 @@ def _local_root(uri: str) -> tuple[str, bool]:
     return str(Path(uri).resolve()), True
 
 
+
+_CAUSES = f"""list_filter(CASE WHEN coalesce(year_state, material_state, condition_state) IS NOT NULL
+    THEN [CASE WHEN year_state = 'violates' THEN 'year' END,
+          CASE WHEN material_state = 'violates' THEN 'material' END,
+          CASE WHEN condition_state = 'violates' THEN 'condition' END]
+    ELSE [CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_YEAR_RE}'))) > 0 THEN 'year' END,
+          CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_MATERIAL_RE}'))) > 0 THEN 'material' END,
+          CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_CONDITION_RE}'))) > 0 THEN 'condition' END]
+    END, lambda x: x IS NOT NULL)"""
+_LATEST = "QUALIFY row_number() OVER (PARTITION BY {by} ORDER BY {order}) = 1"
+# The snapshot: what each view reads, derived once per lake change instead of once per request.
+SNAPSHOT_SQL = (
+    # one vehicle's history = a range of this table (sorted: DuckDB's zone maps skip the rest)
+    """CREATE TABLE daily AS SELECT vehicle_id, Date, Battery_ID, Daily_Cycles_Used, Lifetime_Cycles_Used,
+         Battery_Rated_Cycles, Number_Of_Trips, Daily_Trip_Duration, Min_Cranking_Voltage, Resting_Voltage,
+         Min_Temperature, Max_Temperature, received_at FROM src_daily ORDER BY vehicle_id, Date""",
+    "CREATE TABLE alerts AS SELECT * FROM src_alerts ORDER BY vehicle_id, updated, revision",
+    f"""CREATE TABLE alert_latest AS SELECT vehicle_id, alert_id, state, kind, severity, updated FROM alerts
+         {_LATEST.format(by="vehicle_id, alert_id", order="revision DESC, updated DESC")}""",
+    f"""CREATE TABLE status_latest AS
+         WITH l AS (SELECT vehicle_id, state, "at", received_at FROM src_status
+                    {_LATEST.format(by="vehicle_id", order='"at" DESC, received_at DESC')}),
+              o AS (SELECT vehicle_id, "at" AS online_at, outbox_rows, outbox_bytes, outbox_sent, dropped_telemetry,
+                           dropped_alerts, downlink_rejected, models FROM src_status WHERE state = 'online'
+                    {_LATEST.format(by="vehicle_id", order='"at" DESC, received_at DESC')})
+         SELECT * FROM l LEFT JOIN o USING (vehicle_id) ORDER BY vehicle_id""",
+    """CREATE TABLE seen AS SELECT vehicle_id, max(received_at) AS last_seen FROM (
+         SELECT vehicle_id, received_at FROM daily UNION ALL SELECT vehicle_id, received_at FROM src_status
+         UNION ALL SELECT vehicle_id, received_at FROM alerts) GROUP BY vehicle_id ORDER BY vehicle_id""",
+    f"""CREATE TABLE forecasts_latest AS
+         WITH per_model AS (SELECT * EXCLUDE (date), coalesce(vehicle_id, battery_id) AS vkey FROM src_forecasts
+                            {_LATEST.format(by="coalesce(vehicle_id, battery_id), model", order="as_of DESC, scored_at DESC")})
+         SELECT *, row_number() OVER (PARTITION BY vkey ORDER BY as_of DESC, scored_at DESC) = 1 AS is_latest,
+                list_avg(forecast_daily_cycles) AS daily_cycles,
+                greatest(rated_cycles - lifetime_cycles, 0) AS remaining_cycles,
+                CASE WHEN days_to_rated IS NOT NULL THEN days_to_rated
+                     WHEN list_avg(forecast_daily_cycles) > 0
+                     THEN ceil(greatest(rated_cycles - lifetime_cycles, 0) / list_avg(forecast_daily_cycles))::BIGINT
+                END AS days_to_eol,
+                CASE WHEN days_to_rated IS NOT NULL THEN 'forecast' ELSE 'extrapolated' END AS basis
+         FROM per_model ORDER BY vkey""",
+    # forecast vs realised: the same battery's lifetime 30 days after as_of
+    """CREATE TABLE forecast_pairs AS
+         SELECT f.model, f.as_of, f.alert, f.projected_lifetime_cycles_30d - f.lifetime_cycles AS forecast_30d,
+                d.Lifetime_Cycles_Used - f.lifetime_cycles AS realised_30d,
+                d.Lifetime_Cycles_Used >= f.rated_cycles AS reached
+         FROM src_forecasts f JOIN daily d ON d.Battery_ID = f.battery_id AND d.Date = f.as_of + 30""",
+    "CREATE TABLE forecast_runs AS SELECT model, as_of, count(*) AS forecasts FROM src_forecasts GROUP BY ALL",
+    f"""CREATE TABLE compliance_current AS
+         SELECT * EXCLUDE (date), {_CAUSES} AS causes,
+                coalesce(year_state, material_state, condition_state) IS NOT NULL AS from_states
+         FROM src_compliance {_LATEST.format(by="vehicle_id, component", order="scored_at DESC")}
+         ORDER BY vehicle_id, component""",
+    """CREATE TABLE lake_meta AS SELECT
+         (SELECT count(*) FROM daily) AS daily, (SELECT count(*) FROM alerts) AS alerts,
+         (SELECT count(*) FROM src_status) AS status, (SELECT count(*) FROM src_forecasts) AS forecasts,
+         (SELECT count(*) FROM src_compliance) AS compliance,
+         (SELECT max(last_seen) FROM seen) AS as_of, (SELECT max(Date) FROM daily) AS daily_until""",
+)
+
+
+def _close_and_remove(con, path: str) -> None:
+    try:
+        con.close()
+    finally:
+        for p in (path, path + ".wal"):
+            if os.path.exists(p):
+                os.remove(p)
+
+
 class Lake:
-    def __init__(self, uri: str, threads: int | None = None, memory_limit: str = "2GB"):
-        import duckdb
+    """The lake, read through a snapshot: a DuckDB database file (in a temp dir, never in the
+    lake) holding the aggregates and indexes the views need, built from the Parquet tables at
+    start and rebuilt in the background when their files change. Measured on 20,000 vehicles
+    x 2 years (bench/bench_dashboard.py): DuckDB straight over the ~3,000 Parquet files answers
+    the overview and the accuracy view in ~8 s and one vehicle in ~3 s, each request paying for
+    listing/opening every file and re-deriving the latest state per vehicle; from the snapshot,
+    in milliseconds."""
+
+    def __init__(self, uri: str, threads: int | None = None, memory_limit: str = "2GB",
+                 refresh_s: float | None = REFRESH_S):
         self.uri = uri
         self.root, self.local = _local_root(uri)
+        self.threads, self.memory_limit = threads, memory_limit
         self._lock = threading.Lock()
-        self._refreshed = 0.0
-        self._present: dict[str, set[str]] = {}
-        self._as_of_cache: tuple[float, dict] | None = None
         self._tmp = tempfile.mkdtemp(prefix="trey-dashboard-")
-        self.con = duckdb.connect(":memory:")
-        self.con.execute(f"SET temp_directory={_q(self._tmp)}")
-        self.con.execute(f"SET memory_limit={_q(memory_limit)}")
-        self.con.execute("SET TimeZone='UTC'")
-        self.con.execute("SET parquet_metadata_cache=true")     # 3,650 footers once, not per request
-        if threads:
-            self.con.execute(f"SET threads={int(threads)}")
-        if self.local:
-            # Defense in depth (no SQL comes from a request): this connection can read the
-            # lake and nothing else on the machine, and nobody can change that.
-            self.con.execute(f"SET allowed_directories=[{_q(self.root)}, {_q(self._tmp)}]")
-            self.con.execute("SET enable_external_access=false")
-        self.con.execute("SET lock_configuration=true")
-        self.refresh(force=True)
+        self._gen = 0
+        self.con = None
+        self.info: dict = {}
+        self._fingerprint = None
+        self._stop = threading.Event()
+        if self.exists():
+            self.build()
+        if refresh_s and self.local:
+            threading.Thread(target=self._watch, args=(refresh_s,), name="dashboard-refresh", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ sources
     def exists(self) -> bool:
@@ -112,47 +190,104 @@ class Lake:
     def _glob(self, table: str) -> str:
         return f"{self.root}/{table}/**/*.parquet"
 
-    def _has_files(self, table: str) -> bool:
+    def fingerprint(self):
+        """(files, bytes, newest mtime) per table: changes when a writer adds or replaces files."""
         if not self.local:
-            return True
-        d = Path(self.root) / table
-        return d.is_dir() and next(d.rglob("*.parquet"), None) is not None
+            return None
+        out = []
+        for t in TABLES:
+            n = size = newest = 0
+            for dirpath, _, files in os.walk(Path(self.root) / t):
+                for f in files:
+                    if f.endswith(".parquet"):
+                        st = os.stat(os.path.join(dirpath, f))
+                        n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+            out.append((t, n, size, newest))
+        return tuple(out)
 
-    def refresh(self, force: bool = False) -> None:
-        """(Re)define one view per table over its Parquet files, with the contract's columns."""
-        if not force and time.monotonic() - self._refreshed < REFRESH_S:
-            return
+    def _configure(self, con, read_only: bool) -> None:
+        con.execute(f"SET temp_directory={_q(self._tmp)}")
+        con.execute(f"SET memory_limit={_q(self.memory_limit)}")
+        con.execute("SET TimeZone='UTC'")
+        if self.threads:
+            con.execute(f"SET threads={int(self.threads)}")
+        if self.local:
+            # Defense in depth (no SQL comes from a request): these connections read the lake
+            # and their own snapshot, nothing else on the machine, and nobody can change that.
+            allowed = [self._tmp] + ([] if read_only else [self.root])
+            con.execute(f"SET allowed_directories=[{', '.join(_q(a) for a in allowed)}]")
+            con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+
+    def _sources(self, con) -> dict[str, bool]:
+        """One view src_<table> per table over its Parquet files, with the contract's columns
+        (missing columns as typed nulls, a missing table as an empty relation)."""
+        present = {}
+        for t, schema in SCHEMAS.items():
+            cols: set[str] = set()
+            src = None
+            d = Path(self.root) / t
+            if not self.local or (d.is_dir() and next(d.rglob("*.parquet"), None) is not None):
+                src = (f"read_parquet({_q(self._glob(t))}, hive_partitioning=true, union_by_name=true, "
+                       "hive_types={'date': DATE})")
+                try:
+                    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+                except Exception as exc:       # unreadable files: say so, serve the rest
+                    log.warning("lake table %s unreadable: %s", t, exc)
+                    src, cols = None, set()
+            sel = ", ".join(f'"{c}"' if c in cols else f'NULL::{ty} AS "{c}"' for c, ty in schema.items())
+            sql = f"SELECT {sel}, NULL::DATE AS date WHERE false" if src is None else f"SELECT {sel}, date FROM {src}"
+            con.execute(f"CREATE VIEW src_{t} AS {sql}")
+            present[t] = bool(cols)
+        return present
+
+    def build(self) -> dict:
+        """Build a new snapshot from the lake and switch to it (the old one keeps serving meanwhile)."""
+        import duckdb
         with self._lock:
-            if not force and time.monotonic() - self._refreshed < REFRESH_S:
-                return
-            cur = self.con.cursor()
-            present: dict[str, set[str]] = {}
-            for t, schema in SCHEMAS.items():
-                cols: set[str] = set()
-                src = None
-                if self.exists() and self._has_files(t):
-                    src = (f"read_parquet({_q(self._glob(t))}, hive_partitioning=true, union_by_name=true, "
-                           "hive_types={'date': DATE})")
-                    try:
-                        cols = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-                    except Exception as exc:       # unreadable files: say so, serve the rest
-                        log.warning("lake table %s unreadable: %s", t, exc)
-                        src, cols = None, set()
-                sel = ", ".join(f'"{c}"' if c in cols else f'NULL::{ty} AS "{c}"' for c, ty in schema.items())
-                if src is None:
-                    sql = f"SELECT {sel}, NULL::DATE AS date WHERE false"
-                else:
-                    sql = f"SELECT {sel}, date FROM {src}"
-                cur.execute(f"CREATE OR REPLACE VIEW {t} AS {sql}")
-                present[t] = cols
-            self._present = present
-            self._refreshed = time.monotonic()
+            fp = self.fingerprint()
+            started = time.monotonic()
+            self._gen += 1
+            path = os.path.join(self._tmp, f"snapshot-{self._gen}.duckdb")
+            con = duckdb.connect(path)
+            try:
+                self._configure(con, read_only=False)
+                present = self._sources(con)
+                for stmt in SNAPSHOT_SQL:
+                    con.execute(stmt)
+                con.execute("CREATE TABLE present AS SELECT * FROM (VALUES " +
+                            ", ".join(f"({_q(t)}, {str(ok).lower()})" for t, ok in present.items()) +
+                            ") v(tbl, present)")
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            serving = duckdb.connect(path, read_only=True)
+            self._configure(serving, read_only=True)
+            old, self.con = self.con, serving
+            self._fingerprint = fp
             self._as_of_cache = None
+            self.info = {"built_at": dt.datetime.now(dt.timezone.utc), "build_s": round(time.monotonic() - started, 2),
+                         "snapshot_bytes": os.path.getsize(path)}
+            log.info("lake snapshot %d built in %.1f s (%s)", self._gen, self.info["build_s"], self.uri)
+            if old is not None:
+                old_path = os.path.join(self._tmp, f"snapshot-{self._gen - 1}.duckdb")
+                threading.Timer(60.0, _close_and_remove, (old, old_path)).start()   # after in-flight requests
+            return self.info
+
+    def _watch(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                if self.exists() and self.fingerprint() != self._fingerprint:
+                    self.build()
+            except Exception:
+                log.exception("lake snapshot refresh failed; still serving the previous one")
 
     def present(self) -> dict[str, bool]:
-        return {t: bool(c) for t, c in self._present.items()}
+        return dict(self._rows("SELECT tbl, present FROM present")[1])
 
     def _rows(self, sql: str, params=()) -> tuple[list[str], list[tuple]]:
+        if self.con is None:
+            raise LakeMissing(f"no lake at {self.uri}")
         cur = self.con.cursor()
         try:
             res = cur.execute(sql, list(params))
@@ -170,20 +305,11 @@ class Lake:
 
     # ------------------------------------------------------------------ reference time
     def as_of(self) -> dict:
-        """{"as_of": newest received_at, "date": its UTC day} (cached for a few seconds)."""
-        if not self.exists():
+        """{"as_of": newest received_at in the lake, "date": its UTC day, "daily_until": last Date}."""
+        if not self.exists() or self.con is None:
             raise LakeMissing(f"no lake at {self.uri}")
-        self.refresh()
-        c = self._as_of_cache
-        if c and time.monotonic() - c[0] < 10.0:
-            return c[1]
-        ts = self._one("""
-            SELECT greatest(
-              (SELECT max(received_at) FROM daily WHERE date >= (SELECT max(date) FROM daily) - 3),
-              (SELECT max(received_at) FROM status WHERE date >= (SELECT max(date) FROM status) - 3))""")[0]
-        out = {"as_of": ts, "date": ts.date() if ts is not None else None}
-        self._as_of_cache = (time.monotonic(), out)
-        return out
+        ts, until = self._rows("SELECT as_of, daily_until FROM lake_meta")[1][0]
+        return {"as_of": ts, "date": ts.date() if ts is not None else None, "daily_until": until}
 
     def _answer(self, params: dict, tables: dict, summary: dict | None = None, notes=None) -> dict:
         ref = self.as_of()
@@ -191,162 +317,126 @@ class Lake:
         notes = list(notes or [])
         if empty:
             notes.append("no data yet in: " + ", ".join(empty))
-        return {"as_of": ref["as_of"], "params": params, "summary": summary or {}, "tables": tables,
-                "notes": notes}
+        return {"as_of": ref["as_of"], "snapshot_built_at": self.info.get("built_at"), "params": params,
+                "summary": summary or {}, "tables": tables, "notes": notes}
 
     # ------------------------------------------------------------------ views
     def overview(self, days: int = 90, kind: str | None = None) -> dict:
         ref = self.as_of()
-        if ref["as_of"] is None:
-            return self._answer({"days": days, "kind": kind}, {}, {"vehicles": 0})
         kind_sql, kp = ("AND kind = ?", [kind]) if kind else ("", [])
         per_day = self._table(f"""
             SELECT date, kind, change, count(*)::BIGINT AS alerts FROM alerts
             WHERE date > ?::DATE - ?::INTEGER {kind_sql} GROUP BY ALL ORDER BY date, kind, change""",
                               [ref["date"], days, *kp])
         open_ = self._table(f"""
-            WITH latest AS (
-              SELECT vehicle_id, alert_id, state, kind, severity FROM alerts
-              QUALIFY row_number() OVER (PARTITION BY vehicle_id, alert_id ORDER BY revision DESC, updated DESC) = 1)
             SELECT kind, severity, count(*)::BIGINT AS open_alerts, count(DISTINCT vehicle_id)::BIGINT AS vehicles
-            FROM latest WHERE state <> 'cleared' {kind_sql} GROUP BY ALL ORDER BY kind, severity""", kp)
+            FROM alert_latest WHERE state <> 'cleared' {kind_sql} GROUP BY ALL ORDER BY kind, severity""", kp)
         seen = self._one("""
-            WITH recent AS (
-              SELECT vehicle_id, received_at FROM daily WHERE date >= ?::DATE - 9
-              UNION ALL SELECT vehicle_id, received_at FROM status WHERE date >= ?::DATE - 8)
-            SELECT count(DISTINCT vehicle_id) FILTER (WHERE received_at > ?::TIMESTAMPTZ - INTERVAL 24 HOUR),
-                   count(DISTINCT vehicle_id) FILTER (WHERE received_at > ?::TIMESTAMPTZ - INTERVAL 7 DAY)
-            FROM recent""", [ref["date"], ref["date"], ref["as_of"], ref["as_of"]])
-        latest = """
-            WITH latest AS (
-              SELECT vehicle_id, state FROM status
-              QUALIFY row_number() OVER (PARTITION BY vehicle_id ORDER BY "at" DESC, received_at DESC) = 1),
-            online AS (
-              SELECT vehicle_id, dropped_telemetry, dropped_alerts, outbox_rows, downlink_rejected, models
-              FROM status WHERE state = 'online'
-              QUALIFY row_number() OVER (PARTITION BY vehicle_id ORDER BY "at" DESC, received_at DESC) = 1)"""
-        sync = self._one(latest + """
-            SELECT count(*), count(*) FILTER (WHERE l.state = 'offline'),
-                   coalesce(sum(o.dropped_telemetry), 0)::BIGINT, count(*) FILTER (WHERE o.dropped_telemetry > 0),
-                   coalesce(sum(o.dropped_alerts), 0)::BIGINT, count(*) FILTER (WHERE o.dropped_alerts > 0),
-                   coalesce(sum(o.outbox_rows), 0)::BIGINT, count(*) FILTER (WHERE o.outbox_rows >= 100)
-            FROM latest l LEFT JOIN online o USING (vehicle_id)""")
-        rejected = self._table(latest + """
-            SELECT j.key AS reason, count(DISTINCT o.vehicle_id)::BIGINT AS vehicles,
+            SELECT count(*), count(*) FILTER (WHERE last_seen > ?::TIMESTAMPTZ - INTERVAL 24 HOUR),
+                   count(*) FILTER (WHERE last_seen > ?::TIMESTAMPTZ - INTERVAL 7 DAY) FROM seen""",
+                         [ref["as_of"], ref["as_of"]])
+        sync = self._one("""
+            SELECT count(*), count(*) FILTER (WHERE state = 'offline'),
+                   coalesce(sum(dropped_telemetry), 0)::BIGINT, count(*) FILTER (WHERE dropped_telemetry > 0),
+                   coalesce(sum(dropped_alerts), 0)::BIGINT, count(*) FILTER (WHERE dropped_alerts > 0),
+                   coalesce(sum(outbox_rows), 0)::BIGINT, count(*) FILTER (WHERE outbox_rows >= 100)
+            FROM status_latest""")
+        rejected = self._table("""
+            SELECT j.key AS reason, count(DISTINCT s.vehicle_id)::BIGINT AS vehicles,
                    sum(j.value::BIGINT)::BIGINT AS refused
-            FROM online o, json_each(o.downlink_rejected) j GROUP BY ALL ORDER BY refused DESC, reason""")
-        models = self._table(latest + """
+            FROM status_latest s, json_each(s.downlink_rejected) j GROUP BY ALL ORDER BY refused DESC, reason""")
+        models = self._table("""
             SELECT j.key AS slot, json_extract_string(j.value, '$.version') AS version,
                    count(*)::BIGINT AS vehicles
-            FROM online o, json_each(o.models) j GROUP BY ALL ORDER BY slot, vehicles DESC, version""")
+            FROM status_latest s, json_each(s.models) j GROUP BY ALL ORDER BY slot, vehicles DESC, version""")
         sync_t = {"columns": ["metric", "value"], "rows": [
             ["vehicles with a status", sync[0]], ["offline (last will)", sync[1]],
             ["telemetry rows dropped (outbox bound)", sync[2]], ["vehicles that dropped telemetry", sync[3]],
             ["alerts dropped", sync[4]], ["vehicles that dropped alerts", sync[5]],
             ["rows waiting in outboxes", sync[6]], ["vehicles with >= 100 rows waiting", sync[7]]]}
-        seen_t = {"columns": ["window", "vehicles"], "rows": [["last 24 h", seen[0]], ["last 7 d", seen[1]]]}
-        total = self._one("SELECT count(DISTINCT vehicle_id) FROM status")[0]
+        seen_t = {"columns": ["window", "vehicles"], "rows": [["last 24 h", seen[1]], ["last 7 d", seen[2]],
+                                                              ["ever", seen[0]]]}
         n_open = sum(r[2] for r in open_["rows"])
         return self._answer(
             {"days": days, "kind": kind},
             {"alerts_per_day": per_day, "open_alerts": open_, "seen": seen_t, "sync": sync_t,
              "downlink_rejected": rejected, "models": models},
-            {"vehicles": total, "seen_24h": seen[0], "seen_7d": seen[1], "open_alerts": n_open,
-             "offline": sync[1], "dropped_telemetry": sync[2]})
+            {"vehicles": seen[0], "seen_24h": seen[1], "seen_7d": seen[2], "open_alerts": n_open,
+             "offline": sync[1], "dropped_telemetry": sync[2]},
+            ["open = the latest revision of each alert is not cleared; seen = any message received "
+             "(daily row, status, alert) relative to as_of, the newest message in the lake."])
 
-    _RISK_COLS = ("vehicle_id", "battery_id", "as_of", "lifetime_cycles", "rated_cycles", "remaining_cycles",
-                  "daily_cycles", "days_to_eol", "eol_date", "basis", "model", "alert", "fallback")
+    RISK_COLS = ("vehicle_id", "battery_id", "as_of", "lifetime_cycles", "rated_cycles", "remaining_cycles",
+                 "daily_cycles", "days_to_eol", "eol_date", "basis", "model", "alert", "fallback")
 
-    def _current_forecasts(self, model: str | None) -> tuple[str, list]:
-        """SQL (+params) of each vehicle's current forecast: its latest within RISK_WINDOW_DAYS
-        of the newest scoring run, with end of life estimated beyond the 30-day horizon."""
-        mf, mp = ("AND model = ?", [model]) if model else ("", [])
-        return f"""
-            WITH recent AS (
-              SELECT * FROM forecasts WHERE date >= (SELECT max(date) FROM forecasts) - {RISK_WINDOW_DAYS} {mf}),
-            cur AS (
-              SELECT * EXCLUDE (date) FROM recent
-              QUALIFY row_number() OVER (PARTITION BY coalesce(vehicle_id, battery_id)
-                                         ORDER BY as_of DESC, scored_at DESC) = 1),
-            est AS (
-              SELECT *, list_avg(forecast_daily_cycles) AS daily_cycles,
-                     greatest(rated_cycles - lifetime_cycles, 0) AS remaining_cycles,
-                     CASE WHEN days_to_rated IS NOT NULL THEN days_to_rated
-                          WHEN list_avg(forecast_daily_cycles) > 0
-                          THEN ceil((rated_cycles - lifetime_cycles) / list_avg(forecast_daily_cycles))::BIGINT
-                     END AS days_to_eol,
-                     CASE WHEN days_to_rated IS NOT NULL THEN 'forecast' ELSE 'extrapolated' END AS basis
-              FROM cur)
-            SELECT vehicle_id, battery_id, as_of, lifetime_cycles, rated_cycles, round(remaining_cycles, 2)
-                   AS remaining_cycles, round(daily_cycles, 4) AS daily_cycles, days_to_eol,
-                   as_of + days_to_eol::INTEGER AS eol_date, basis, model, alert, fallback FROM est""", mp
+    def _current(self, model: str | None) -> tuple[str, list]:
+        """Each vehicle's current forecast (of `model`, else of the latest run), if it is within
+        RISK_WINDOW_DAYS of the newest scoring run (older = the car stopped being scored)."""
+        pick, p = ("model = ?", [model]) if model else ("is_latest", [])
+        return (f"""SELECT vehicle_id, battery_id, as_of, lifetime_cycles, rated_cycles,
+                           round(remaining_cycles, 2) AS remaining_cycles, round(daily_cycles, 4) AS daily_cycles,
+                           days_to_eol, as_of + days_to_eol::INTEGER AS eol_date, basis, model, alert, fallback
+                    FROM forecasts_latest WHERE {pick}
+                      AND as_of >= (SELECT max(as_of) FROM forecasts_latest) - {RISK_WINDOW_DAYS}""", p)
 
     def battery_risk(self, within: int = 90, model: str | None = None, q: str | None = None,
                      sort: str = "eol_date", order: str = "asc", limit: int = 1000) -> dict:
         ref = self.as_of()
-        if sort not in self._RISK_COLS:
-            raise BadParam("sort", f"one of {', '.join(self._RISK_COLS)}")
-        cur_sql, mp = self._current_forecasts(model)
+        if sort not in self.RISK_COLS:
+            raise BadParam("sort", f"one of {', '.join(self.RISK_COLS)}")
+        cur, mp = self._current(model)
         filt, fp = "", []
         if q:
             filt = "AND (vehicle_id ILIKE ? OR battery_id ILIKE ?)"
             fp = [f"%{q}%", f"%{q}%"]
-        ref_date = ref["date"]
-        summary_row = self._one(f"""
-            WITH c AS ({cur_sql})
+        d = ref["date"]
+        srow = self._one(f"""
+            WITH c AS ({cur})
             SELECT count(*), count(*) FILTER (WHERE eol_date <= ?::DATE + 30),
                    count(*) FILTER (WHERE eol_date <= ?::DATE + 60), count(*) FILTER (WHERE eol_date <= ?::DATE + 90),
-                   max(as_of) FROM c""", [*mp, ref_date, ref_date, ref_date]) if ref_date else (0, 0, 0, 0, None)
+                   max(as_of) FROM c""", [*mp, d, d, d])
         table = self._table(f"""
-            WITH c AS ({cur_sql})
+            WITH c AS ({cur})
             SELECT *, count(*) OVER () AS _total FROM c WHERE eol_date <= ?::DATE + ?::INTEGER {filt}
             ORDER BY "{sort}" {"DESC" if order == "desc" else "ASC"} NULLS LAST, vehicle_id LIMIT ?""",
-                            [*mp, ref_date, within, *fp, limit])
+                            [*mp, d, within, *fp, limit])
         total = table["rows"][0][-1] if table["rows"] else 0
         table["columns"].pop()
         for r in table["rows"]:
             r.pop()
         buckets = " ".join(f"WHEN days_to_eol BETWEEN {a} AND {b} THEN '{a}-{b} d'" for a, b in EOL_BUCKETS)
         dist = self._table(f"""
-            WITH c AS ({cur_sql}),
+            WITH c AS ({cur}),
             b AS (SELECT CASE {buckets} WHEN days_to_eol > {EOL_BUCKETS[-1][1]} THEN '> {EOL_BUCKETS[-1][1]} d'
                               ELSE 'unknown' END AS bucket, coalesce(days_to_eol, 1e9) AS k FROM c)
             SELECT bucket AS days_to_eol, count(*)::BIGINT AS batteries FROM b GROUP BY bucket ORDER BY min(k)""", mp)
-        models = [r[0] for r in self._rows("SELECT DISTINCT model FROM forecasts WHERE model IS NOT NULL "
+        models = [r[0] for r in self._rows("SELECT DISTINCT model FROM forecast_runs WHERE model IS NOT NULL "
                                            "ORDER BY model")[1]]
-        notes = ["days_to_eol: the model's days_to_rated within its 30-day horizon ('forecast'); beyond it, "
-                 "remaining cycles / the forecast's mean daily cycles ('extrapolated')."]
         return self._answer(
             {"within": within, "model": model, "q": q, "sort": sort, "order": order, "limit": limit},
             {"risk": table, "distribution": dist},
-            {"batteries": summary_row[0], "eol_30d": summary_row[1], "eol_60d": summary_row[2],
-             "eol_90d": summary_row[3], "forecast_as_of": summary_row[4], "matching": total, "models": models},
-            notes)
+            {"batteries": srow[0], "eol_30d": srow[1], "eol_60d": srow[2], "eol_90d": srow[3],
+             "forecast_as_of": srow[4], "matching": total, "models": models},
+            ["days_to_eol: the model's days_to_rated within its 30-day horizon ('forecast'); beyond it, "
+             "remaining cycles / the forecast's mean daily cycles ('extrapolated'). eol_date = as_of + days_to_eol; "
+             "'within N days' counts from the lake's as_of."])
 
     def accuracy(self, model: str | None = None, since=None, until=None) -> dict:
-        """Forecast vs realised 30-day cycles by model version: realised = the battery's
-        lifetime cycles in `daily` on as_of + 30 minus lifetime at as_of."""
-        self.as_of()
+        """Forecast vs realised 30-day cycles by model version (realised = the battery's lifetime
+        cycles in `daily` on as_of + 30 minus lifetime at as_of)."""
+        ref = self.as_of()
         where, p = ["1=1"], []
         if model:
-            where.append("f.model = ?")
+            where.append("model = ?")
             p.append(model)
         if since:
-            where.append("f.date >= ?::DATE")
+            where.append("as_of >= ?::DATE")
             p.append(since)
         if until:
-            where.append("f.date <= ?::DATE")
+            where.append("as_of <= ?::DATE")
             p.append(until)
         w = " AND ".join(where)
-        pairs = f"""
-            WITH f AS (SELECT battery_id, as_of, date, model, lifetime_cycles, rated_cycles, alert,
-                              projected_lifetime_cycles_30d - lifetime_cycles AS forecast_30d FROM forecasts f WHERE {w}),
-            d AS (SELECT Battery_ID, Date, Lifetime_Cycles_Used FROM daily
-                  WHERE date >= (SELECT min(date) FROM f) + 30 AND date <= (SELECT max(date) FROM f) + 30),
-            p AS (SELECT f.*, d.Lifetime_Cycles_Used - f.lifetime_cycles AS realised_30d,
-                         d.Lifetime_Cycles_Used >= f.rated_cycles AS reached
-                  FROM f JOIN d ON d.Battery_ID = f.battery_id AND d.Date = f.as_of + 30)"""
-        by_model = self._table(pairs + """
+        by_model = self._table(f"""
             SELECT model, count(*)::BIGINT AS forecasts, round(avg(forecast_30d), 4) AS mean_forecast_30d,
                    round(avg(realised_30d), 4) AS mean_realised_30d,
                    round(avg(abs(forecast_30d - realised_30d)), 4) AS mae_cycles,
@@ -355,43 +445,23 @@ class Lake:
                    count(*) FILTER (WHERE alert)::BIGINT AS eol_alerts,
                    count(*) FILTER (WHERE alert AND reached)::BIGINT AS alerts_reached,
                    count(*) FILTER (WHERE reached)::BIGINT AS reached_rated
-            FROM p GROUP BY model ORDER BY model""", p)
-        by_month = self._table(pairs + """
+            FROM forecast_pairs WHERE {w} GROUP BY model ORDER BY model""", p)
+        by_month = self._table(f"""
             SELECT strftime(date_trunc('month', as_of), '%Y-%m') AS month, model, count(*)::BIGINT AS forecasts,
                    round(avg(abs(forecast_30d - realised_30d)), 4) AS mae_cycles,
                    round(avg(forecast_30d - realised_30d), 4) AS bias_cycles
-            FROM p GROUP BY ALL ORDER BY month, model""", p)
-        pending = self._one(f"SELECT count(*) FROM forecasts f WHERE {w} AND f.as_of + 30 > "
-                            "(SELECT max(date) FROM daily)", p)[0]
+            FROM forecast_pairs WHERE {w} GROUP BY ALL ORDER BY month, model""", p)
+        pending = self._one(f"SELECT coalesce(sum(forecasts), 0)::BIGINT FROM forecast_runs WHERE {w} "
+                            "AND as_of + 30 > ?::DATE", [*p, ref["daily_until"]])[0]
         return self._answer({"model": model, "since": since, "until": until},
                             {"by_model": by_model, "by_month": by_month}, {"not_yet_realised": pending},
                             ["realised = lifetime cycles of the same battery 30 days after as_of (daily table); "
                              "forecasts younger than 30 days or whose battery has no row that day are left out. "
-                             "precision of end-of-life alerts = alerts_reached / eol_alerts."])
-
-    def _current_components(self) -> str:
-        return f"""
-            WITH cur AS (
-              SELECT * EXCLUDE (date) FROM compliance
-              QUALIFY row_number() OVER (PARTITION BY vehicle_id, component ORDER BY scored_at DESC) = 1),
-            c AS (
-              SELECT *, list_filter(CASE WHEN coalesce(year_state, material_state, condition_state) IS NOT NULL
-                THEN [CASE WHEN year_state = 'violates' THEN 'year' END,
-                      CASE WHEN material_state = 'violates' THEN 'material' END,
-                      CASE WHEN condition_state = 'violates' THEN 'condition' END]
-                ELSE [CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_YEAR_RE}'))) > 0 THEN 'year' END,
-                      CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_MATERIAL_RE}'))) > 0
-                           THEN 'material' END,
-                      CASE WHEN len(list_filter(why, lambda w: regexp_matches(lower(w), '{_CONDITION_RE}'))) > 0
-                           THEN 'condition' END]
-                END, lambda x: x IS NOT NULL) AS causes,
-                coalesce(year_state, material_state, condition_state) IS NOT NULL AS from_states
-              FROM cur)"""
+                             "Precision of end-of-life alerts = alerts_reached / eol_alerts."])
 
     def compliance(self, part: str | None = None, cause: str | None = None, verdict: str | None = None,
                    limit: int = 1000) -> dict:
         self.as_of()
-        base = self._current_components()
         where, p = ["verdict IN ('non_compliant', 'undetermined')"], []
         if verdict:
             where = ["verdict = ?"]
@@ -399,85 +469,84 @@ class Lake:
         if part:
             where.append("component = ?")
             p.append(part)
-        if cause:
-            if cause == "not_stated":
-                where.append("verdict = 'undetermined'")
-            else:
-                where.append("list_contains(causes, ?)")
-                p.append(cause)
+        if cause == "not_stated":
+            where.append("verdict = 'undetermined'")
+        elif cause:
+            where.append("list_contains(causes, ?)")
+            p.append(cause)
         w = " AND ".join(where)
-        by_part = self._table(base + f"""
+        by_part = self._table(f"""
             SELECT component, count(*) FILTER (WHERE verdict = 'non_compliant')::BIGINT AS non_compliant,
                    count(*) FILTER (WHERE verdict = 'undetermined')::BIGINT AS undetermined,
                    count(*) FILTER (WHERE verdict = 'compliant')::BIGINT AS compliant,
                    count(DISTINCT vehicle_id) FILTER (WHERE verdict <> 'compliant')::BIGINT AS vehicles_affected
-            FROM c WHERE {"component = ?" if part else "1=1"} GROUP BY component
+            FROM compliance_current WHERE {"component = ?" if part else "1=1"} GROUP BY component
             ORDER BY non_compliant + undetermined DESC, component""", [part] if part else [])
-        by_cause = self._table(base + f"""
-            , u AS (SELECT vehicle_id, component, verdict, unnest(CASE WHEN verdict = 'undetermined'
-                        THEN ['not_stated'] ELSE causes END) AS cause FROM c WHERE {w})
+        by_cause = self._table(f"""
+            WITH u AS (SELECT vehicle_id, unnest(CASE WHEN verdict = 'undetermined' THEN ['not_stated']
+                                                     ELSE causes END) AS cause FROM compliance_current WHERE {w})
             SELECT cause, count(*)::BIGINT AS components, count(DISTINCT vehicle_id)::BIGINT AS vehicles
-            FROM u GROUP BY cause ORDER BY components DESC""", p)
-        items = self._table(base + f"""
+            FROM u GROUP BY cause ORDER BY components DESC, cause""", p)
+        items = self._table(f"""
             SELECT vehicle_id, vin, component, verdict, array_to_string(causes, ', ') AS causes,
                    array_to_string(why, ', ') AS why, array_to_string(missing, ', ') AS missing,
                    year_value, material_value, condition_value, model, scored_at,
                    CASE WHEN from_states THEN 'attribute states' ELSE 'why words' END AS cause_from
-            FROM c WHERE {w} ORDER BY vehicle_id, component LIMIT ?""", [*p, limit])
-        s = self._one(base + f"""
+            FROM compliance_current WHERE {w} ORDER BY vehicle_id, component LIMIT ?""", [*p, limit])
+        s = self._one(f"""
             SELECT count(*), count(*) FILTER (WHERE verdict = 'non_compliant'),
                    count(*) FILTER (WHERE verdict = 'undetermined'),
-                   count(DISTINCT vehicle_id) FILTER (WHERE {w}) FROM c""", p)
+                   count(*) FILTER (WHERE {w}), count(DISTINCT vehicle_id) FILTER (WHERE {w})
+            FROM compliance_current""", [*p, *p])
+        parts = [r[0] for r in self._rows("SELECT DISTINCT component FROM compliance_current ORDER BY 1")[1]]
         return self._answer({"part": part, "cause": cause, "verdict": verdict, "limit": limit},
                             {"by_part": by_part, "by_cause": by_cause, "components": items},
-                            {"components": s[0], "non_compliant": s[1], "undetermined": s[2], "vehicles_affected": s[3]},
+                            {"components": s[0], "non_compliant": s[1], "undetermined": s[2], "matching": s[3],
+                             "vehicles_affected": s[4], "parts": parts},
                             ["current verdict = the latest scoring of each (vehicle, component). Cause = the "
                              "attributes whose *_state is 'violates'; where those columns are null (older "
                              "scoring runs), the cause is read from the words in `why`."])
 
     def vehicles(self, q: str, limit: int = 20) -> dict:
-        ref = self.as_of()
-        t = self._table("""
-            SELECT vehicle_id, max("at") AS last_status FROM (
-              SELECT vehicle_id, "at" FROM status WHERE vehicle_id ILIKE ?
-              UNION ALL SELECT vehicle_id, received_at FROM daily WHERE date >= ?::DATE - 14 AND vehicle_id ILIKE ?)
-            GROUP BY vehicle_id ORDER BY vehicle_id LIMIT ?""", [f"%{q}%", ref["date"], f"%{q}%", limit])
+        self.as_of()
+        t = self._table("SELECT vehicle_id, last_seen FROM seen WHERE vehicle_id ILIKE ? ORDER BY vehicle_id LIMIT ?",
+                        [f"%{q}%", limit])
         return self._answer({"q": q, "limit": limit}, {"vehicles": t})
 
-    def vehicle(self, vid: str, days: int = 365) -> dict | None:
+    def vehicle(self, id: str, days: int = 365) -> dict | None:   # noqa: A002 (the URL parameter)
+        vid = id
         ref = self.as_of()
         hist = self._table("""
             SELECT Date, Battery_ID, Daily_Cycles_Used, Lifetime_Cycles_Used, Battery_Rated_Cycles,
                    Number_Of_Trips, Daily_Trip_Duration, Min_Cranking_Voltage, Resting_Voltage,
                    Min_Temperature, Max_Temperature
-            FROM daily WHERE vehicle_id = ? AND date > ?::DATE - ?::INTEGER ORDER BY Date""",
-                           [vid, ref["date"], days])
+            FROM daily WHERE vehicle_id = ? AND Date > ?::DATE - ?::INTEGER ORDER BY Date""",
+                           [vid, ref["daily_until"], days])
         fc = self._rows("""
             SELECT battery_id, as_of, lifetime_cycles, rated_cycles, forecast_daily_cycles,
-                   projected_lifetime_cycles_30d, days_to_rated, alert, fallback, history_days, model, scored_at
-            FROM forecasts WHERE vehicle_id = ? ORDER BY as_of DESC, scored_at DESC LIMIT 1""", [vid])
+                   projected_lifetime_cycles_30d, days_to_rated, days_to_eol, basis, alert, fallback, history_days,
+                   model, scored_at
+            FROM forecasts_latest WHERE vkey = ? AND is_latest""", [vid])
         forecast = {"columns": ["day", "date", "forecast_daily_cycles", "projected_lifetime_cycles"], "rows": []}
         latest_fc = None
         if fc[1]:
             latest_fc = dict(zip(fc[0], fc[1][0]))
             life = latest_fc["lifetime_cycles"] or 0.0
-            import datetime as dt
             for k, v in enumerate(latest_fc.pop("forecast_daily_cycles") or [], start=1):
-                life += v
+                life += v or 0.0
                 forecast["rows"].append([k, latest_fc["as_of"] + dt.timedelta(days=k), v, round(life, 4)])
         alerts = self._table("""
             SELECT updated, change, alert_id, kind, severity, state, title, message, vehicle_date, revision,
-                   acknowledged_by, explanation
+                   acknowledged_by, json_extract_string(explanation, '$.summary') AS explanation
             FROM alerts WHERE vehicle_id = ? ORDER BY updated, revision""", [vid])
-        comps = self._table(self._current_components() + """
+        comps = self._table("""
             SELECT component, verdict, array_to_string(why, ', ') AS why, array_to_string(causes, ', ') AS causes,
                    array_to_string(missing, ', ') AS missing, year_value, material_value, condition_value,
-                   model, scored_at FROM c WHERE vehicle_id = ? ORDER BY verdict <> 'compliant' DESC, component""",
-                            [vid])
+                   model, scored_at FROM compliance_current WHERE vehicle_id = ?
+            ORDER BY verdict = 'compliant', verdict, component""", [vid])
         st = self._rows("""
-            SELECT state, "at", outbox_rows, outbox_bytes, outbox_sent, dropped_telemetry, dropped_alerts,
-                   downlink_rejected, models, received_at FROM status WHERE vehicle_id = ?
-            ORDER BY "at" DESC LIMIT 1""", [vid])
+            SELECT state, "at", online_at, outbox_rows, outbox_bytes, outbox_sent, dropped_telemetry, dropped_alerts,
+                   downlink_rejected, models, received_at FROM status_latest WHERE vehicle_id = ?""", [vid])
         status = {"columns": ["field", "value"], "rows": [[k, v] for k, v in zip(st[0], st[1][0])] if st[1] else []}
         if not (hist["rows"] or fc[1] or alerts["rows"] or comps["rows"] or st[1]):
             return None
@@ -489,6 +558,9 @@ class Lake:
 
     def meta(self) -> dict:
         ref = self.as_of()
-        counts = {t: self._one(f"SELECT count(*) FROM {t}")[0] if ok else 0 for t, ok in self.present().items()}
-        return {"as_of": ref["as_of"], "lake": self.uri, "tables": {t: {"present": ok, "rows": counts[t]}
-                                                                     for t, ok in self.present().items()}}
+        cols, rows = self._rows("SELECT daily, alerts, status, forecasts, compliance FROM lake_meta")
+        counts = dict(zip(cols, rows[0]))
+        present = self.present()
+        return {"as_of": ref["as_of"], "daily_until": ref["daily_until"], "lake": self.uri,
+                "snapshot": self.info,
+                "tables": {t: {"present": present.get(t, False), "rows": counts[t]} for t in TABLES}}
