@@ -274,11 +274,17 @@ class Lake:
                 threading.Timer(60.0, _close_and_remove, (old, old_path)).start()   # after in-flight requests
             return self.info
 
+    def refresh_if_changed(self) -> bool:
+        """Rebuild the snapshot if the lake's files changed since the last build."""
+        if not self.exists() or (self.con is not None and self.fingerprint() == self._fingerprint):
+            return False
+        self.build()
+        return True
+
     def _watch(self, every: float) -> None:
         while not self._stop.wait(every):
             try:
-                if self.exists() and self.fingerprint() != self._fingerprint:
-                    self.build()
+                self.refresh_if_changed()
             except Exception:
                 log.exception("lake snapshot refresh failed; still serving the previous one")
 

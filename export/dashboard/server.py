@@ -218,10 +218,11 @@ class Dashboard:
             return self.error(404, f"no vehicle {args.get('id')!r} in the lake", "id")
         if fmt == "json":
             return 200, "application/json", to_json(result), None
-        tables = result.get("tables") if "tables" in result else None
-        if not tables:
+        if method == "meta":
             tables = {"tables": {"columns": ["table", "present", "rows"],
-                                 "rows": [[k, v["present"], v["rows"]] for k, v in result.get("tables", {}).items()]}}
+                                 "rows": [[k, v["present"], v["rows"]] for k, v in result["tables"].items()]}}
+        else:
+            tables = result["tables"]
         name = query.get("table", [next(iter(tables), "")])[0]
         if name not in tables:
             return self.error(400, f"table: must be one of {', '.join(tables)}", "table")
