@@ -399,3 +399,11 @@ def test_cli_refuses_unprotected_public_bind_and_non_demo_lake(lake, tmp_path):
     r = subprocess.run([sys.executable, "-m", "export.cli", "dashboard", "--listen", "nope"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
+
+
+def test_csv_export_is_the_whole_selection(site):
+    url, _ = site
+    _, page = get_json(url + "/api/battery/risk?within=3660&limit=5")
+    assert len(page["tables"]["risk"]["rows"]) == 5 < page["summary"]["matching"]
+    _, _, body = get(url + "/api/battery/risk?within=3660&format=csv&table=risk")
+    assert len(list(csv.reader(io.StringIO(body.decode())))) - 1 == page["summary"]["matching"]

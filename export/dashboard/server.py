@@ -10,7 +10,7 @@
   GET /api/vehicles          ?q=&limit=
   GET /api/vehicle           ?id=V000123&days=365
 Every /api/... answers JSON; add `format=csv&table=NAME` for one of its tables as CSV (default:
-its first table). Bad parameters -> 400 JSON naming the parameter; unknown vehicle -> 404;
+its first table; without `limit`, a CSV holds the whole selection, up to 100,000 rows). Bad parameters -> 400 JSON naming the parameter; unknown vehicle -> 404;
 a missing lake -> 503 JSON (the page says so); never a traceback.
 
 Not trivially lockable: one thread per connection (bounded: beyond MAX_INFLIGHT concurrent
@@ -205,6 +205,8 @@ class Dashboard:
         fmt = query.get("format", ["json"])[0]
         if fmt not in ("json", "csv"):
             return self.error(400, "format: must be json or csv", "format")
+        if fmt == "csv" and "limit" in spec and "limit" not in query:
+            args["limit"] = 100_000     # an export is the whole selection, not the page's first rows
         if path == "/api/vehicle" and not args["id"]:
             return self.error(400, "id: required (a vehicle id)", "id")
         try:
