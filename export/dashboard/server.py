@@ -205,7 +205,7 @@ class Dashboard:
         fmt = query.get("format", ["json"])[0]
         if fmt not in ("json", "csv"):
             return self.error(400, "format: must be json or csv", "format")
-        if fmt == "csv" and "limit" in spec and "limit" not in query:
+        if fmt == "csv" and "limit" in spec and "limit" not in query and path != "/api/vehicles":
             args["limit"] = 100_000     # an export is the whole selection, not the page's first rows
         if path == "/api/vehicle" and not args["id"]:
             return self.error(400, "id: required (a vehicle id)", "id")
