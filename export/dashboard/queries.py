@@ -131,6 +131,20 @@ SNAPSHOT_SQL = (
                 d.Lifetime_Cycles_Used >= f.rated_cycles AS reached
          FROM src_forecasts f JOIN daily d ON d.Battery_ID = f.battery_id AND d.Date = f.as_of + 30""",
     "CREATE TABLE forecast_runs AS SELECT model, as_of, count(*) AS forecasts FROM src_forecasts GROUP BY ALL",
+    # ... summed per (model, scoring day): the accuracy view's filters aggregate a few hundred rows
+    """CREATE TABLE forecast_accuracy AS
+         SELECT model, as_of, count(*) AS n, sum(forecast_30d) AS s_forecast, sum(realised_30d) AS s_realised,
+                sum(abs(forecast_30d - realised_30d)) AS s_abs, sum(forecast_30d - realised_30d) AS s_err,
+                sum(abs(forecast_30d - realised_30d) / nullif(realised_30d, 0)) AS s_pct,
+                count(nullif(realised_30d, 0)) AS n_pct, count(*) FILTER (WHERE alert) AS eol_alerts,
+                count(*) FILTER (WHERE alert AND reached) AS alerts_reached, count(*) FILTER (WHERE reached) AS reached
+         FROM forecast_pairs GROUP BY ALL""",
+    # overview: per-day alert changes, per-vehicle model versions and refusals, exploded once
+    "CREATE TABLE alerts_daily AS SELECT date, kind, change, count(*) AS n FROM alerts GROUP BY ALL",
+    """CREATE TABLE status_models AS SELECT s.vehicle_id, j.key AS slot,
+         json_extract_string(j.value, '$.version') AS version FROM status_latest s, json_each(s.models) j""",
+    """CREATE TABLE status_rejected AS SELECT s.vehicle_id, j.key AS reason, j.value::BIGINT AS n
+         FROM status_latest s, json_each(s.downlink_rejected) j""",
     f"""CREATE TABLE compliance_current AS
          SELECT * EXCLUDE (date), {_CAUSES} AS causes,
                 coalesce(year_state, material_state, condition_state) IS NOT NULL AS from_states
@@ -331,8 +345,8 @@ class Lake:
         ref = self.as_of()
         kind_sql, kp = ("AND kind = ?", [kind]) if kind else ("", [])
         per_day = self._table(f"""
-            SELECT date, kind, change, count(*)::BIGINT AS alerts FROM alerts
-            WHERE date > ?::DATE - ?::INTEGER {kind_sql} GROUP BY ALL ORDER BY date, kind, change""",
+            SELECT date, kind, change, n::BIGINT AS alerts FROM alerts_daily
+            WHERE date > ?::DATE - ?::INTEGER {kind_sql} ORDER BY date, kind, change""",
                               [ref["date"], days, *kp])
         open_ = self._table(f"""
             SELECT kind, severity, count(*)::BIGINT AS open_alerts, count(DISTINCT vehicle_id)::BIGINT AS vehicles
@@ -348,13 +362,11 @@ class Lake:
                    coalesce(sum(outbox_rows), 0)::BIGINT, count(*) FILTER (WHERE outbox_rows >= 100)
             FROM status_latest""")
         rejected = self._table("""
-            SELECT j.key AS reason, count(DISTINCT s.vehicle_id)::BIGINT AS vehicles,
-                   sum(j.value::BIGINT)::BIGINT AS refused
-            FROM status_latest s, json_each(s.downlink_rejected) j GROUP BY ALL ORDER BY refused DESC, reason""")
+            SELECT reason, count(DISTINCT vehicle_id)::BIGINT AS vehicles, sum(n)::BIGINT AS refused
+            FROM status_rejected GROUP BY ALL ORDER BY refused DESC, reason""")
         models = self._table("""
-            SELECT j.key AS slot, json_extract_string(j.value, '$.version') AS version,
-                   count(*)::BIGINT AS vehicles
-            FROM status_latest s, json_each(s.models) j GROUP BY ALL ORDER BY slot, vehicles DESC, version""")
+            SELECT slot, version, count(*)::BIGINT AS vehicles
+            FROM status_models GROUP BY ALL ORDER BY slot, vehicles DESC, version""")
         sync_t = {"columns": ["metric", "value"], "rows": [
             ["vehicles with a status", sync[0]], ["offline (last will)", sync[1]],
             ["telemetry rows dropped (outbox bound)", sync[2]], ["vehicles that dropped telemetry", sync[3]],
@@ -442,21 +454,18 @@ class Lake:
             where.append("as_of <= ?::DATE")
             p.append(until)
         w = " AND ".join(where)
+        metrics = """round(sum(s_abs) / sum(n), 4) AS mae_cycles, round(sum(s_err) / sum(n), 4) AS bias_cycles"""
         by_model = self._table(f"""
-            SELECT model, count(*)::BIGINT AS forecasts, round(avg(forecast_30d), 4) AS mean_forecast_30d,
-                   round(avg(realised_30d), 4) AS mean_realised_30d,
-                   round(avg(abs(forecast_30d - realised_30d)), 4) AS mae_cycles,
-                   round(avg(forecast_30d - realised_30d), 4) AS bias_cycles,
-                   round(100 * avg(abs(forecast_30d - realised_30d) / nullif(realised_30d, 0)), 2) AS mape_pct,
-                   count(*) FILTER (WHERE alert)::BIGINT AS eol_alerts,
-                   count(*) FILTER (WHERE alert AND reached)::BIGINT AS alerts_reached,
-                   count(*) FILTER (WHERE reached)::BIGINT AS reached_rated
-            FROM forecast_pairs WHERE {w} GROUP BY model ORDER BY model""", p)
+            SELECT model, sum(n)::BIGINT AS forecasts, round(sum(s_forecast) / sum(n), 4) AS mean_forecast_30d,
+                   round(sum(s_realised) / sum(n), 4) AS mean_realised_30d, {metrics},
+                   round(100 * sum(s_pct) / nullif(sum(n_pct), 0), 2) AS mape_pct,
+                   sum(eol_alerts)::BIGINT AS eol_alerts, sum(alerts_reached)::BIGINT AS alerts_reached,
+                   sum(reached)::BIGINT AS reached_rated
+            FROM forecast_accuracy WHERE {w} GROUP BY model ORDER BY model""", p)
         by_month = self._table(f"""
-            SELECT strftime(date_trunc('month', as_of), '%Y-%m') AS month, model, count(*)::BIGINT AS forecasts,
-                   round(avg(abs(forecast_30d - realised_30d)), 4) AS mae_cycles,
-                   round(avg(forecast_30d - realised_30d), 4) AS bias_cycles
-            FROM forecast_pairs WHERE {w} GROUP BY ALL ORDER BY month, model""", p)
+            SELECT strftime(date_trunc('month', as_of), '%Y-%m') AS month, model, sum(n)::BIGINT AS forecasts,
+                   {metrics}
+            FROM forecast_accuracy WHERE {w} GROUP BY ALL ORDER BY month, model""", p)
         pending = self._one(f"SELECT coalesce(sum(forecasts), 0)::BIGINT FROM forecast_runs WHERE {w} "
                             "AND as_of + 30 > ?::DATE", [*p, ref["daily_until"]])[0]
         return self._answer({"model": model, "since": since, "until": until},
