@@ -47,11 +47,6 @@ def main(argv=None) -> int:
     parser.add_argument("--log-level", default="INFO")
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     chosen = None
-    for name, (module, help_) in SINGLE.items():
-        sp = groups.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(_module=module)
-        if argv[:1] == [name]:
-            chosen = (sp, module)
     for gname, actions in GROUPS.items():
         gp = groups.add_parser(gname, help=f"{gname}: {', '.join(actions)}")
         acts = gp.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -60,6 +55,11 @@ def main(argv=None) -> int:
             ap.set_defaults(_module=module)
             if argv[:1] == [gname] and argv[1:2] == [aname]:
                 chosen = (ap, module)
+    for name, (module, help_) in SINGLE.items():
+        sp = groups.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=module)
+        if argv[:1] == [name]:
+            chosen = (sp, module)
     if chosen:
         mod = importlib.import_module(chosen[1])
         mod.configure(chosen[0])
