@@ -303,7 +303,9 @@ VIEWS.vehicle = async (root, p) => {
     </div>${notes(d)}`;
   const fc = d.tables.forecast.rows;
   const rated = last ? last[4] : f.rated_cycles;
-  chart("ch-life", {legend: {top: 4}, grid: {left: 64, right: 80, top: 44, bottom: 40}, xAxis: {type: "time"}, yAxis: {type: "value", ...axisName("lifetime cycles"), scale: true},
+  chart("ch-life", {legend: {top: 4}, grid: {left: 64, right: 80, top: 44, bottom: 40}, xAxis: {type: "time"},
+    yAxis: {type: "value", ...axisName("lifetime cycles"), scale: true,      // keep the rated line in view
+            max: v => rated ? Math.ceil(Math.max(v.max, rated) * 1.08 / 10) * 10 : v.max},
     tooltip: {trigger: "axis", valueFormatter: v => v == null ? "" : Number(v).toFixed(2)},
     series: [{name: "lifetime cycles (daily rows)", type: "line", showSymbol: false, data: h.rows.map(r => [r[0], r[3]]), lineStyle: {width: 2}},
              {name: `30-day forecast (${f.model || "none"})`, type: "line", showSymbol: false, lineStyle: {type: "dashed", width: 2},
