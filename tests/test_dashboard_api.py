@@ -407,3 +407,17 @@ def test_csv_export_is_the_whole_selection(site):
     assert len(page["tables"]["risk"]["rows"]) == 5 < page["summary"]["matching"]
     _, _, body = get(url + "/api/battery/risk?within=3660&format=csv&table=risk")
     assert len(list(csv.reader(io.StringIO(body.decode())))) - 1 == page["summary"]["matching"]
+
+
+def test_a_writers_work_in_progress_is_not_read(tmp_path):
+    """Spark writes under _temporary/ and renames into place: half-written files are not the table."""
+    lake = small_lake(tmp_path / "lake")
+    with serving(lake) as (url, _):
+        _, d0 = get_json(url + "/api/meta")
+    tmp = lake / "alerts" / "_temporary" / "0" / "date=2026-11-30"
+    tmp.mkdir(parents=True)
+    (tmp / "part-00000.parquet").write_bytes(b"PAR1 half written")
+    (lake / "alerts" / "date=2026-11-29" / ".part-9.parquet").write_bytes(b"PAR1")
+    with serving(lake) as (url, _):
+        st, d1 = get_json(url + "/api/meta")
+        assert st == 200 and d1["tables"] == d0["tables"]

@@ -204,6 +204,16 @@ class Lake:
     def _glob(self, table: str) -> str:
         return f"{self.root}/{table}/**/*.parquet"
 
+    def files(self, table: str) -> list[str]:
+        """A local table's committed Parquet files: a writer's work in progress (Spark's
+        `_temporary/`, hidden or `_`-prefixed names) is not part of the table yet."""
+        out = []
+        for dirpath, dirs, files in os.walk(Path(self.root) / table):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+            out += [os.path.join(dirpath, f) for f in sorted(files)
+                    if f.endswith(".parquet") and not f.startswith(("_", "."))]
+        return out
+
     def fingerprint(self):
         """(files, bytes, newest mtime) per table: changes when a writer adds or replaces files."""
         if not self.local:
@@ -211,11 +221,12 @@ class Lake:
         out = []
         for t in TABLES:
             n = size = newest = 0
-            for dirpath, _, files in os.walk(Path(self.root) / t):
-                for f in files:
-                    if f.endswith(".parquet"):
-                        st = os.stat(os.path.join(dirpath, f))
-                        n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+            for f in self.files(t):
+                try:
+                    st = os.stat(f)
+                except FileNotFoundError:     # replaced under us: the next check sees the new one
+                    continue
+                n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
             out.append((t, n, size, newest))
         return tuple(out)
 
@@ -240,10 +251,10 @@ class Lake:
         for t, schema in SCHEMAS.items():
             cols: set[str] = set()
             src = None
-            d = Path(self.root) / t
-            if not self.local or (d.is_dir() and next(d.rglob("*.parquet"), None) is not None):
-                src = (f"read_parquet({_q(self._glob(t))}, hive_partitioning=true, union_by_name=true, "
-                       "hive_types={'date': DATE})")
+            files = self.files(t) if self.local else [self._glob(t)]
+            if files:
+                src = (f"read_parquet([{', '.join(_q(f) for f in files)}], hive_partitioning=true, "
+                       "union_by_name=true, hive_types={'date': DATE})")
                 try:
                     cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
                 except Exception as exc:       # unreadable files: say so, serve the rest
