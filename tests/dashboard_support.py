@@ -35,8 +35,7 @@ def serving(lake, token=None, basic=None):
     finally:
         srv.shutdown()
         srv.server_close()
-        if app._lake is not None:
-            app._lake.close()
+        app.close()
 
 
 def get(url: str, headers: dict | None = None, basic: str | None = None):

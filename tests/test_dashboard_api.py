@@ -421,3 +421,35 @@ def test_a_writers_work_in_progress_is_not_read(tmp_path):
     with serving(lake) as (url, _):
         st, d1 = get_json(url + "/api/meta")
         assert st == 200 and d1["tables"] == d0["tables"]
+
+
+def test_a_lake_that_appears_later_is_served(tmp_path):
+    with serving(tmp_path / "later") as (url, _):
+        assert get(url + "/api/overview")[0] == 503
+        small_lake(tmp_path / "later")
+        st, d = get_json(url + "/api/overview")
+        assert st == 200 and d["summary"]["vehicles"] > 0
+
+
+def test_cli_demo_serves_and_stops_on_sigterm(tmp_path):
+    import re
+    import signal
+    from tests.conftest import free_port
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "export.cli", "dashboard", "--demo", "--vehicles", "30", "--days", "90",
+                          "--lake", str(tmp_path / "demo"), "--listen", f"127.0.0.1:{port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()            # the URL, printed once it listens
+        assert line.strip() == f"http://127.0.0.1:{port}/", p.stderr.read() if p.poll() is not None else line
+        st, d = get_json(f"http://127.0.0.1:{port}/api/overview")
+        assert st == 200 and d["summary"]["vehicles"] == 30
+        assert (tmp_path / "demo" / "_demo.json").exists()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=60)
+    err = p.stderr.read()
+    assert rc == 0, err
+    snap = re.search(r"lake snapshot 1 built in .* -> (\S+)\)", err).group(1)
+    assert not Path(snap).exists() and not Path(snap).parent.exists()     # the snapshot is removed
+    assert (tmp_path / "demo" / "daily").is_dir()

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -116,10 +117,14 @@ def main(args) -> int:
     url = f"http://{host if ':' not in host else f'[{host}]'}:{srv.server_address[1]}/"
     log.info("fleet dashboard on %s (lake %s)", url, lake)
     print(url, flush=True)
+    def _term(*_):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, _term)          # finally: below removes the snapshot
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         srv.server_close()
+        app.close()
     return 0

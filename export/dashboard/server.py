@@ -149,11 +149,19 @@ class Dashboard:
     def lake(self) -> Lake:
         with self._lake_lock:
             if self._lake is None:
-                lk = Lake(self.lake_uri)
-                if not lk.exists():
-                    raise LakeMissing(f"no lake at {self.lake_uri}")
-                self._lake = lk
-            return self._lake
+                self._lake = Lake(self.lake_uri)
+            lk = self._lake
+            if lk.con is None:
+                lk.refresh_if_changed()        # the lake may have appeared since
+        if lk.con is None:
+            raise LakeMissing(f"no lake at {self.lake_uri}")
+        return lk
+
+    def close(self) -> None:
+        with self._lake_lock:
+            if self._lake is not None:
+                self._lake.close()        # removes the snapshot files
+                self._lake = None
 
     # -- auth ---------------------------------------------------------------------
     def authorised(self, headers, query: dict) -> tuple[bool, bool]:
