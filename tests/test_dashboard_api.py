@@ -89,6 +89,10 @@ def test_overview_matches_the_lake(lake, site):
 
 
 def _current_forecasts(lake):
+    fitted = {}
+    for r in table(lake, "daily"):          # the battery each car reported last
+        if r["vehicle_id"] not in fitted or r["Date"] > fitted[r["vehicle_id"]][0]:
+            fitted[r["vehicle_id"]] = (r["Date"], r["Battery_ID"])
     rows = table(lake, "forecasts")
     newest = max(r["as_of"] for r in rows)
     cur = {}
@@ -98,7 +102,7 @@ def _current_forecasts(lake):
             cur[k] = r
     out = {}
     for k, r in cur.items():
-        if r["as_of"] < newest - dt.timedelta(days=21):
+        if r["as_of"] < newest - dt.timedelta(days=21) or fitted.get(k, (0, r["battery_id"]))[1] != r["battery_id"]:
             continue
         mean = sum(r["forecast_daily_cycles"]) / len(r["forecast_daily_cycles"])
         days = r["days_to_rated"]

@@ -130,6 +130,9 @@ SNAPSHOT_SQL = (
                 d.Lifetime_Cycles_Used - f.lifetime_cycles AS realised_30d,
                 d.Lifetime_Cycles_Used >= f.rated_cycles AS reached
          FROM src_forecasts f JOIN daily d ON d.Battery_ID = f.battery_id AND d.Date = f.as_of + 30""",
+    # the battery each vehicle reported last: a forecast for a battery replaced since is history
+    f"""CREATE TABLE current_battery AS SELECT vehicle_id, Battery_ID AS battery_id FROM daily
+         {_LATEST.format(by="vehicle_id", order="Date DESC")}""",
     "CREATE TABLE forecast_runs AS SELECT model, as_of, count(*) AS forecasts FROM src_forecasts GROUP BY ALL",
     # ... summed per (model, scoring day): the accuracy view's filters aggregate a few hundred rows
     """CREATE TABLE forecast_accuracy AS
@@ -409,13 +412,16 @@ class Lake:
 
     def _current(self, model: str | None) -> tuple[str, list]:
         """Each vehicle's current forecast (of `model`, else of the latest run), if it is within
-        RISK_WINDOW_DAYS of the newest scoring run (older = the car stopped being scored)."""
+        RISK_WINDOW_DAYS of the newest scoring run (older = the car stopped being scored) and
+        its battery is still the one the car reports (not replaced since)."""
         pick, p = ("model = ?", [model]) if model else ("is_latest", [])
         return (f"""SELECT vehicle_id, battery_id, as_of, lifetime_cycles, rated_cycles,
                            round(remaining_cycles, 2) AS remaining_cycles, round(daily_cycles, 4) AS daily_cycles,
                            days_to_eol, as_of + days_to_eol::INTEGER AS eol_date, basis, model, alert, fallback
-                    FROM forecasts_latest WHERE {pick}
-                      AND as_of >= (SELECT max(as_of) FROM forecasts_latest) - {RISK_WINDOW_DAYS}""", p)
+                    FROM forecasts_latest f WHERE {pick}
+                      AND as_of >= (SELECT max(as_of) FROM forecasts_latest) - {RISK_WINDOW_DAYS}
+                      AND NOT EXISTS (SELECT 1 FROM current_battery c
+                                      WHERE c.vehicle_id = f.vehicle_id AND c.battery_id <> f.battery_id)""", p)
 
     def battery_risk(self, within: int = 90, model: str | None = None, q: str | None = None,
                      sort: str = "eol_date", order: str = "asc", limit: int = 1000) -> dict:
