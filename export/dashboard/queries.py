@@ -242,6 +242,7 @@ class Lake:
         con.execute(f"SET temp_directory={_q(self._tmp)}")
         con.execute(f"SET memory_limit={_q(self.memory_limit)}")
         con.execute("SET TimeZone='UTC'")
+        con.execute("SET enable_progress_bar=false")     # stdout is the CLI's (it prints the URL)
         if self.threads:
             con.execute(f"SET threads={int(self.threads)}")
         if self.local:
