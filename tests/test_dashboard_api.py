@@ -457,3 +457,25 @@ def test_cli_demo_serves_and_stops_on_sigterm(tmp_path):
     snap = re.search(r"lake snapshot 1 built in .* -> (\S+)\)", err).group(1)
     assert not Path(snap).exists() and not Path(snap).parent.exists()     # the snapshot is removed
     assert (tmp_path / "demo" / "daily").is_dir()
+
+
+def test_other_writers_types_read_as_the_contract(tmp_path):
+    """A writer with int32 counters and timezone-naive timestamps (Spark's TIMESTAMP_NTZ) reads
+    the same: the naive times are UTC."""
+    root = tmp_path / "lake"
+    d = root / "status" / "date=2026-11-01"
+    d.mkdir(parents=True)
+    naive = pa.array([dt.datetime(2026, 11, 1, 9, 30), dt.datetime(2026, 11, 1, 10, 0)], pa.timestamp("us"))
+    pq.write_table(pa.table({
+        "msg_id": ["a" * 32, "b" * 32], "vehicle_id": ["V1", "V2"], "state": ["online", "offline"], "at": naive,
+        "dropped_telemetry": pa.array([4, None], pa.int32()), "models": ['{"battery": {"version": "2.0.0"}}', None],
+        "received_at": naive}), d / "part-0.parquet")
+    with serving(root) as (url, _):
+        st, o = get_json(url + "/api/overview")
+        assert st == 200, o
+        assert o["as_of"] == "2026-11-01T10:00:00Z"
+        assert o["summary"]["vehicles"] == 2
+        assert o["summary"]["seen_24h"] == 2 and o["summary"]["offline"] == 1 and o["summary"]["dropped_telemetry"] == 4
+        assert o["tables"]["models"]["rows"] == [["battery", "2.0.0", 1]]
+        st, v = get_json(url + "/api/vehicle?id=V1")
+        assert dict(v["tables"]["status"]["rows"])["at"] == "2026-11-01T09:30:00Z"

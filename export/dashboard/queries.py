@@ -269,7 +269,10 @@ class Lake:
                 except Exception as exc:       # unreadable files: say so, serve the rest
                     log.warning("lake table %s unreadable: %s", t, exc)
                     src, cols = None, set()
-            sel = ", ".join(f'"{c}"' if c in cols else f'NULL::{ty} AS "{c}"' for c, ty in schema.items())
+            # every column as its contract type: another writer's int32 or timezone-naive
+            # timestamps (Spark) read the same; what does not convert reads as null
+            sel = ", ".join(f'TRY_CAST("{c}" AS {ty}) AS "{c}"' if c in cols else f'NULL::{ty} AS "{c}"'
+                            for c, ty in schema.items())
             sql = f"SELECT {sel}, NULL::DATE AS date WHERE false" if src is None else f"SELECT {sel}, date FROM {src}"
             con.execute(f"CREATE VIEW src_{t} AS {sql}")
             present[t] = bool(cols)

@@ -103,8 +103,9 @@ COMMON = {"format", "table", "token"}
 
 
 def jsonable(o):
-    if isinstance(o, dt.datetime):
-        return o.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(o, dt.datetime):   # naive = UTC (the lake's convention), never the server's zone
+        o = o.replace(tzinfo=dt.timezone.utc) if o.tzinfo is None else o.astimezone(dt.timezone.utc)
+        return o.isoformat().replace("+00:00", "Z")
     if isinstance(o, dt.date):
         return o.isoformat()
     if hasattr(o, "__float__"):     # Decimal from SUM over BIGINT
