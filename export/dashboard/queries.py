@@ -112,10 +112,14 @@ SNAPSHOT_SQL = (
     """CREATE TABLE seen AS SELECT vehicle_id, max(received_at) AS last_seen FROM (
          SELECT vehicle_id, received_at FROM daily UNION ALL SELECT vehicle_id, received_at FROM src_status
          UNION ALL SELECT vehicle_id, received_at FROM alerts) GROUP BY vehicle_id ORDER BY vehicle_id""",
+    # the battery each vehicle reported last: a forecast for a battery replaced since is history
+    f"""CREATE TABLE current_battery AS SELECT vehicle_id, Battery_ID AS battery_id FROM daily
+         {_LATEST.format(by="vehicle_id", order="Date DESC")}""",
     f"""CREATE TABLE forecasts_latest AS
          WITH per_model AS (SELECT * EXCLUDE (date), coalesce(vehicle_id, battery_id) AS vkey FROM src_forecasts
                             {_LATEST.format(by="coalesce(vehicle_id, battery_id), model", order="as_of DESC, scored_at DESC")})
-         SELECT *, row_number() OVER (PARTITION BY vkey ORDER BY as_of DESC, scored_at DESC) = 1 AS is_latest,
+         SELECT per_model.*, row_number() OVER (PARTITION BY vkey ORDER BY as_of DESC, scored_at DESC) = 1 AS is_latest,
+                coalesce(c.battery_id <> per_model.battery_id, false) AS replaced,
                 list_avg(forecast_daily_cycles) AS daily_cycles,
                 greatest(rated_cycles - lifetime_cycles, 0) AS remaining_cycles,
                 CASE WHEN days_to_rated IS NOT NULL THEN days_to_rated
@@ -123,16 +127,13 @@ SNAPSHOT_SQL = (
                      THEN ceil(greatest(rated_cycles - lifetime_cycles, 0) / list_avg(forecast_daily_cycles))::BIGINT
                 END AS days_to_eol,
                 CASE WHEN days_to_rated IS NOT NULL THEN 'forecast' ELSE 'extrapolated' END AS basis
-         FROM per_model ORDER BY vkey""",
+         FROM per_model LEFT JOIN current_battery c ON c.vehicle_id = per_model.vehicle_id ORDER BY vkey""",
     # forecast vs realised: the same battery's lifetime 30 days after as_of
     """CREATE TABLE forecast_pairs AS
          SELECT f.model, f.as_of, f.alert, f.projected_lifetime_cycles_30d - f.lifetime_cycles AS forecast_30d,
                 d.Lifetime_Cycles_Used - f.lifetime_cycles AS realised_30d,
                 d.Lifetime_Cycles_Used >= f.rated_cycles AS reached
          FROM src_forecasts f JOIN daily d ON d.Battery_ID = f.battery_id AND d.Date = f.as_of + 30""",
-    # the battery each vehicle reported last: a forecast for a battery replaced since is history
-    f"""CREATE TABLE current_battery AS SELECT vehicle_id, Battery_ID AS battery_id FROM daily
-         {_LATEST.format(by="vehicle_id", order="Date DESC")}""",
     "CREATE TABLE forecast_runs AS SELECT model, as_of, count(*) AS forecasts FROM src_forecasts GROUP BY ALL",
     # ... summed per (model, scoring day): the accuracy view's filters aggregate a few hundred rows
     """CREATE TABLE forecast_accuracy AS
@@ -424,8 +425,7 @@ class Lake:
                            days_to_eol, as_of + days_to_eol::INTEGER AS eol_date, basis, model, alert, fallback
                     FROM forecasts_latest f WHERE {pick}
                       AND as_of >= (SELECT max(as_of) FROM forecasts_latest) - {RISK_WINDOW_DAYS}
-                      AND NOT EXISTS (SELECT 1 FROM current_battery c
-                                      WHERE c.vehicle_id = f.vehicle_id AND c.battery_id <> f.battery_id)""", p)
+                      AND NOT replaced""", p)
 
     def battery_risk(self, within: int = 90, model: str | None = None, q: str | None = None,
                      sort: str = "eol_date", order: str = "asc", limit: int = 1000) -> dict:
