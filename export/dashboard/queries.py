@@ -154,6 +154,12 @@ SNAPSHOT_SQL = (
                 coalesce(year_state, material_state, condition_state) IS NOT NULL AS from_states
          FROM src_compliance {_LATEST.format(by="vehicle_id, component", order="scored_at DESC")}
          ORDER BY vehicle_id, component""",
+    """CREATE TABLE compliance_by_part AS
+         SELECT component, count(*) FILTER (WHERE verdict = 'non_compliant') AS non_compliant,
+                count(*) FILTER (WHERE verdict = 'undetermined') AS undetermined,
+                count(*) FILTER (WHERE verdict = 'compliant') AS compliant,
+                count(DISTINCT vehicle_id) FILTER (WHERE verdict <> 'compliant') AS vehicles_affected
+         FROM compliance_current GROUP BY component""",
     """CREATE TABLE lake_meta AS SELECT
          (SELECT count(*) FROM daily) AS daily, (SELECT count(*) FROM alerts) AS alerts,
          (SELECT count(*) FROM src_status) AS status, (SELECT count(*) FROM src_forecasts) AS forecasts,
@@ -521,11 +527,9 @@ class Lake:
             p.append(cause)
         w = " AND ".join(where)
         by_part = self._table(f"""
-            SELECT component, count(*) FILTER (WHERE verdict = 'non_compliant')::BIGINT AS non_compliant,
-                   count(*) FILTER (WHERE verdict = 'undetermined')::BIGINT AS undetermined,
-                   count(*) FILTER (WHERE verdict = 'compliant')::BIGINT AS compliant,
-                   count(DISTINCT vehicle_id) FILTER (WHERE verdict <> 'compliant')::BIGINT AS vehicles_affected
-            FROM compliance_current WHERE {"component = ?" if part else "1=1"} GROUP BY component
+            SELECT component, non_compliant::BIGINT AS non_compliant, undetermined::BIGINT AS undetermined,
+                   compliant::BIGINT AS compliant, vehicles_affected::BIGINT AS vehicles_affected
+            FROM compliance_by_part WHERE {"component = ?" if part else "1=1"}
             ORDER BY non_compliant + undetermined DESC, component""", [part] if part else [])
         by_cause = self._table(f"""
             WITH u AS (SELECT vehicle_id, unnest(CASE WHEN verdict = 'undetermined' THEN ['not_stated']
@@ -538,12 +542,12 @@ class Lake:
                    year_value, material_value, condition_value, model, scored_at,
                    CASE WHEN from_states THEN 'attribute states' ELSE 'why words' END AS cause_from
             FROM compliance_current WHERE {w} ORDER BY vehicle_id, component LIMIT ?""", [*p, limit])
-        s = self._one(f"""
-            SELECT count(*), count(*) FILTER (WHERE verdict = 'non_compliant'),
-                   count(*) FILTER (WHERE verdict = 'undetermined'),
-                   count(*) FILTER (WHERE {w}), count(DISTINCT vehicle_id) FILTER (WHERE {w})
-            FROM compliance_current""", [*p, *p])
-        parts = [r[0] for r in self._rows("SELECT DISTINCT component FROM compliance_current ORDER BY 1")[1]]
+        totals = self._one("SELECT coalesce(sum(non_compliant + undetermined + compliant), 0)::BIGINT, "
+                           "coalesce(sum(non_compliant), 0)::BIGINT, coalesce(sum(undetermined), 0)::BIGINT "
+                           "FROM compliance_by_part")
+        sel = self._one(f"SELECT count(*), count(DISTINCT vehicle_id) FROM compliance_current WHERE {w}", p)
+        s = (*totals, *sel)
+        parts = [r[0] for r in self._rows("SELECT component FROM compliance_by_part ORDER BY 1")[1]]
         return self._answer({"part": part, "cause": cause, "verdict": verdict, "limit": limit},
                             {"by_part": by_part, "by_cause": by_cause, "components": items},
                             {"components": s[0], "non_compliant": s[1], "undetermined": s[2], "matching": s[3],

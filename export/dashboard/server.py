@@ -124,7 +124,10 @@ def _finite(o):
 
 
 def to_json(obj) -> bytes:
-    return json.dumps(_finite(obj), default=jsonable, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        return json.dumps(obj, default=jsonable, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:      # a NaN/inf somewhere (JSON has none): null, walking the tree only then
+        return json.dumps(_finite(obj), default=jsonable, separators=(",", ":"), allow_nan=False).encode()
 
 
 def to_csv(table: dict) -> bytes:
