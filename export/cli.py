@@ -44,6 +44,10 @@ GROUPS = {
         "summary": ("export.commands.fleet_summary", "fleet alert summary (CSV + PNG) from ingested data"),
     },
 }
+# Commands without an action: `trey-export NAME --options`.
+SINGLE = {
+    "dashboard": ("export.commands.dashboard", "the fleet dashboard: a read-only web app over the lake"),
+}
 
 
 def main(argv=None) -> int:
@@ -63,6 +67,11 @@ def main(argv=None) -> int:
             ap.set_defaults(_module=module)
             if argv[:1] == [gname] and argv[1:2] == [aname]:
                 chosen = (ap, module)
+    for name, (module, help_) in SINGLE.items():
+        sp = groups.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=module)
+        if argv[:1] == [name]:
+            chosen = (sp, module)
     if chosen:
         mod = importlib.import_module(chosen[1])
         mod.configure(chosen[0])
