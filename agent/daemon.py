@@ -125,6 +125,14 @@ class ModelSlot:
                 "refused": self.refused, "last_error": self.last_error}
 
 
+def hmi_limits(h):
+    from agent.hmi.http import Limits
+    return Limits(max_connections=h.max_connections, max_connections_per_client=h.max_connections_per_client,
+                  max_event_streams=h.max_event_streams, header_timeout_s=h.header_timeout_s,
+                  body_timeout_s=h.body_timeout_s, idle_timeout_s=h.idle_timeout_s,
+                  write_timeout_s=h.write_timeout_s, workers=h.workers)
+
+
 def _battery_factory(b):
     from agent.forecast import BatteryForecaster
     return BatteryForecaster.from_bundle(b)
@@ -199,7 +207,7 @@ class Agent:
         if cfg.hmi.enabled:
             from agent.hmi import HmiServer
             host, port = parse_listen(cfg.hmi.listen, "hmi.listen")
-            self.hmi = HmiServer(HmiApi(self), host, port).start()
+            self.hmi = HmiServer(HmiApi(self), host, port, limits=hmi_limits(cfg.hmi)).start()
             self.alerts.add_listener(lambda a: self.hmi.events.publish("alert", a))
             self.components.add_listener(lambda items: self.hmi.events.publish("components", items))
         if cfg.components.spec:
@@ -475,6 +483,7 @@ class Agent:
             "models": {"battery": self.battery_slot.info(), "compliance": self.compliance_slot.info()},
             "counters": counters,
             "components_rejected": dict(self.components.rejected) if self.components else {},
+            "hmi": self.hmi.stats() if self.hmi else {},
         }
 
     def ack(self, alert_id: int, by: str = "driver") -> dict:
