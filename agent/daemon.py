@@ -185,7 +185,6 @@ class Agent:
         from agent.store import StateStore
         self._install_signal_handlers()
         cfg = self.cfg
-        Path(cfg.state.dir).mkdir(parents=True, exist_ok=True)
         self.store = StateStore(cfg.state.dir)
         self.alerts = Alerts(self.store)
         with self.store.transaction() as conn:
@@ -484,6 +483,7 @@ class Agent:
             "counters": counters,
             "components_rejected": dict(self.components.rejected) if self.components else {},
             "hmi": self.hmi.stats() if self.hmi else {},
+            "state_db": getattr(self.store, "integrity", {"status": "ok"}),
         }
 
     def ack(self, alert_id: int, by: str = "driver") -> dict:

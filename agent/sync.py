@@ -378,7 +378,8 @@ class Sync:
         st = self.status()
         return T.status_payload(self.vehicle_id, state, _now(), outbox=st["outbox"],
                                 downlink_rejected=st["downlink_rejected"], models=st["models"],
-                                broker_rejected=st["broker_rejected"])
+                                broker_rejected=st["broker_rejected"],
+                                state_db=getattr(self.store, "integrity", {"status": "ok"}))
 
     def _maybe_status(self, c) -> None:
         now = time.monotonic()

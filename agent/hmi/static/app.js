@@ -207,6 +207,10 @@ function renderHealth(h) {
   chip("chip-bus", h.bus && h.bus.receiving, h.bus ? ("CAN " + (h.bus.interface || "") + " · " + (h.bus.frames || 0) + " frames") : "CAN");
   const m = h.mqtt || {};
   chip("chip-cloud", m.connected, "Cloud: " + (m.state || "offline"));
+  // A damaged state database was moved aside at start and recovered (agent.store_integrity).
+  const db = h.state_db || {}, st = $("chip-store");
+  st.hidden = db.status !== "recovered";
+  if (!st.hidden) chip("chip-store", false, "Storage recovered: " + (db.reason || "") + " (kept " + (db.kept_aside || "") + ")");
 }
 async function refresh() {
   const asked = liveSeq;
