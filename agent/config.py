@@ -79,7 +79,11 @@ class MqttConfig:
     outbox_max_rows: int = 100_000
     outbox_max_bytes: int = 64 * 1024 * 1024
     max_inflight: int = 20
-    max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones)
+    max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones);
+                                                 # sent as MQTT 5 Maximum Packet Size in CONNECT, so the
+                                                 # broker never delivers a bigger message
+    downlink_rate_per_s: int = 20                # components / ack messages per second, per topic kind;
+    downlink_burst: int = 40                     # over it (after a burst) rejected as <kind>:rate_limited
     reconnect_min_ms: int = 500                  # reconnect backoff: exponential from min to max, jittered
     reconnect_max_ms: int = 30_000
 
@@ -87,6 +91,12 @@ class MqttConfig:
 @dataclass(frozen=True)
 class ComponentsConfig:
     spec: str = ""                      # local file of this car's component notes (JSON lines)
+    # Bounds on what documents (spec or cloud) may make the agent keep: a car has a few VINs
+    # and a few hundred components, and a flood of valid messages must not grow the state,
+    # the HMI list or the alerts without limit (nor push the car's own alerts out of view).
+    vins: list = field(default_factory=list)   # [] = any VIN, up to max_vins distinct ones
+    max_vins: int = 4                   # distinct VINs kept; a document for another is rejected
+    max_components: int = 200           # (vin, component) verdicts kept in total (<= 400)
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,16 @@ def _validate(cfg: Config) -> None:
         if p and not Path(p).is_file():
             raise ConfigError(f"can.{key}: file not found: {p}")
     parse_listen(cfg.hmi.listen, "hmi.listen")
+    comp = cfg.components
+    if not 1 <= comp.max_vins <= 64:
+        raise ConfigError(f"components.max_vins: {comp.max_vins} out of range 1..64")
+    if not 1 <= comp.max_components <= 400:      # below the 500 alerts /api/alerts lists
+        raise ConfigError(f"components.max_components: {comp.max_components} out of range 1..400")
+    for v in comp.vins:
+        try:
+            validate.vin(v, "components.vins")
+        except validate.InvalidInput as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.components.spec and not Path(cfg.components.spec).is_file():
         raise ConfigError(f"components.spec: file not found: {cfg.components.spec}")
     for p in cfg.models.trusted_keys:
@@ -189,7 +209,7 @@ def _validate(cfg: Config) -> None:
         if not 5 <= m.keepalive <= 3600:
             raise ConfigError(f"mqtt.keepalive: {m.keepalive} out of range 5..3600")
         for key in ("outbox_max_rows", "outbox_max_bytes", "max_inflight", "max_payload_bytes",
-                    "reconnect_min_ms", "reconnect_max_ms"):
+                    "reconnect_min_ms", "reconnect_max_ms", "downlink_rate_per_s", "downlink_burst"):
             if getattr(m, key) <= 0:
                 raise ConfigError(f"mqtt.{key}: must be > 0")
         if m.reconnect_max_ms < m.reconnect_min_ms:

@@ -46,6 +46,7 @@ BATCH_MAX = 512              # frames per batch (a batch is finished before stop
 RECV_TIMEOUT_S = 0.25        # main loop wake-up when the bus is silent (idle CPU ~0)
 BUNDLE_POLL_S = 2.0          # how often bundle paths are checked for in-place replacement
 HEALTH_PUSH_S = 2.0          # SSE health refresh while HMI clients are connected
+COMPONENTS_PUSH_S = 1.0      # component list pushed to the HMI at most this often
 HISTORY_DAYS_SHOWN = 30
 MAX_BUS_ERRORS = 20          # consecutive receive failures (~10 s) before exiting for a restart
 
@@ -152,6 +153,7 @@ class Agent:
         self.install_signals = install_signals
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._components_changed = threading.Event()
         self.ready = threading.Event()
         self.started_mono = time.monotonic()
         self.ready_after_s: float | None = None
@@ -200,7 +202,9 @@ class Agent:
         # but it is loud; a later good bundle (in place or SIGHUP) is picked up.
         self.battery_slot.load()
         self.compliance_slot.load()
-        self.components = Components(self.store, self.alerts, self.compliance_slot.current)
+        from agent.component_bounds import ComponentLimits
+        self.components = Components(self.store, self.alerts, self.compliance_slot.current,
+                                     ComponentLimits.from_config(cfg.components))
         self._load_battery_state()
         self.pipeline = self._open_pipeline()
         if cfg.hmi.enabled:
@@ -208,7 +212,7 @@ class Agent:
             host, port = parse_listen(cfg.hmi.listen, "hmi.listen")
             self.hmi = HmiServer(HmiApi(self), host, port, limits=hmi_limits(cfg.hmi)).start()
             self.alerts.add_listener(lambda a: self.hmi.events.publish("alert", a))
-            self.components.add_listener(lambda items: self.hmi.events.publish("components", items))
+            self.components.add_listener(self._components_changed.set)   # pushed coalesced by run()
         if cfg.components.spec:
             self.components.load_spec(cfg.components.spec, source="spec")
         if self.sync is not None:
@@ -239,7 +243,7 @@ class Agent:
     def run(self) -> int:
         """Main loop until SIGTERM/SIGINT; returns the exit code."""
         self._install_signal_handlers()
-        next_poll = next_health = time.monotonic()
+        next_poll = next_health = next_components = time.monotonic()
         try:
             while not self._stop.is_set():
                 self.step()
@@ -250,6 +254,12 @@ class Agent:
                 if now >= next_poll:
                     next_poll = now + BUNDLE_POLL_S
                     self.poll_bundles()
+                if self._components_changed.is_set() and now >= next_components:
+                    # At most one whole-list push per COMPONENTS_PUSH_S, however many changes.
+                    next_components = now + COMPONENTS_PUSH_S
+                    self._components_changed.clear()
+                    if self.hmi and self.hmi.events.clients:
+                        self.hmi.events.publish("components", self.components.list())
                 if now >= next_health:
                     next_health = now + HEALTH_PUSH_S
                     self.notifier.status(self._status_text())
