@@ -75,7 +75,7 @@ def load_signal_map(dbc: str | Path | None = None, signal_map: str | Path | None
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise SignalMapError(f"signal map not found: {map_path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SignalMapError(f"cannot parse signal map {map_path}: {exc}") from None
 
     unknown_top = set(raw) - {"signals"}
