@@ -54,8 +54,8 @@ class HmiConfig:
     listen: str = "127.0.0.1:8080"
     # Limits (agent.hmi.http; README "HMI limits"). Over a connection limit the oldest
     # waiting connection is evicted, so idle/slow clients never lock the driver's page out.
-    max_connections: int = 128             # open TCP connections in total
-    max_connections_per_client: int = 96   # from one address
+    max_connections: int = 512             # open TCP connections in total (~6 kB each)
+    max_connections_per_client: int = 384  # from one address
     max_event_streams: int = 8             # /api/events streams (the oldest is evicted)
     header_timeout_s: int = 10             # request head complete within this of its first byte
     body_timeout_s: int = 10               # request body (<= 4 KiB) within this

@@ -186,9 +186,11 @@ def _threads(pid: int) -> int:
 
 
 def test_idle_and_slow_clients_cost_no_thread_real_process(tmp_path):
-    """200 idle + 50 slowloris connections against `trey-agent run`: the health API still
-    answers within a second, and the process's thread count does not grow."""
+    """200 idle + 50 slowloris connections against `trey-agent run` limited to 128
+    connections: the health API still answers (the oldest waiting ones are evicted), and
+    the process's thread count does not grow."""
     cfg = agent_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[hmi]\n", "[hmi]\nmax_connections = 128\nmax_connections_per_client = 96\n"))
     log = tmp_path / "agent.log"
     proc = start_agent_process(cfg, log_path=log)
     port = hmi_port(cfg)

@@ -12,9 +12,10 @@ Rules (each bound is an `[hmi]` config key, README "HMI limits"):
     body_timeout_s and be at most max_body bytes; a client that does not read a response
     within write_timeout_s is dropped.
   - at most max_connections connections, at most max_connections_per_client from one
-    address: a new connection over a limit evicts the oldest connection that is only
-    waiting (idle keep-alive or an unfinished head), so idle or slow clients never lock
-    the driver's page out; only if none can be evicted is it answered 503 and closed.
+    address: a new connection over a limit evicts a connection that is only waiting (idle
+    or an unfinished head) — one that never completed a request first, then the oldest —
+    so idle or slow clients never lock the driver's page out; only if none can be evicted
+    is the new one answered 503 and closed. The accept queue holds LISTEN_BACKLOG (1,024).
   - an error response caused by the request's framing (bad head, bad or too large
     Content-Length, body timeout) closes the connection: bytes we did not read are never
     parsed as a new request (request smuggling past the Origin/Host guards). Any other
@@ -48,8 +49,8 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 
 @dataclass(frozen=True)
 class Limits:
-    max_connections: int = 128
-    max_connections_per_client: int = 96
+    max_connections: int = 512
+    max_connections_per_client: int = 384
     max_event_streams: int = 8
     max_body: int = 4096
     header_timeout_s: float = 10.0
@@ -168,13 +169,14 @@ def error_response(status: int, message: str, extra: dict | None = None, close: 
 
 
 class _Conn:
-    __slots__ = ("peer", "writer", "state", "since", "task")
+    __slots__ = ("peer", "writer", "state", "since", "task", "served")
 
     def __init__(self, peer: str, writer):
         self.peer, self.writer = peer, writer
-        self.state = "idle"            # idle | head | busy | stream
+        self.state = "idle"            # idle | head | busy | stream | evicted
         self.since = time.monotonic()
         self.task = None
+        self.served = 0                # requests answered on it
 
     def waiting(self) -> bool:
         return self.state in ("idle", "head")
@@ -245,19 +247,23 @@ class HttpServer:
     # ---- admission
     def _admit(self, me: _Conn) -> bool:
         lim = self.limits
-        mine = [c for c in self.conns.values() if c.peer == me.peer and c is not me]
+        live = [c for c in self.conns.values() if c is not me and c.state != "evicted"]
+        mine = [c for c in live if c.peer == me.peer]
         if len(mine) >= lim.max_connections_per_client and not self._evict(mine):
             return False
-        others = [c for c in self.conns.values() if c is not me]
-        if len(others) >= lim.max_connections and not self._evict(others):
+        live = [c for c in live if c.state != "evicted"]
+        if len(live) >= lim.max_connections and not self._evict(live):
             return False
         return True
 
     def _evict(self, pool: list[_Conn]) -> bool:
+        """Close the connection that costs most and serves least: waiting ones only, those
+        that never completed a request (idle hogs, slowloris) before any that did (the
+        page's keep-alive connection), oldest first."""
         waiting = [c for c in pool if c.waiting()]
         if not waiting:
             return False
-        victim = min(waiting, key=lambda c: c.since)
+        victim = min(waiting, key=lambda c: (c.served > 0, c.since))
         victim.state = "evicted"
         victim.writer.transport.abort()
         self.counters["evicted"] += 1
@@ -372,6 +378,7 @@ class HttpServer:
                 await self.streamer(req, conn.writer, reader)
                 return
             await self._write(conn, render(resp, head_only, keep))
+            conn.served += 1
             if not keep or resp.stream:
                 return
 

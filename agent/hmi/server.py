@@ -54,6 +54,9 @@ MAX_BODY = 4096
 MAX_SSE_CLIENTS = 8
 SSE_KEEPALIVE_S = 15.0
 TOKEN_HEADER = "X-Trey-Token"
+# A burst of connects (a client reconnecting hundreds of sockets) must not overflow the
+# accept queue: a dropped SYN is retried by the kernel only after 1 s, stalling the page.
+LISTEN_BACKLOG = 1024
 _ALERT_PATH = re.compile(r"/api/alerts/([^/]+)(/ack)?")
 _GET_ROUTES = ("/api/health", "/api/session", "/api/alerts", "/api/battery", "/api/components", "/api/events")
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -190,7 +193,7 @@ class HmiServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
-            sock.listen(128)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
         except OSError:
             sock.close()
