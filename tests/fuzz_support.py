@@ -1,7 +1,7 @@
 """Hypothesis profiles for the boundary fuzzers (tests/test_fuzz_*.py).
 
     trey-suite  the normal run: TREY_FUZZ_EXAMPLES examples per target (default 100)
-    trey-fuzz   `make fuzz`: 5,000 examples per target (TREY_FUZZ_EXAMPLES overrides)
+    trey-fuzz   `make fuzz`: 2,000 examples per target (TREY_FUZZ_EXAMPLES overrides)
 
 Selected with TREY_FUZZ_PROFILE; applied per test with @fuzz (not load_profile: other
 tests' Hypothesis settings stay as they are). No deadline: the machine is shared.
@@ -17,7 +17,7 @@ _SUPPRESS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCh
              HealthCheck.filter_too_much, HealthCheck.large_base_example]
 settings.register_profile("trey-suite", max_examples=int(os.environ.get("TREY_FUZZ_EXAMPLES", "100")),
                           deadline=None, suppress_health_check=_SUPPRESS, derandomize=False)
-settings.register_profile("trey-fuzz", max_examples=int(os.environ.get("TREY_FUZZ_EXAMPLES", "5000")),
+settings.register_profile("trey-fuzz", max_examples=int(os.environ.get("TREY_FUZZ_EXAMPLES", "2000")),
                           deadline=None, suppress_health_check=_SUPPRESS)
 PROFILE = settings.get_profile(os.environ.get("TREY_FUZZ_PROFILE", "trey-suite"))
 
