@@ -15,7 +15,8 @@ Before agent.store opens `<state dir>/state.db`:
      directory), it is moved aside as `state.db.corrupt-<UTC time>` (named in the log), a
      fresh database is created and every row still readable is copied over — table by
      table, rowid block by block, so one bad page loses only the rows on it: alerts, the
-     outbox, the reader's checkpoint, counters and the closed days.
+     outbox, the reader's checkpoint, counters and the closed days. When SQL cannot read
+     even the schema (a cut file), closed days are read from the intact table pages.
 
 The outcome is `StateStore.integrity` ({"status": "ok" | "recovered", ...}), shown in
 /api/health (`state_db`), on the MQTT status topic and on the HMI page; the last recovery
@@ -192,7 +193,11 @@ def salvage(src: str | Path, dst: sqlite3.Connection) -> tuple[dict, dict]:
         try:
             schema = s.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
         except sqlite3.DatabaseError:
-            return recovered, {"sqlite_master": 1}
+            # The schema itself is unreadable (e.g. the file was cut): SQL sees nothing, but
+            # the closed days may still sit in intact pages. Rows of `daily` are written once
+            # and never updated, so a stale copy cannot bring back an old state.
+            n = scan_daily_pages(src, dst)
+            return ({"daily": n} if n else {}), {"sqlite_master": 1}
         for typ, name, sql in schema:
             if typ != "table" or name.startswith("sqlite_"):
                 continue
@@ -253,3 +258,97 @@ def _copy_table(s, dst, name: str, cols: list[str]) -> tuple[int, int]:
             empty += 1
         lo += BLOCK
     return n, bad
+
+
+# ----------------------------------------------------------------------------- raw pages
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    v = 0
+    for k in range(9):
+        if i >= len(b):
+            raise IndexError
+        c = b[i]
+        i += 1
+        if k == 8:
+            return (v << 8) | c, i
+        v = (v << 7) | (c & 0x7F)
+        if c < 0x80:
+            return v, i
+    return v, i
+
+
+def _value(t: int, b: bytes, i: int):
+    if t == 0:
+        return None, i
+    if 1 <= t <= 6:
+        n = (1, 2, 3, 4, 6, 8)[t - 1]
+        return int.from_bytes(b[i:i + n], "big", signed=True), i + n
+    if t == 7:
+        return struct.unpack(">d", b[i:i + 8])[0], i + 8
+    if t in (8, 9):
+        return t - 8, i
+    if t >= 12:
+        n = (t - 12) // 2
+        raw = b[i:i + n]
+        if len(raw) != n:
+            raise IndexError
+        return (raw if t % 2 == 0 else raw.decode("utf-8")), i + n
+    raise ValueError("reserved serial type")
+
+
+def _leaf_records(page: bytes, base: int, usable: int):
+    """(rowid, values) of every cell of a table-leaf page that fits in the page."""
+    if page[base] != 0x0D:
+        return
+    ncells = int.from_bytes(page[base + 3:base + 5], "big")
+    for k in range(ncells):
+        try:
+            ptr = int.from_bytes(page[base + 8 + 2 * k:base + 10 + 2 * k], "big")
+            size, i = _varint(page, ptr)
+            rowid, i = _varint(page, i)
+            if size > usable - 35 or i + size > len(page):
+                continue                        # spills into overflow pages: skipped
+            rec = page[i:i + size]
+            hsize, j = _varint(rec, 0)
+            types = []
+            while j < hsize:
+                t, j = _varint(rec, j)
+                types.append(t)
+            vals, pos = [], hsize
+            for t in types:
+                v, pos = _value(t, rec, pos)
+                vals.append(v)
+            yield rowid, vals
+        except (IndexError, ValueError, UnicodeDecodeError, struct.error):
+            continue
+
+
+def scan_daily_pages(src: Path, dst: sqlite3.Connection) -> int:
+    """Closed-day rows found in intact table-leaf pages of a database SQL cannot read."""
+    import re
+
+    from agent.schema import DAILY_COLUMNS
+    try:
+        data = Path(src).read_bytes()
+    except OSError:
+        return 0
+    if len(data) < 100 or not data.startswith(SQLITE_MAGIC):
+        return 0
+    ps = int.from_bytes(data[16:18], "big")
+    ps = 65536 if ps == 1 else ps
+    if ps < 512 or ps & (ps - 1):
+        return 0
+    usable = ps - data[20]
+    cols = ", ".join(f'"{c}"' for c in DAILY_COLUMNS)
+    other = ", ".join(f'"{c}"' for c in DAILY_COLUMNS if c not in ("Date", "Battery_ID"))
+    dst.execute(f'CREATE TABLE IF NOT EXISTS daily ("Date" TEXT NOT NULL, "Battery_ID" NOT NULL, {other}, '
+                'PRIMARY KEY ("Battery_ID", "Date"))')
+    insert = f"INSERT OR IGNORE INTO daily ({cols}) VALUES ({', '.join('?' * len(DAILY_COLUMNS))})"
+    day = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+    n = 0
+    for p in range(len(data) // ps):
+        page = data[p * ps:(p + 1) * ps]
+        for _rowid, vals in _leaf_records(page, 100 if p == 0 else 0, usable):
+            if (len(vals) == len(DAILY_COLUMNS) and isinstance(vals[0], str) and day.fullmatch(vals[0])
+                    and vals[1] is not None and not isinstance(vals[1], bytes)):
+                n += dst.execute(insert, vals).rowcount
+    return n

@@ -30,6 +30,7 @@ import bz2
 import gzip
 import hashlib
 import http.client
+import io
 import json
 import os
 import random
@@ -115,6 +116,7 @@ class Car(threading.Thread):
         super().__init__(daemon=True, name="car")
         self.group, self.port, self.fps, self.glitch, self.stop_ev = group, port, fps, glitch, stop
         self.sent = self.glitches = 0
+        self.vehicle_time = 0.0
 
     def run(self) -> None:
         import can
@@ -136,7 +138,8 @@ class Car(threading.Thread):
                 ahead = due - time.perf_counter()
                 if ahead > 0.001:
                     time.sleep(ahead)
-                _, msg = next(frames)
+                t, msg = next(frames)
+                self.vehicle_time = t
                 bus.send(msg)
                 self.sent += 1
                 if self.glitch and time.perf_counter() > next_glitch:
@@ -149,8 +152,18 @@ class Car(threading.Thread):
 
 # ----------------------------------------------------------------------------- hostile cloud
 def _bomb_tar(kind: str, mb: int) -> bytes:
+    """A bundle-shaped tar whose model.onnx is `mb` MB of zeros, gzip- or bzip2-compressed
+    (a few hundred kB on the wire)."""
+    import tarfile
     zeros = b"\0" * (mb * 1024 * 1024)
-    return gzip.compress(zeros, compresslevel=9) if kind == "gz" else bz2.compress(zeros, 9)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("manifest.json", b"{}"), ("manifest.sig", b"x" * 88), ("model.onnx", zeros)):
+            info = tarfile.TarInfo(f"bundle/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return gzip.compress(raw, compresslevel=9) if kind == "gz" else bz2.compress(raw, 9)
 
 
 class Hostile(threading.Thread):
@@ -377,7 +390,7 @@ def main(argv=None) -> int:
     kills = 0
     rejected_total: dict[str, int] = {}
     try:
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end or kills < args.kills:
             time.sleep(1.0)
             took = _page_load(hmi_port)
             if isinstance(took, str):
@@ -407,12 +420,11 @@ def main(argv=None) -> int:
         def handled() -> int:
             m = (_health(hmi_port) or {}).get("mqtt", {})
             return sum((m.get("downlink_rejected") or {}).values()) + sum((m.get("downlink_applied") or {}).values())
-        before, settle = handled(), time.monotonic() + 30
-        while time.monotonic() < settle:
+        before, settle, stable = handled(), time.monotonic() + 60, 0
+        while time.monotonic() < settle and stable < 3:     # 3 s without a new count
             time.sleep(1.0)
             now = handled()
-            if now == before:
-                break
+            stable = stable + 1 if now == before else 0
             before = now
         from agent import topics as T
         import paho.mqtt.client as mqtt
@@ -465,10 +477,15 @@ def main(argv=None) -> int:
         span = (dates[-1] - dates[0]).days + 1
         gaps = span - len(set(dates))
     lost_alerts = seen_alerts - final_alerts
+    # Days the car drove through (all but the one still open) must all be closed and stored.
+    from datetime import datetime, timezone
+    car_day = datetime.fromtimestamp(car.vehicle_time, timezone.utc).date() if car.vehicle_time else None
+    behind = (car_day - dates[-1]).days - 1 if (car_day and dates) else None
     max_page = max(samples) if samples else float("nan")
     ok = {
         "page ≤ 1 s at every sample": bool(samples) and max_page <= 1.0 and failed_samples == 0,
         "no closed day lost": not lost_days and gaps == 0 and bool(days),
+        "every day driven is closed": behind is not None and behind <= 1,
         "no alert lost": not lost_alerts,
         "peak RSS ≤ 120 MB every life": max(rss_peaks) <= 120 * 1024,
         "every delivered input counted": counted == n_count,
@@ -480,7 +497,8 @@ def main(argv=None) -> int:
     print(f"driver's page (7 requests, keep-alive): {len(samples)} samples, p50 {srt[len(srt) // 2] * 1000:.0f} ms, "
           f"max {max_page * 1000:.0f} ms, failed {failed_samples} {failures or ''}" if samples else "no page samples")
     print(f"car: {car.sent} frames, {car.glitches} clock glitches; closed days stored {len(days)} "
-          f"({dates[0] if dates else '-'} .. {dates[-1] if dates else '-'}), gaps {gaps}, lost {len(lost_days)}")
+          f"({dates[0] if dates else '-'} .. {dates[-1] if dates else '-'}), gaps {gaps}, lost {len(lost_days)}; "
+          f"car at {car_day}, days not closed {behind}")
     print(f"alerts seen {len(seen_alerts)}, lost {len(lost_alerts)}; components listed {len(comps)} "
           f"from {len({c['vin'] for c in comps})} VINs")
     print(f"peak RSS per life (MB): {', '.join(f'{x / 1024:.0f}' for x in rss_peaks)}")

@@ -26,7 +26,7 @@ from tests.daemon_support import (InProcessAgent, ack_headers, agent_config, hmi
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hmi-hard")
-    with InProcessAgent(agent_config(tmp, extra="[hmi]\n" if False else "")) as a:
+    with InProcessAgent(agent_config(tmp)) as a:
         yield a
 
 
