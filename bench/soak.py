@@ -28,7 +28,6 @@ import argparse
 import base64
 import bz2
 import gzip
-import hashlib
 import http.client
 import io
 import json

@@ -40,6 +40,7 @@ from http import HTTPStatus
 log = logging.getLogger("agent.hmi.http")
 
 MAX_HEAD = 8192
+LISTEN_BACKLOG = 1024
 MAX_HEADERS = 64
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
@@ -217,7 +218,10 @@ class HttpServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        self._server = await asyncio.start_server(self._client, sock=self.sock, limit=MAX_HEAD)
+        # backlog again here: asyncio re-listens the socket (default 100, overflowed by a
+        # burst of reconnects: a dropped SYN is retried only after 1 s).
+        self._server = await asyncio.start_server(self._client, sock=self.sock, limit=MAX_HEAD,
+                                                  backlog=LISTEN_BACKLOG)
         self._ready.set()
         await self._stopping.wait()
         self._server.close()

@@ -44,7 +44,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from agent import validate
-from agent.hmi.http import HttpError, HttpServer, Limits, Request, Response, error_response
+from agent.hmi.http import LISTEN_BACKLOG, HttpError, HttpServer, Limits, Request, Response, error_response
 from agent.jsonsafe import finite
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ MAX_BODY = 4096
 MAX_SSE_CLIENTS = 8
 SSE_KEEPALIVE_S = 15.0
 TOKEN_HEADER = "X-Trey-Token"
-# A burst of connects (a client reconnecting hundreds of sockets) must not overflow the
-# accept queue: a dropped SYN is retried by the kernel only after 1 s, stalling the page.
-LISTEN_BACKLOG = 1024
+
 _ALERT_PATH = re.compile(r"/api/alerts/([^/]+)(/ack)?")
 _GET_ROUTES = ("/api/health", "/api/session", "/api/alerts", "/api/battery", "/api/components", "/api/events")
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
