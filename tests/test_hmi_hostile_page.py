@@ -101,5 +101,6 @@ def test_hostile_page_cannot_acknowledge(browser, tmp_path):
         own.goto(run.url + "/")
         own.locator(f'article.alert[data-id="{alert["id"]}"] button.ack').click()
         own.wait_for_selector(f'article.alert[data-id="{alert["id"]}"][data-state="acknowledged"]', timeout=10_000)
+        assert not own.locator("#chip-store").is_visible()      # storage fine: no recovery chip
         own.close()
         assert agent.alerts.get(alert["id"])["acknowledged_by"] == "driver"

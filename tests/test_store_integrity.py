@@ -211,3 +211,26 @@ def test_unit_does_not_restart_on_exit_3():
     unit = (ROOT / "systemd" / "trey-agent.service").read_text()
     prevent = [ln.split("=", 1)[1].split() for ln in unit.splitlines() if ln.startswith("RestartPreventExitStatus=")]
     assert prevent and "3" in prevent[0]
+
+
+def test_recovery_is_shown_on_the_hmi_page(tmp_path):
+    """The driver's page shows that the storage was recovered (real headless Chromium)."""
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("/usr/bin/chromium missing (scripts/setup.sh full installs chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
+    from tests.daemon_support import InProcessAgent
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.db").write_bytes(b"garbage" * 1000)
+    with InProcessAgent(agent_config(tmp_path)) as run, sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium",
+                              args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = b.new_page()
+            page.goto(run.url + "/")
+            chip = page.locator("#chip-store")
+            chip.wait_for(state="visible", timeout=10_000)
+            assert "Storage recovered" in chip.get_attribute("title")
+            assert "not an SQLite database" in chip.get_attribute("title")
+        finally:
+            b.close()
