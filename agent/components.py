@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from pathlib import Path
 
+from agent import validate
 from agent.alerts import utc_now
 from agent.tokenizer import MAX_NOTE_CHARS
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_COMPONENTS_PER_DOC = 500
 CLASSIFY_BATCH = 1
-_NAME = re.compile(r"^[\w .,/()+-]{1,64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS components (
@@ -55,8 +54,10 @@ def parse_document(doc) -> tuple[str, list[tuple[str, str]]]:
     if not isinstance(doc, dict):
         raise SpecError("document is not a JSON object")
     vin = doc.get("vin")
-    if not isinstance(vin, str) or not _NAME.match(vin):
-        raise SpecError("vin missing or not a short string")
+    try:
+        validate.vin(vin)
+    except validate.InvalidInput as exc:
+        raise SpecError(str(exc)) from None
     comps = doc.get("components")
     if not isinstance(comps, list) or not comps:
         raise SpecError("components missing or empty")
@@ -67,11 +68,11 @@ def parse_document(doc) -> tuple[str, list[tuple[str, str]]]:
         if not isinstance(c, dict):
             raise SpecError("component entry is not an object")
         name, note = c.get("component"), c.get("note")
-        if not isinstance(name, str) or not _NAME.match(name.strip()):
-            raise SpecError("component name missing or invalid")
-        if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE_CHARS:
-            raise SpecError(f"note of {name!r} missing, empty or longer than {MAX_NOTE_CHARS} chars")
-        name = name.strip()
+        try:   # one rule set for names and text (agent.validate): no "../", no lone surrogates
+            name = validate.component(name.strip() if isinstance(name, str) else name)
+            validate.text(note, f"note of {name!r}", MAX_NOTE_CHARS)
+        except validate.InvalidInput as exc:
+            raise SpecError(str(exc)) from None
         if name in seen:
             raise SpecError(f"component {name!r} listed twice")
         seen.add(name)
@@ -83,13 +84,14 @@ def read_spec_file(path: str | Path) -> tuple[list[dict], dict[str, int]]:
     """JSON-lines spec file -> (documents, rejected {reason: count}). Blank lines and
     '#' comments are skipped; a bad line is rejected, the rest still load."""
     docs, rejected = [], {}
-    with open(path, encoding="utf-8") as fh:
+    # Bytes that are not UTF-8 become lone surrogates, which the strict parser rejects per line.
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             try:
-                doc = json.loads(line)
+                doc = validate.loads_json(line)
                 parse_document(doc)
             except (ValueError, SpecError) as exc:
                 reason = "bad_json" if not isinstance(exc, SpecError) else "bad_document"
@@ -115,10 +117,12 @@ class Components:
     """Verdicts + alerts for component notes. `classifier` is a callable returning the
     current (ComplianceClassifier, label) so a hot-swapped model is picked up."""
 
-    def __init__(self, store, alerts, classifier):
+    def __init__(self, store, alerts, classifier, limits=None):
+        from agent.component_bounds import ComponentLimits
         self.store = store
         self.alerts = alerts
         self._classifier = classifier
+        self.limits = limits or ComponentLimits()
         self._lock = threading.Lock()
         self.rejected: dict[str, int] = {}
         self._listeners: list = []
@@ -126,7 +130,8 @@ class Components:
             conn.execute(_SCHEMA)
 
     def add_listener(self, fn) -> None:
-        """fn(components_list) after a change (HMI event stream)."""
+        """fn() after a change (HMI event stream; it reads list() when it pushes, coalesced:
+        a flood of documents does not re-serialise the whole list per change)."""
         self._listeners.append(fn)
 
     def reject(self, reason: str, detail: str) -> None:
@@ -150,7 +155,7 @@ class Components:
         rejected (counted, logged once per kind) and returns 0."""
         if isinstance(doc, (bytes, str)):
             try:
-                doc = json.loads(doc)
+                doc = validate.loads_json(doc)
             except ValueError as exc:
                 self.reject("bad_json", str(exc))
                 return 0
@@ -158,6 +163,10 @@ class Components:
             vin, notes = parse_document(doc)
         except SpecError as exc:
             self.reject("bad_document", str(exc))
+            return 0
+        refusal = self.limits.check(self.store, vin, [n for n, _ in notes])
+        if refusal:
+            self.reject(*refusal)
             return 0
         clf, label = self._classifier()
         if clf is None:
@@ -219,11 +228,8 @@ class Components:
                  "alert_id": r[9]} for r in rows]
 
     def _changed(self) -> None:
-        if not self._listeners:
-            return
-        items = self.list()
         for fn in self._listeners:
             try:
-                fn(items)
+                fn()
             except Exception:
                 log.exception("components listener failed")

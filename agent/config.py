@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import get_type_hints
 
 REQUIRED = object()   # sentinel default: key must be given
-_VEHICLE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")   # safe inside an MQTT topic level
 
 
 class ConfigError(ValueError):
@@ -55,6 +54,16 @@ class ModelsConfig:
 class HmiConfig:
     enabled: bool = True
     listen: str = "127.0.0.1:8080"
+    # Limits (agent.hmi.http; README "HMI limits"). Over a connection limit the oldest
+    # waiting connection is evicted, so idle/slow clients never lock the driver's page out.
+    max_connections: int = 512             # open TCP connections in total (~6 kB each)
+    max_connections_per_client: int = 384  # from one address
+    max_event_streams: int = 8             # /api/events streams (the oldest is evicted)
+    header_timeout_s: int = 10             # request head complete within this of its first byte
+    body_timeout_s: int = 10               # request body (<= 4 KiB) within this
+    idle_timeout_s: int = 30               # nothing sent (fresh or keep-alive): closed
+    write_timeout_s: int = 10              # a client not reading its response is dropped
+    workers: int = 4                       # threads running route handlers (SQLite reads)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,11 @@ class MqttConfig:
     outbox_max_rows: int = 100_000
     outbox_max_bytes: int = 64 * 1024 * 1024
     max_inflight: int = 20
-    max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones)
+    max_payload_bytes: int = 4 * 1024 * 1024     # downlink size limit (model bundles are the big ones);
+                                                 # sent as MQTT 5 Maximum Packet Size in CONNECT, so the
+                                                 # broker never delivers a bigger message
+    downlink_rate_per_s: int = 20                # components / ack messages per second, per topic kind;
+    downlink_burst: int = 40                     # over it (after a burst) rejected as <kind>:rate_limited
     reconnect_min_ms: int = 500                  # reconnect backoff: exponential from min to max, jittered
     reconnect_max_ms: int = 30_000
 
@@ -80,6 +93,12 @@ class MqttConfig:
 @dataclass(frozen=True)
 class ComponentsConfig:
     spec: str = ""                      # local file of this car's component notes (JSON lines)
+    # Bounds on what documents (spec or cloud) may make the agent keep: a car has a few VINs
+    # and a few hundred components, and a flood of valid messages must not grow the state,
+    # the HMI list or the alerts without limit (nor push the car's own alerts out of view).
+    vins: list = field(default_factory=list)   # [] = any VIN, up to max_vins distinct ones
+    max_vins: int = 4                   # distinct VINs kept; a document for another is rejected
+    max_components: int = 200           # (vin, component) verdicts kept in total (<= 400)
 
 
 @dataclass(frozen=True)
@@ -174,8 +193,23 @@ def _build(section: str, cls, raw: dict):
 
 
 def _validate(cfg: Config) -> None:
-    if not _VEHICLE_ID.match(cfg.vehicle.id):
-        raise ConfigError(f"vehicle.id: {cfg.vehicle.id!r} must match {_VEHICLE_ID.pattern}")
+    from agent import validate
+    try:
+        validate.vehicle_id(cfg.vehicle.id, "vehicle.id")
+    except validate.InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.mqtt is not None and cfg.mqtt.client_id:
+        try:
+            validate.vehicle_id(cfg.mqtt.client_id, "mqtt.client_id")
+        except validate.InvalidInput as exc:
+            raise ConfigError(str(exc)) from None
+    _check_interface(cfg.can.interface)
+    h = cfg.hmi
+    for key, lo, hi in (("max_connections", 4, 4096), ("max_connections_per_client", 1, 4096),
+                        ("max_event_streams", 1, 256), ("header_timeout_s", 1, 300), ("body_timeout_s", 1, 300),
+                        ("idle_timeout_s", 1, 3600), ("write_timeout_s", 1, 300), ("workers", 1, 32)):
+        if not lo <= getattr(h, key) <= hi:
+            raise ConfigError(f"hmi.{key}: {getattr(h, key)} out of range {lo}..{hi}")
     if not 10_000 <= cfg.can.bitrate <= 8_000_000:
         raise ConfigError(f"can.bitrate: {cfg.can.bitrate} out of range 10000..8000000")
     if not 0 <= cfg.can.port <= 65535:
@@ -189,6 +223,16 @@ def _validate(cfg: Config) -> None:
         if p and not Path(p).is_file():
             raise ConfigError(f"can.{key}: file not found: {p}")
     parse_listen(cfg.hmi.listen, "hmi.listen")
+    comp = cfg.components
+    if not 1 <= comp.max_vins <= 64:
+        raise ConfigError(f"components.max_vins: {comp.max_vins} out of range 1..64")
+    if not 1 <= comp.max_components <= 400:      # below the 500 alerts /api/alerts lists
+        raise ConfigError(f"components.max_components: {comp.max_components} out of range 1..400")
+    for v in comp.vins:
+        try:
+            validate.vin(v, "components.vins")
+        except validate.InvalidInput as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.components.spec and not Path(cfg.components.spec).is_file():
         raise ConfigError(f"components.spec: file not found: {cfg.components.spec}")
     for p in cfg.models.trusted_keys:
@@ -211,7 +255,7 @@ def _validate(cfg: Config) -> None:
         if not 5 <= m.keepalive <= 3600:
             raise ConfigError(f"mqtt.keepalive: {m.keepalive} out of range 5..3600")
         for key in ("outbox_max_rows", "outbox_max_bytes", "max_inflight", "max_payload_bytes",
-                    "reconnect_min_ms", "reconnect_max_ms"):
+                    "reconnect_min_ms", "reconnect_max_ms", "downlink_rate_per_s", "downlink_burst"):
             if getattr(m, key) <= 0:
                 raise ConfigError(f"mqtt.{key}: must be > 0")
         if m.reconnect_max_ms < m.reconnect_min_ms:
@@ -265,9 +309,20 @@ def _validate_obd(o: ObdConfig) -> None:
             raise ConfigError(f"obd.{key}: must be a finite number >= 0")
 
 
+def _check_interface(name: str) -> None:
+    """An interface python-can does not know would only fail later, with a traceback."""
+    try:
+        from can.interfaces import VALID_INTERFACES
+    except ImportError:                  # python-can missing: the run reports it
+        return
+    if name not in VALID_INTERFACES:
+        raise ConfigError(f"can.interface: unknown interface {name!r} "
+                          f"(python-can knows: {', '.join(sorted(VALID_INTERFACES))})")
+
+
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{where}: {value!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
@@ -292,8 +347,16 @@ def load_config(path: str | Path) -> Config:
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file unreadable: {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     try:
         return config_from_dict(raw, str(path))
     except ConfigError as exc:

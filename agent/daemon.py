@@ -46,6 +46,7 @@ BATCH_MAX = 512              # frames per batch (a batch is finished before stop
 RECV_TIMEOUT_S = 0.25        # main loop wake-up when the bus is silent (idle CPU ~0)
 BUNDLE_POLL_S = 2.0          # how often bundle paths are checked for in-place replacement
 HEALTH_PUSH_S = 2.0          # SSE health refresh while HMI clients are connected
+COMPONENTS_PUSH_S = 1.0      # component list pushed to the HMI at most this often
 HISTORY_DAYS_SHOWN = 30
 MAX_BUS_ERRORS = 20          # consecutive receive failures (~10 s) before exiting for a restart
 
@@ -125,6 +126,14 @@ class ModelSlot:
                 "refused": self.refused, "last_error": self.last_error}
 
 
+def hmi_limits(h):
+    from agent.hmi.http import Limits
+    return Limits(max_connections=h.max_connections, max_connections_per_client=h.max_connections_per_client,
+                  max_event_streams=h.max_event_streams, header_timeout_s=h.header_timeout_s,
+                  body_timeout_s=h.body_timeout_s, idle_timeout_s=h.idle_timeout_s,
+                  write_timeout_s=h.write_timeout_s, workers=h.workers)
+
+
 def _battery_factory(b):
     from agent.forecast import BatteryForecaster
     return BatteryForecaster.from_bundle(b)
@@ -144,6 +153,7 @@ class Agent:
         self.install_signals = install_signals
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._components_changed = threading.Event()
         self.ready = threading.Event()
         self.started_mono = time.monotonic()
         self.ready_after_s: float | None = None
@@ -186,7 +196,6 @@ class Agent:
         from agent.store import StateStore
         self._install_signal_handlers()
         cfg = self.cfg
-        Path(cfg.state.dir).mkdir(parents=True, exist_ok=True)
         self.store = StateStore(cfg.state.dir)
         self.alerts = Alerts(self.store)
         with self.store.transaction() as conn:
@@ -203,15 +212,17 @@ class Agent:
         self.battery_slot.load()
         self.compliance_slot.load()
         self.lifecycle.load_shadows()
-        self.components = Components(self.store, self.alerts, self._compliance_model)
+        from agent.component_bounds import ComponentLimits
+        self.components = Components(self.store, self.alerts, self._compliance_model,
+                                     ComponentLimits.from_config(cfg.components))
         self._load_battery_state()
         self.pipeline = self._open_pipeline()
         if cfg.hmi.enabled:
             from agent.hmi import HmiServer
             host, port = parse_listen(cfg.hmi.listen, "hmi.listen")
-            self.hmi = HmiServer(HmiApi(self), host, port).start()
+            self.hmi = HmiServer(HmiApi(self), host, port, limits=hmi_limits(cfg.hmi)).start()
             self.alerts.add_listener(lambda a: self.hmi.events.publish("alert", a))
-            self.components.add_listener(lambda items: self.hmi.events.publish("components", items))
+            self.components.add_listener(self._components_changed.set)   # pushed coalesced by run()
         if cfg.components.spec:
             self.components.load_spec(cfg.components.spec, source="spec")
         if self.sync is not None:
@@ -255,7 +266,7 @@ class Agent:
     def run(self) -> int:
         """Main loop until SIGTERM/SIGINT; returns the exit code."""
         self._install_signal_handlers()
-        next_poll = next_health = time.monotonic()
+        next_poll = next_health = next_components = time.monotonic()
         try:
             while not self._stop.is_set():
                 self.step()
@@ -266,6 +277,12 @@ class Agent:
                 if now >= next_poll:
                     next_poll = now + BUNDLE_POLL_S
                     self.poll_bundles()
+                if self._components_changed.is_set() and now >= next_components:
+                    # At most one whole-list push per COMPONENTS_PUSH_S, however many changes.
+                    next_components = now + COMPONENTS_PUSH_S
+                    self._components_changed.clear()
+                    if self.hmi and self.hmi.events.clients:
+                        self.hmi.events.publish("components", self.components.list())
                 if now >= next_health:
                     next_health = now + HEALTH_PUSH_S
                     self.notifier.status(self._status_text())
@@ -521,6 +538,8 @@ class Agent:
                        for n, s in (("battery", self.battery_slot), ("compliance", self.compliance_slot))},
             "counters": counters,
             "components_rejected": dict(self.components.rejected) if self.components else {},
+            "hmi": self.hmi.stats() if self.hmi else {},
+            "state_db": getattr(self.store, "integrity", {"status": "ok"}),
         }
 
     def _release(self, name: str) -> dict | None:

@@ -13,6 +13,7 @@ API (other modules rely on it):
     store.counters() -> dict                       # drop counters etc. {name: int}
     store.set_counters({...}) / store.save_checkpoint(state) / store.load_checkpoint() -> dict | None
     store.close()
+    store.integrity -> dict                        # start-up check (agent.store_integrity): "ok" | "recovered"
 
 Tables owned here: `daily` (one row per battery per day, primary key (battery_id, date), columns
 named like DAILY_COLUMNS), `counters` (name, value) and `kv` (key, JSON value; the reader's
@@ -37,15 +38,19 @@ from agent.schema import DAILY_COLUMNS
 
 log = logging.getLogger("agent.store")
 CHECKPOINT_KEY = "pipeline.checkpoint"
+RECOVERY_KEY = "store.last_recovery"
 _COLS = ", ".join(f'"{c}"' for c in DAILY_COLUMNS)
 _QMARKS = ", ".join("?" for _ in DAILY_COLUMNS)
 
 
 class StateStore:
     def __init__(self, state_dir: str | Path):
+        from agent import store_integrity as integrity
         self.dir = Path(state_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        integrity.check_state_dir(self.dir)           # StateDirError: one line, exit 3
         self.path = self.dir / "state.db"
+        # A damaged database is moved aside and what can be read is copied into a fresh one.
+        self.integrity = integrity.prepare(self.path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (BEGIN IMMEDIATE takes the write
         # lock up front, so two writers never deadlock halfway through).
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -54,6 +59,13 @@ class StateStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._hooks: list = []
+        salvage_from = self.integrity.pop("salvage_from", None)
+        if salvage_from:
+            with self.transaction() as c:
+                recovered, unreadable = integrity.salvage(salvage_from, c)
+            self.integrity.update(recovered_rows=recovered, unreadable_rowids=unreadable)
+            log.warning("state database recovered from %s: rows %s, unreadable %s", salvage_from,
+                        recovered, unreadable or "none")
         cols = ", ".join(f'"{c}"' for c in DAILY_COLUMNS if c not in ("Date", "Battery_ID"))
         with self.transaction() as c:
             c.execute(f'CREATE TABLE IF NOT EXISTS daily ("Date" TEXT NOT NULL, "Battery_ID" NOT NULL, {cols}, '
@@ -64,6 +76,13 @@ class StateStore:
                     c.execute(f'ALTER TABLE daily ADD COLUMN "{col}"')
             c.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             c.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            if self.integrity["status"] != "ok":
+                c.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)",
+                          (RECOVERY_KEY, json.dumps(self.integrity)))
+            else:
+                r = c.execute("SELECT value FROM kv WHERE key = ?", (RECOVERY_KEY,)).fetchone()
+                if r:
+                    self.integrity["last_recovery"] = json.loads(r[0])
 
     # ---- transactions ------------------------------------------------------------------
     @contextmanager

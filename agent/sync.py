@@ -59,6 +59,8 @@ DOWNLINK_QUEUE = 256
 PUMP_SAFETY_S = 2.0      # re-read the outbox at least this often while connected
 NO_MATCHING_SUBSCRIBERS = 0x10   # MQTT 5 PUBACK reason: accepted, but no subscriber got it
 HOLD_MIN_S, HOLD_MAX_S = 0.25, 10.0
+PACKET_OVERHEAD = 64 * 1024      # fixed + variable header (topic, properties) above the payload
+RATE_LIMITED = ("components", "ack")   # model announcements/chunks are bounded in bytes instead
 
 
 def _now() -> str:
@@ -113,6 +115,7 @@ class Sync:
             unsubscribe=lambda slot: self._sub_requests.append((False, T.model_chunks_filter(slot))),
             changed=self._models_changed)
         self._downq: queue.Queue = queue.Queue(DOWNLINK_QUEUE)
+        self._buckets: dict[str, tuple[float, float]] = {}   # kind -> (tokens, monotonic time)
         self._threads: list[threading.Thread] = []
         self._client = None
         self._status_due = 0.0
@@ -241,6 +244,9 @@ class Sync:
         from paho.mqtt.properties import Properties
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        # The broker must not deliver anything bigger than we accept: paho reads a whole
+        # message into memory before on_message (128 MB on .../components = 481 MB RSS).
+        props.MaximumPacketSize = self.m.max_payload_bytes + PACKET_OVERHEAD
         c = self._client
         while not self._stop.is_set():
             self._state = "connecting"
@@ -343,7 +349,25 @@ class Sync:
             log.error("broker rejected outbox message %d: %s (dropped)", rid, reason_code)
         self._acked.append(rid)
 
+    def _rate_ok(self, topic: str) -> bool:
+        """Token bucket per downlink kind (mqtt.downlink_rate_per_s, burst mqtt.downlink_burst)."""
+        kind = T.parse_topic(topic)
+        kind = kind[0] if kind else None
+        if kind not in RATE_LIMITED:
+            return True
+        now = time.monotonic()
+        tokens, at = self._buckets.get(kind, (float(self.m.downlink_burst), now))
+        tokens = min(float(self.m.downlink_burst), tokens + (now - at) * self.m.downlink_rate_per_s)
+        if tokens < 1.0:
+            self._buckets[kind] = (tokens, now)
+            self._reject(f"{kind}:rate_limited", f"over {self.m.downlink_rate_per_s}/s")
+            return False
+        self._buckets[kind] = (tokens - 1.0, now)
+        return True
+
     def _on_message(self, client, userdata, message) -> None:
+        if not self._rate_ok(message.topic):
+            return
         try:
             kind, body = T.decode_downlink(message.topic, message.payload, self.vehicle_id,
                                            self.m.max_payload_bytes)
@@ -414,7 +438,8 @@ class Sync:
         return T.status_payload(self.vehicle_id, state, _now(), outbox=st["outbox"],
                                 downlink_rejected=st["downlink_rejected"], models=st["models"],
                                 lifecycle=st["lifecycle"],
-                                broker_rejected=st["broker_rejected"])
+                                broker_rejected=st["broker_rejected"],
+                                state_db=getattr(self.store, "integrity", {"status": "ok"}))
 
     def _maybe_status(self, c) -> None:
         now = time.monotonic()

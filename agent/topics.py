@@ -52,6 +52,7 @@ import json
 import re
 import uuid
 
+from agent import validate
 from agent.jsonsafe import finite, jsonable
 from agent.schema import DAILY_COLUMNS, OPTIONAL_COLUMNS
 
@@ -110,6 +111,9 @@ MODELS_FILTER = f"{PREFIX}/fleet/models/+"
 ROOT_TOPIC = f"{PREFIX}/fleet/root"
 MODEL_CHUNKS_FILTER = f"{PREFIX}/fleet/models/+/chunks/+"
 MAX_CHUNKS = 4096
+# Downlink bounds per kind (bytes). components: 500 notes of <= 1,000 chars; the broker
+# never delivers more than mqtt.max_payload_bytes (MQTT 5 Maximum Packet Size in CONNECT).
+SMALL_MAX_BYTES = {"components": 256 * 1024, "ack": 4 * 1024}
 
 
 def model_chunk_topic(name: str, index: int) -> str:
@@ -235,8 +239,9 @@ def _loads(kind: str, payload: bytes, max_bytes: int) -> dict:
     if len(payload) > max_bytes:
         raise PayloadError(f"{kind}:oversize", f"{len(payload)} > {max_bytes} bytes")
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # Strict (agent.validate): duplicate keys, NaN, lone surrogates, deep nesting refused.
+        obj = validate.loads_json(payload)
+    except validate.InvalidInput as exc:
         raise PayloadError(f"{kind}:bad_json", str(exc)[:120]) from None
     if not isinstance(obj, dict):
         raise PayloadError(f"{kind}:not_object")
@@ -271,15 +276,18 @@ def validate_components(obj: dict, vehicle_id: str) -> dict:
     k = "components"
     _unexpected(k, obj, {"schema", "msg_id", "vehicle_id", "vin", "components"})
     _check_vehicle(k, obj, vehicle_id)
-    _str(k, obj, "vin", 64)
     comps = obj.get("components")
     if not isinstance(comps, list) or not 1 <= len(comps) <= 500:
         raise PayloadError(f"{k}:bad_field", "components")
-    for c in comps:
-        if not isinstance(c, dict) or set(c) - {"component", "note"}:
-            raise PayloadError(f"{k}:bad_field", "component entry")
-        _str(k, c, "component", 64)
-        _str(k, c, "note", 1000)
+    try:
+        validate.vin(obj.get("vin"))
+        for c in comps:
+            if not isinstance(c, dict) or set(c) - {"component", "note"}:
+                raise PayloadError(f"{k}:bad_field", "component entry")
+            validate.component(c.get("component"))
+            validate.text(c.get("note"), "note", 1000)
+    except validate.InvalidInput as exc:
+        raise PayloadError(f"{k}:bad_field", str(exc)[:120]) from None
     return {"vin": obj["vin"], "components": [{"component": c["component"], "note": c["note"]} for c in comps]}
 
 
@@ -291,6 +299,8 @@ def validate_ack(obj: dict, vehicle_id: str) -> dict:
     if not isinstance(aid, int) or isinstance(aid, bool) or not 0 < aid < 2 ** 53:
         raise PayloadError(f"{k}:bad_field", "alert_id")
     by = _str(k, obj, "by", 64, required=False) or "cloud"
+    if not validate.is_text(by):
+        raise PayloadError(f"{k}:bad_field", "by")
     return {"alert_id": aid, "by": by}
 
 
@@ -349,6 +359,8 @@ def decode_downlink(topic: str, payload: bytes, vehicle_id: str, max_bytes: int)
     if parsed is None or parsed[0] not in ("components", "ack", "model", "model_chunk", "root"):
         raise PayloadError("unexpected_topic", topic[:100])
     kind, ident = parsed
+    # Notes and acks are small: they get their own bound, below the one for model bundles.
+    max_bytes = min(max_bytes, SMALL_MAX_BYTES.get(kind, max_bytes))
     if kind == "model_chunk":
         name, index = ident.split("/")
         return kind, validate_model_chunk(_loads(kind, payload, max_bytes), name, int(index))

@@ -88,6 +88,13 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
     return status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
 
 
+def ack_headers(base_url: str) -> dict:
+    """What the HMI page sends to acknowledge: JSON + this agent run's token (/api/session)."""
+    status, session = http("GET", base_url.rstrip("/") + "/api/session")
+    assert status == 200, session
+    return {"Content-Type": "application/json", session["header"]: session["token"]}
+
+
 class InProcessAgent:
     """The real Agent (agent.daemon) in a thread of the test process."""
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import wait_until
-from tests.daemon_support import InProcessAgent, agent_config, http
+from tests.daemon_support import InProcessAgent, ack_headers, agent_config, http
 
 ALERT_FIELDS = {"id", "kind", "severity", "title", "message", "created", "updated", "state", "explanation"}
 
@@ -62,12 +62,12 @@ def test_alert_list_and_ack(running):
     assert ALERT_FIELDS <= set(items[0]) and items[0]["kind"] == "battery" and items[0]["state"] == "raised"
     assert http("GET", f"{running.url}/api/alerts/{a['id']}")[1]["id"] == a["id"]
     status, acked = http("POST", f"{running.url}/api/alerts/{a['id']}/ack", b'{"by": "driver"}',
-                         {"Content-Type": "application/json"})
+                         ack_headers(running.url))
     assert status == 200 and acked["state"] == "acknowledged" and acked["acknowledged_by"] == "driver"
     assert running.agent.alerts.get(a["id"])["state"] == "acknowledged"     # persisted
     assert http("GET", running.url + "/api/alerts?active=1")[1][0]["state"] == "acknowledged"
     running.agent.alerts.clear("battery:B-1")
-    status, err = http("POST", f"{running.url}/api/alerts/{a['id']}/ack")
+    status, err = http("POST", f"{running.url}/api/alerts/{a['id']}/ack", None, ack_headers(running.url))
     assert status == 409 and "cleared" in err["error"]
 
 
@@ -75,8 +75,15 @@ def test_alert_list_and_ack(running):
     ("GET", "/api/alerts/abc", None, {}, 400),
     ("GET", "/api/alerts/0", None, {}, 400),
     ("GET", "/api/alerts/99999", None, {}, 404),
-    ("POST", "/api/alerts/99999/ack", None, {}, 404),
-    ("POST", "/api/alerts/-1/ack", None, {}, 400),
+    ("POST", "/api/alerts/99999/ack", None, "token", 404),
+    ("POST", "/api/alerts/-1/ack", None, "token", 400),
+    ("GET", "/api/alerts/%C2%B2", None, {}, 400),
+    ("POST", "/api/alerts/{id}/ack", b'{"by": "\\ud800"}', "token", 400),
+    ("POST", "/api/alerts/{id}/ack", b"[" * 4000, "token", 400),
+    ("POST", "/api/alerts/{id}/ack", b'{"by": "x", "by": "y"}', "token", 400),
+    ("POST", "/api/alerts/{id}/ack", b'{"by": "x"}', {}, 415),
+    ("POST", "/api/alerts/{id}/ack", b'{"by": "x"}', {"Content-Type": "application/json"}, 403),
+    ("POST", "/api/alerts/{id}/ack", b'{"by": "x"}', {"Content-Type": "text/plain"}, 415),
     ("GET", "/api/alerts/1/ack", None, {}, 405),
     ("GET", "/api/alerts?active=maybe", None, {}, 400),
     ("GET", "/api/nothing", None, {}, 404),
@@ -85,15 +92,23 @@ def test_alert_list_and_ack(running):
     ("PUT", "/api/alerts", b"{}", {}, 405),
     ("DELETE", "/api/alerts/1", None, {}, 405),
     ("POST", "/api/health", b"", {}, 405),
-    ("POST", "/api/alerts/{id}/ack", b"{not json", {"Content-Type": "application/json"}, 400),
-    ("POST", "/api/alerts/{id}/ack", b'["by"]', {"Content-Type": "application/json"}, 400),
-    ("POST", "/api/alerts/{id}/ack", b"x" * 5000, {}, 413),
+    ("POST", "/api/alerts/{id}/ack", b"{not json", "token", 400),
+    ("POST", "/api/alerts/{id}/ack", b'["by"]', "token", 400),
+    ("POST", "/api/alerts/{id}/ack", b"x" * 5000, "token", 413),
     ("POST", "/api/alerts/{id}/ack", None, {"Origin": "http://evil.example"}, 403),
+    ("POST", "/api/alerts/{id}/ack", b'{}', "token+evil-origin", 403),
+    ("POST", "/api/alerts/{id}/ack", b'{}', "token+cross-site", 403),
     ("GET", "/api/alerts", None, {"Host": "attacker.example:80"}, 421),
 ])
 def test_bad_requests_get_json_4xx(shared, method, path, body, headers, expect):
     running = shared
     a = _raise(running.agent)
+    if isinstance(headers, str):        # a complete acknowledgement request, plus what the case adds
+        kind, headers = headers, ack_headers(running.url)
+        if "evil-origin" in kind:
+            headers["Origin"] = "http://evil.example"
+        if "cross-site" in kind:
+            headers["Sec-Fetch-Site"] = "cross-site"
     status, payload = http(method, running.url + path.replace("{id}", str(a["id"])), body, headers)
     assert status == expect, payload
     assert isinstance(payload, dict) and payload["status"] == expect and payload["error"]

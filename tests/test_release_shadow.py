@@ -66,8 +66,8 @@ def test_shadow_sixty_days_promote_then_nan_rollback(tmp_path, broker, capsys):
         frames = list(sim.frames())
         send_stream(bus, frames, speed=None)
         last = sim.truth()[-2]["Date"]
-        wait_until(lambda: (agent.battery().get("forecast") or {}).get("as_of") >= last, 120,
-                   what=f"forecasts through {last}: {agent.battery().get('forecast', {}).get('as_of')}")
+        wait_until(lambda: ((agent.battery().get("forecast") or {}).get("as_of") or "") >= last, 120,
+                   what=f"forecasts through {last}")
 
         ev = battery_health()["shadow"]["evaluation"]
         assert ev["days"] >= 58

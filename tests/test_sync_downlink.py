@@ -93,7 +93,9 @@ def agent(tmp_path, broker):
     alerts = Alerts(store)
     slot = ModelSlot()
     docs = []
-    sync = Sync(agent_cfg(tmp_path / "state", broker.host, broker.port, VID, max_payload_bytes=256 * 1024),
+    # Rate limits out of the way: these tests are about contents (test_downlink_flood.py: rates).
+    sync = Sync(agent_cfg(tmp_path / "state", broker.host, broker.port, VID, max_payload_bytes=256 * 1024,
+                          downlink_rate_per_s=1_000_000, downlink_burst=1_000_000),
                 store, alerts, on_components=lambda d: (docs.append(d), len(d["components"]))[1],
                 on_bundle=slot.install, backoff_min=0.05, backoff_max=0.3, status_interval=0.5).start()
     wait_until(lambda: sync.status()["connected"], 10, what="agent connected")

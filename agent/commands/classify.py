@@ -3,8 +3,10 @@
 Reads one note per line — plain text, or JSON lines {"id": ..., "text": ...} — and writes one
 JSON line per input line, in order:
     {"id" (if given), "text", "compliant", "p_noncompliant", "why": [words]}
-A line that is empty, longer than 2,000 characters, not UTF-8, or a JSON object with an
-"id" but no string "text" gets {"line": n, ("id",) "error": "..."} instead; the run goes on and
+Lines end at LF, CRLF or a lone CR. A line that is empty, longer than 2,000 characters, not
+UTF-8, JSON the agent refuses (a lone surrogate, NaN/1e999, duplicate keys, nesting deeper
+than 32), an "id" that is not a string/number, or a JSON object with an "id" but no string
+"text" gets {"line": n, ("id",) "error": "..."} instead; the run goes on and
 the exit status is 1 if any line failed (2 if the bundle is refused). ONNX Runtime only."""
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+from agent import validate
+from agent.lines import MAX_LINE_BYTES, iter_lines
 from agent.tokenizer import MAX_NOTE_CHARS
 
 CHUNK = 256          # lines classified per model call (streams any input size)
@@ -24,9 +28,41 @@ def configure(p) -> None:
     p.add_argument("--no-why", action="store_true", help="skip the occlusion explanation")
 
 
+def _json_id(v) -> bool:
+    """An id is echoed back in the output: only plain JSON scalars that print as JSON."""
+    if v is None or isinstance(v, bool):
+        return True
+    if isinstance(v, int):
+        return abs(v) < 2 ** 63
+    if isinstance(v, float):
+        return v == v and v not in (float("inf"), float("-inf"))
+    return isinstance(v, str) and len(v) <= 200 and validate.is_text(v)
+
+
+def _parse_json_line(line: str):
+    """-> (object, None) for a strict-JSON line, (None, reason) for JSON the agent refuses
+    (lone surrogate, NaN, 1e999, duplicate keys, too deep), (None, None) for not JSON at all."""
+    try:
+        return validate.loads_json(line), None
+    except validate.InvalidInput as exc:
+        strict_reason = str(exc)
+    try:
+        json.loads(line)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError:
+        if "nested deeper" in strict_reason:
+            return None, strict_reason
+        return None, None                # a plain note that happens to start with "{"
+    return None, strict_reason
+
+
 def parse_line(raw: bytes, lineno: int) -> dict:
-    """-> {"line", "id"?, "text"} or {"line", "id"?, "error"}."""
+    """-> {"line", "id"?, "text"} or {"line", "id"?, "error"}. Input rules: agent.validate."""
     rec: dict = {"line": lineno}
+    if len(raw) > MAX_LINE_BYTES:
+        rec["error"] = f"line longer than {MAX_LINE_BYTES} bytes"
+        return rec
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -35,10 +71,13 @@ def parse_line(raw: bytes, lineno: int) -> dict:
     line = line.rstrip("\r\n")
     text = line
     if line.lstrip().startswith("{"):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None                      # a plain note that happens to start with "{"
+        obj, refused = _parse_json_line(line)
+        if refused:
+            rec["error"] = f"invalid JSON line: {refused}"
+            return rec
+        if isinstance(obj, dict) and "id" in obj and not _json_id(obj["id"]):
+            rec["error"] = "\"id\" must be a string (<= 200 chars), a number or null"
+            return rec
         if isinstance(obj, dict) and "id" in obj and "text" not in obj:
             rec["id"] = obj["id"]
             rec["error"] = "JSON line without \"text\""
@@ -55,7 +94,10 @@ def parse_line(raw: bytes, lineno: int) -> dict:
     elif len(text) > MAX_NOTE_CHARS:
         rec["error"] = f"note longer than {MAX_NOTE_CHARS} characters ({len(text)})"
     else:
-        rec["text"] = text
+        try:
+            rec["text"] = validate.text(text, "note", MAX_NOTE_CHARS)
+        except validate.InvalidInput as exc:
+            rec["error"] = str(exc)
     return rec
 
 
@@ -107,7 +149,8 @@ def main(args) -> int:
         log.error("cannot read %s: %s", args.input, exc)
         return 2
     with fh:
-        ok, failed = classify_stream(clf, fh, sys.stdout, explain=not args.no_why)
+        # LF, CRLF or CR-only line ends; a huge line is never held whole (agent.lines).
+        ok, failed = classify_stream(clf, iter_lines(fh), sys.stdout, explain=not args.no_why)
     if failed:
         log.warning("%d of %d lines failed", failed, ok + failed)
     return 1 if failed else 0

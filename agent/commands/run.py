@@ -6,12 +6,14 @@ SIGTERM/SIGINT: finish the current frame batch, persist the open accumulators, e
 SIGHUP: reload the config and the model bundles.
 
 Exit codes: 0 stopped cleanly, 1 stopped on a persistent runtime error (the bus stays
-broken), 2 bad config or the bus/HMI cannot be opened.
+broken), 2 bad config or the bus/HMI cannot be opened, 3 the state directory cannot be
+created or written (the unit does not restart on 3: RestartPreventExitStatus).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 
 log = logging.getLogger("agent.run")
@@ -32,10 +34,15 @@ def main(args) -> int:
         print(f"trey-agent run: {exc}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(cfg.log.level.upper())
+    from agent.store_integrity import EXIT_STATE_DIR, StateDirError
     agent = Agent(cfg)
     try:
         agent.start()
-    except (SignalMapError, OSError, ValueError, ImportError) as exc:
+    except StateDirError as exc:
+        print(f"trey-agent run: cannot start: {exc}", file=sys.stderr)
+        agent.shutdown()
+        return EXIT_STATE_DIR
+    except (SignalMapError, OSError, ValueError, ImportError, sqlite3.Error) as exc:
         # A bus that cannot be opened, an HMI port in use, a bad DBC: say what, exit 2
         # (systemd's Restart=on-failure retries; the message lands in the journal).
         print(f"trey-agent run: cannot start: {exc}", file=sys.stderr)

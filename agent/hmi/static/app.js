@@ -86,10 +86,23 @@ function explain(a) {
   }
   return why;
 }
+// Acknowledging needs this run's token (a page from another origin cannot read it); after
+// an agent restart the old one is refused (403) and fetched again once.
+let ackToken = null;
+async function postAck(id) {
+  if (!ackToken) ackToken = (await api("/api/session")).token;
+  const r = await fetch("/api/alerts/" + id + "/ack", { method: "POST", body: '{"by":"driver"}',
+    headers: { "Content-Type": "application/json", "Accept": "application/json", "X-Trey-Token": ackToken } });
+  const body = await r.json().catch(() => ({}));
+  return { r, body };
+}
 async function ack(id, btn) {
   btn.disabled = true;
   try {
-    const a = await api("/api/alerts/" + id + "/ack", { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"by":"driver"}' });
+    let { r, body } = await postAck(id);
+    if (r.status === 403) { ackToken = null; ({ r, body } = await postAck(id)); }
+    if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
+    const a = body;
     upsertAlert(a);
   } catch (e) {
     btn.disabled = false;
@@ -194,6 +207,10 @@ function renderHealth(h) {
   chip("chip-bus", h.bus && h.bus.receiving, h.bus ? ("CAN " + (h.bus.interface || "") + " · " + (h.bus.frames || 0) + " frames") : "CAN");
   const m = h.mqtt || {};
   chip("chip-cloud", m.connected, "Cloud: " + (m.state || "offline"));
+  // A damaged state database was moved aside at start and recovered (agent.store_integrity).
+  const db = h.state_db || {}, st = $("chip-store");
+  st.hidden = db.status !== "recovered";
+  if (!st.hidden) chip("chip-store", false, "Storage recovered: " + (db.reason || "") + " (kept " + (db.kept_aside || "") + ")");
   renderModels(h.models || {});
 }
 // One line per model slot: live version, shadow (if any), last refused release and why.
