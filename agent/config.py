@@ -275,8 +275,12 @@ def _validate(cfg: Config) -> None:
 def _validate_battery(b: BatteryConfig) -> None:
     import math
     from datetime import date
-    if b.id and not _VEHICLE_ID.match(b.id):
-        raise ConfigError(f"battery.id: {b.id!r} must match {_VEHICLE_ID.pattern}")
+    if b.id:
+        from agent import validate
+        try:
+            validate.vehicle_id(b.id, "battery.id")
+        except validate.InvalidInput as exc:
+            raise ConfigError(str(exc)) from None
     if b.rated_cycles < 0:
         raise ConfigError("battery.rated_cycles: must be >= 0")
     for key in ("nominal_capacity_ah", "sleep_gap_s", "quiescent_current_a"):
