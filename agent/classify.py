@@ -2,19 +2,29 @@
 
     clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
     clf.classify(["manufactured in 1985 made of steel in fair condition"])
-    -> [{"compliant": False, "p_noncompliant": 0.999, "why": ["1985", "fair"]}]
+    -> [{"verdict": "non_compliant", "compliant": False, "p_noncompliant": 0.999,
+         "why": ["1985", "fair"], "missing": [],
+         "facts": {"year": {"state": "violates", "value": 1985, "p": 0.99, "why": ["1985"]},
+                   "material": {"state": "complies", "p": 0.99, "why": ["steel"]},
+                   "condition": {"state": "violates", "p": 0.99, "why": ["fair"]}}}]
+
+The model reads FACTS, not the verdict: one head per attribute (year, material,
+condition) says violates / complies / not_stated, and agent/regulation.py turns the three
+into the verdict (non_compliant if any violates, compliant only if all comply, else
+undetermined — a note that never states a year is never called compliant). `compliant`
+is True / False / None (undetermined). A year pointer says which year-like word is the
+manufacture year (`facts.year.value`), so "PN 1987-22 ... built 2004" gives 2004.
 
 Notes are tokenized by agent/tokenizer.py with the vocabulary stored in the verified
-bundle manifest (the same code prepared the training data), then scored by the bundle's
-int8 model. `why` comes from occlusion: every word of the note is replaced by <unk> in
-turn and the change of the model's logit is measured, all variants of a batch in ONE
-session run (a 15-word note costs 16 rows of a tiny LSTM, well under a millisecond each).
-For a non-compliant note `why` is found greedily: occlude the word whose removal lowers
-the logit most, keep it occluded and repeat until the note reads compliant (at most 3
-words) — so "1961 ... cast iron ... poor" names all three causes, not just the strongest.
-For a compliant note, the words whose removal raises the logit most (what makes it
-compliant). Each round is one batched session run over all notes of the call. Logits, not probabilities, are compared because the
-float32 sigmoid saturates at 1.0 when two causes are present (e.g. "1985" and "fair").
+bundle manifest (the same code prepared the training data) and padded to their bucket
+length (a long note is read whole). `why` comes from occlusion: every word is replaced by
+<unk> in turn and the change of each head's margin (chosen class logit minus the best
+other) is measured — all variants of a call in ONE session run per bucket length. A
+fact's `why` is the words whose occlusion weakens its head most (the year fact: the word
+the pointer chose); the note's `why` is the violating facts' words (non_compliant), every
+fact's words (compliant) or the stated facts' words (undetermined).
+
+Older single-output bundles (`p_noncompliant` only) still load: verdict from the threshold.
 """
 
 from __future__ import annotations
@@ -22,11 +32,35 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from agent.tokenizer import UNK, Tokenizer
+from agent import regulation as R
+from agent.tokenizer import UNK, Tokenizer, year_value
 
 WHY_MAX_WORDS = 3
-WHY_MIN_LOGIT_DELTA = 1.0     # compliant notes: further words must move the logit this much (e-fold odds)
-WHY_MIN_STEP_DELTA = 0.2      # non-compliant notes: a further greedy step must still lower the logit
+WHY_MIN_LOGIT_DELTA = 1.0     # further words of a fact must move its margin this much (e-fold odds)
+WHY_MIN_STEP_DELTA = 0.2      # legacy bundles: a further greedy step must still lower the logit
+MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for long notes)
+
+
+def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
+    """[(surface, position of its last token in the padded row)] for every year word."""
+    groups = tok.word_ids(text)
+    n = sum(len(ids) for _, ids in groups)
+    pos, out = tok.padded_len(n) - n, []
+    for surface, ids in groups:
+        pos += len(ids)
+        if year_value(surface) is not None:
+            out.append((surface, pos - 1))
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
+    other = np.delete(logits, cls, axis=-1)
+    return logits[..., cls] - np.max(other, axis=-1)
 
 
 class ComplianceClassifier:
@@ -38,6 +72,9 @@ class ComplianceClassifier:
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         outs = [o.name for o in self.session.get_outputs()]
+        self.facts_model = all(h in outs for h in R.ATTRIBUTES)
+        self._outs = [*R.ATTRIBUTES, "year_pos"] if self.facts_model else None
+        self._has_pos = "year_pos" in outs
         self._out_p = "p_noncompliant" if "p_noncompliant" in outs else outs[0]
         self._out_logit = "logit" if "logit" in outs else None
         self.tokenizer = tokenizer
@@ -53,10 +90,119 @@ class ComplianceClassifier:
             tok = Tokenizer.from_manifest(m["preprocessing"]["tokenizer"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{bundle.source}: not a compliance bundle (no tokenizer): {exc}") from None
+        R.check_manifest(m.get("regulation"))
         thr = (m.get("decision") or {}).get("threshold", 0.5)
         return cls(bundle.model_bytes, tok, thr, m.get("name", "compliance"), m.get("version", "?"), threads)
 
-    # -- scoring ------------------------------------------------------------------------
+    # -- model runs ---------------------------------------------------------------------
+    def _run_facts(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
+        """Rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
+        x = np.asarray(rows, dtype=np.int32)
+        step = max(1, MAX_ROW_TOKENS // max(x.shape[1], 1))
+        names = self._outs if self._has_pos else list(R.ATTRIBUTES)
+        parts = [self.session.run(names, {self.input: x[i:i + step]}) for i in range(0, len(x), step)]
+        return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
+
+    def predict_facts(self, texts: list[str]) -> list[dict[str, str]]:
+        """The heads' states per note (no explanation)."""
+        return [{h: v["facts"][h]["state"] for h in R.ATTRIBUTES} for v in self.classify(texts, explain=False)]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """P(non-compliant) per note (facts model: 1 - prod(1 - P(violates)) over the heads)."""
+        if self.facts_model:
+            return np.asarray([v["p_noncompliant"] for v in self.classify(texts, explain=False)])
+        ids = np.asarray(self.tokenizer.encode_batch(texts), dtype=np.int32).reshape(-1, self.tokenizer.max_len)
+        return self._run(ids)[0]
+
+    # -- classification -----------------------------------------------------------------
+    def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
+        """One result per text, in input order (see the module docstring)."""
+        if not self.facts_model:
+            return self._classify_binary(texts, explain)
+        tok = self.tokenizer
+        notes = []                        # (L, row, spans [(surface, pos, n)], year positions)
+        for text in texts:
+            groups = tok.word_ids(text)
+            flat = [i for _, ids in groups for i in ids]
+            L = tok.padded_len(len(flat))
+            pos, spans, years = L - len(flat), [], []
+            for surface, ids in groups:
+                if any(i != self._unk for i in ids):
+                    spans.append((surface, pos, len(ids)))
+                if year_value(surface) is not None:
+                    years.append((surface, pos + len(ids) - 1))
+                pos += len(ids)
+            notes.append((L, [0] * (L - len(flat)) + flat, spans, years))
+        # one run per length: every note's row, then (explain) its occlusion variants
+        by_len: dict[int, list[tuple[int, int]]] = {}       # L -> [(note, span index or -1)]
+        rows_by_len: dict[int, list[list[int]]] = {}
+        for k, (L, row, spans, _) in enumerate(notes):
+            by_len.setdefault(L, []).append((k, -1))
+            rows_by_len.setdefault(L, []).append(row)
+            if explain:
+                for j, (_, p, n) in enumerate(spans):
+                    v = list(row)
+                    v[p:p + n] = [self._unk] * n
+                    by_len[L].append((k, j))
+                    rows_by_len[L].append(v)
+        base: list[dict | None] = [None] * len(texts)
+        occl: list[dict[int, dict]] = [dict() for _ in texts]
+        for L, owners in by_len.items():
+            out = self._run_facts(rows_by_len[L])
+            for r, (k, j) in enumerate(owners):
+                row_out = {n: a[r] for n, a in out.items()}
+                if j < 0:
+                    base[k] = row_out
+                else:
+                    occl[k][j] = row_out
+        return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
+
+    def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
+        _, _, spans, years = note
+        facts, pv = {}, []
+        for h in R.ATTRIBUTES:
+            logits = np.asarray(out[h], dtype=np.float64)
+            pr = _softmax(logits)
+            cls = int(np.argmax(logits))
+            state = R.STATES[cls]
+            pv.append(float(pr[0]))
+            f = {"state": state, "p": round(float(pr[cls]), 6)}
+            why: list[str] = []
+            if h == "year":
+                f["value"] = None
+                if state != R.NOT_STATED and years:
+                    if "year_pos" in out:
+                        sc = np.asarray(out["year_pos"], dtype=np.float64)
+                        surface = max(years, key=lambda y: sc[y[1]])[0]
+                    else:
+                        surface = years[0][0]
+                    f["value"] = year_value(surface)
+                    why.append(surface)
+            if explain and state != R.NOT_STATED and occl:
+                m0 = float(_margin(logits, cls))
+                cands = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), j)
+                                for j, o in occl.items()), key=lambda c: (-c[0], c[1]))
+                for rank, (d, j) in enumerate(cands[:WHY_MAX_WORDS]):
+                    if d <= 0 or (rank and d < WHY_MIN_LOGIT_DELTA) or (h == "year" and why and rank):
+                        break
+                    self._add(why, spans[j][0])
+            f["why"] = why
+            facts[h] = f
+        states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
+        verdict = R.verdict(states)
+        keep = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,),
+                "undetermined": (R.COMPLIES, R.VIOLATES)}[verdict]
+        note_why: list[str] = []
+        for h in R.ATTRIBUTES:
+            if states[h] in keep:
+                for w in facts[h]["why"]:
+                    self._add(note_why, w)
+        p_nc = 1.0 - float(np.prod([1.0 - p for p in pv]))
+        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(p_nc, 6),
+                "why": note_why if explain else [], "facts": facts,
+                "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
+
+    # -- older single-output bundles ----------------------------------------------------
     def _run(self, ids: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """-> (p, logit) per row."""
         ps, ls = [], []
@@ -74,20 +220,15 @@ class ComplianceClassifier:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(ps), np.concatenate(ls)
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        ids = np.asarray(self.tokenizer.encode_batch(texts), dtype=np.int32).reshape(-1, self.tokenizer.max_len)
-        return self._run(ids)[0]
-
-    def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
-        """[{"compliant": bool, "p_noncompliant": float, "why": [words]}] in input order."""
+    def _classify_binary(self, texts: list[str], explain: bool) -> list[dict]:
         L = self.tokenizer.max_len
-        enc = []                        # per text: (base row, [(surface, first position, n tokens)])
+        enc = []
         for text in texts:
             groups = self.tokenizer.word_ids(text)
             flat = [i for _, ids in groups for i in ids]
             pos, spans = L - len(flat), []
             for surface, ids in groups:
-                if any(i != self._unk for i in ids):      # an <unk> word cannot matter
+                if any(i != self._unk for i in ids):
                     spans.append((surface, pos, len(ids)))
                 pos += len(ids)
             enc.append(([0] * (L - len(flat)) + flat, spans))
@@ -95,16 +236,13 @@ class ComplianceClassifier:
         bad = p >= self.threshold
         whys: list[list[str]] = [[] for _ in texts]
         if explain and len(texts):
-            self._explain(enc, logit, bad, whys)
-        return [{"compliant": not bool(b), "p_noncompliant": round(float(q), 6), "why": w}
+            self._explain_binary(enc, logit, bad, whys)
+        return [{"verdict": "non_compliant" if b else "compliant", "compliant": not bool(b),
+                 "p_noncompliant": round(float(q), 6), "why": w, "facts": None, "missing": []}
                 for q, b, w in zip(p, bad, whys)]
 
-    def _explain(self, enc, logit, bad, whys) -> None:
-        """Occlusion, batched over all notes (one session run per round).
-        Non-compliant: greedy — occlude the word that lowers the logit most, keep it
-        occluded, repeat (up to WHY_MAX_WORDS) until the note reads compliant, so every cause
-        is named even when several are present. Compliant: one round; the words whose
-        occlusion raises the logit by >= WHY_MIN_LOGIT_DELTA (at least the strongest)."""
+    def _explain_binary(self, enc, logit, bad, whys) -> None:
+        """Greedy occlusion for a single-logit model (one session run per round)."""
         L = self.tokenizer.max_len
         state = {k: (list(row), list(spans), float(logit[k])) for k, (row, spans) in enumerate(enc) if spans}
         for rnd in range(WHY_MAX_WORDS):
@@ -129,7 +267,7 @@ class ComplianceClassifier:
             for k, cands in per.items():
                 row, spans, base = state[k]
                 cands.sort(key=lambda c: (-c[0], c[1]))
-                if not bad[k]:                      # compliant: a single round
+                if not bad[k]:
                     for rank, (d, j, _) in enumerate(cands[:WHY_MAX_WORDS]):
                         if d <= 0 or (rank and d < WHY_MIN_LOGIT_DELTA):
                             break
@@ -146,7 +284,7 @@ class ComplianceClassifier:
                 del spans[j]
                 state[k] = (row, spans, float(vl[r]))
                 if vp[r] < self.threshold or not spans:
-                    done.append(k)                  # these words alone make it non-compliant
+                    done.append(k)
             for k in done:
                 state.pop(k, None)
             if not state:
@@ -159,4 +297,6 @@ class ComplianceClassifier:
 
     def info(self) -> dict:
         return {"name": self.name, "version": self.version, "threshold": self.threshold,
-                "vocab": len(self.tokenizer.vocab), "max_len": self.tokenizer.max_len}
+                "vocab": len(self.tokenizer.vocab), "max_len": self.tokenizer.max_len,
+                "buckets": list(self.tokenizer.buckets or [self.tokenizer.max_len]),
+                "facts": self.facts_model}
