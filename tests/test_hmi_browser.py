@@ -117,3 +117,26 @@ def test_snapshot_older_than_a_live_alert_does_not_hide_it(browser, tmp_path):
         page.locator(f'article.alert[data-id="{state["alert"]["id"]}"]').wait_for(timeout=5_000)
         assert page.locator("#alert-count").inner_text() == "1"
         page.close()
+
+
+def test_page_shows_an_incomplete_note_as_its_own_milder_alert(browser, tmp_path):
+    """A note without a year, through the real compliance bundle: the page shows an
+    info-level "note incomplete" card naming what is missing, and the component as
+    "Note incomplete" (neither compliant nor non-compliant)."""
+    with InProcessAgent(agent_config(tmp_path)) as run:
+        agent = run.agent
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(run.url + "/")
+        page.wait_for_selector("#chip-live.on", timeout=10_000)
+        assert agent.components.apply_document({"vin": "TEST", "components": [
+            {"component": "water pump", "note": "water pump, aluminium, good condition"}]}) == 1
+        (alert,) = agent.alerts.list(active_only=True)
+        assert alert["kind"] == "compliance_incomplete" and alert["severity"] == "info"
+        card = page.locator(f'article.alert[data-id="{alert["id"]}"]')
+        card.wait_for(timeout=10_000)
+        assert "incomplete" in card.inner_text().lower() and "Not stated: year" in card.inner_text()
+        assert "info" in card.get_attribute("class")
+        li = page.locator('#components li[data-component="water pump"]')
+        li.wait_for(timeout=10_000)
+        assert li.locator(".verdict.incomplete").inner_text() == "Note incomplete"
+        page.close()
