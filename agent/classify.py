@@ -21,13 +21,16 @@ length (a long note is read whole). `why` comes from occlusion: every word is re
 <unk> in turn and the change of each head's margin (chosen class logit minus the best
 other) is measured — all variants of a call in ONE session run per bucket length. A
 fact's `why` is the words whose occlusion weakens its head most (the year fact: the word
-the pointer chose); the note's `why` is the violating facts' words (non_compliant), every
+the pointer chose) and its `where` the clause holding them (in a note about several
+components, which one: "Bracket: 1985, cast iron, poor"); the note's `why` is the violating facts' words (non_compliant), every
 fact's words (compliant) or the stated facts' words (undetermined).
 
 Older single-output bundles (`p_noncompliant` only) still load: verdict from the threshold.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import onnxruntime as ort
@@ -51,6 +54,18 @@ def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
         if year_value(surface) is not None:
             out.append((surface, pos - 1))
     return out
+
+
+_CLAUSE = re.compile(r"[^.;\n]+")
+
+
+def _clause(text: str, word: str) -> str:
+    """The sentence/clause of the note holding `word` (names the component in a note about
+    several: "Bracket: 1985, cast iron, poor"), at most 120 characters."""
+    for m in _CLAUSE.finditer(text):
+        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", m.group(0)):
+            return m.group(0).strip()[:120]
+    return ""
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -132,7 +147,7 @@ class ComplianceClassifier:
                 if year_value(surface) is not None:
                     years.append((surface, pos + len(ids) - 1))
                 pos += len(ids)
-            notes.append((L, [0] * (L - len(flat)) + flat, spans, years))
+            notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
         # one run per length: every note's row, then (explain) its occlusion variants
         by_len: dict[int, list[tuple[int, int]]] = {}       # L -> [(note, span index or -1)]
         rows_by_len: dict[int, list[list[int]]] = {}
@@ -158,7 +173,7 @@ class ComplianceClassifier:
         return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
 
     def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
-        _, _, spans, years = note
+        _, _, spans, years, text = note
         facts, pv = {}, []
         for h in R.ATTRIBUTES:
             logits = np.asarray(out[h], dtype=np.float64)
@@ -187,6 +202,8 @@ class ComplianceClassifier:
                         break
                     self._add(why, spans[j][0])
             f["why"] = why
+            if why:
+                f["where"] = _clause(text, why[0])
             facts[h] = f
         states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
         verdict = R.verdict(states)

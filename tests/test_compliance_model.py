@@ -188,6 +188,7 @@ def test_shipped_bundle_several_components_in_one_note(shipped):
     v = shipped.classify(["Alternator: 2010, aluminium, good. Bracket: 1985, cast iron, poor."])[0]
     assert v["verdict"] == "non_compliant" and v["facts"]["year"]["value"] == 1985
     assert {"1985", "iron", "poor"} <= {w.lower() for w in v["why"]}
+    assert all(v["facts"][h]["where"].startswith("Bracket") for h in ("year", "material", "condition")), v
     v = shipped.classify(["seat rail steel 2014 good; seat frame aluminium 2015 excellent"])[0]
     assert v["verdict"] == "compliant", v
 

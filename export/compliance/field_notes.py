@@ -129,6 +129,18 @@ def cond_phrase(c: str, r: random.Random) -> str:
                      f"condition is {c}", f"overall {c}", f"{c} state"])
 
 
+_NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
+
+
+def _noisy(text: str, r: random.Random, typo_rate: float) -> str:
+    """corpus._noisy, but a year written in words keeps its spelling (a typo there would
+    make the stated year unreadable and the label wrong)."""
+    ws = text.split(" ")
+    ws = [C._typo(w, r) if r.random() < typo_rate and w.lower().strip(",.;-") not in _NUMBER_WORDS
+          and "-" not in w else w for w in ws]
+    return C._case(" ".join(ws), r)
+
+
 class FieldNoteGenerator:
     """notes(n) -> records like corpus.NoteGenerator's, with `phenomena` naming what each shows."""
 
@@ -196,10 +208,14 @@ class FieldNoteGenerator:
             d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
             clauses.insert(r.randint(0, len(clauses)), d)
             phen.append("distractor")
-        sep = r.choice([", ", "; ", ". ", " - ", " "])
-        head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. "]
+        sep = r.choice([", ", "; ", ". ", " - ", " ", ", ", " and "])
+        head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. ",
+                         f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
                         + [""] * bool(clauses))
         text = head + sep.join(clauses)
+        if clauses and r.random() < 0.15:          # facts inside a narrative sentence
+            text = f"{r.choice(self.filler)} and the {part} is {', '.join(clauses)}, then {r.choice(self.filler).lower()}"
+            phen.append("narrative")
         return text, R.states_of(year, material, condition), year
 
     def note(self) -> dict:
@@ -216,13 +232,15 @@ class FieldNoteGenerator:
     def _note(self, lean: bool) -> dict:
         r = self.r
         phen: list[str] = []
-        n_comp = 1 if r.random() < 0.8 else r.choice([2, 2, 3])
+        n_comp = 1 if r.random() < 0.75 else r.choice([2, 2, 2, 3, 4])
         parts = r.sample(PARTS, n_comp)
         texts, states, years = [], [], []
         for p in parts:
             missing = set()
             if r.random() < 0.4:                    # ~40 % of components leave something out
-                k = r.choice([1, 1, 1, 2, 3])
+                # (all three only when the note is about one part: a part named with no fact
+                # at all inside a list of others is not a record of it)
+                k = r.choice([1, 1, 1, 2, 3] if n_comp == 1 else [1, 1, 2])
                 missing = set(r.sample(R.ATTRIBUTES, k))
                 phen.append("missing")
             t, s, y = self._component(p, missing, phen, lean)
@@ -250,7 +268,7 @@ class FieldNoteGenerator:
                     text = body
         else:
             text = body
-        text = C._noisy(text, r, self.typo_rate)[:MAX_NOTE_CHARS]
+        text = _noisy(text, r, self.typo_rate)[:MAX_NOTE_CHARS]
         rec = {"id": "", "text": text, "style": "field", "phenomena": sorted(set(phen)),
                "components": n_comp, **C.fact_fields(None, None, None, states=st, year_value=yv)}
         rec["year"] = yv
