@@ -151,7 +151,7 @@ class ComplianceClassifier:
         # one run per length: every note's row, then (explain) its occlusion variants
         by_len: dict[int, list[tuple[int, int]]] = {}       # L -> [(note, span index or -1)]
         rows_by_len: dict[int, list[list[int]]] = {}
-        for k, (L, row, spans, _) in enumerate(notes):
+        for k, (L, row, spans, _, _) in enumerate(notes):
             by_len.setdefault(L, []).append((k, -1))
             rows_by_len.setdefault(L, []).append(row)
             if explain:

@@ -36,13 +36,15 @@ class TrainConfig:
     out: str = "agent/models/compliance"
     artifacts: str = "artifacts/compliance"
     data: str | None = None               # notes.jsonl from `trey-export data compliance`
-    notes: int = 30000                    # generated when data is None (half classic, half field-style)
-    field_frac: float = 0.5               # share of field-style notes (export/compliance/field_notes.py)
+    notes: int = 50000                    # generated when data is None (classic + field-style)
+    field_frac: float = 0.6               # share of field-style notes (export/compliance/field_notes.py)
     heldout_notes: int = 4000
     holdout: bool = True                  # exclude HOLDOUT_STYLES/YEARS from training
     seed: int = 7
-    max_len: int = 48                     # the first bucket (a note of today's length)
-    buckets: tuple = (48, 96, 192, 384, 1024)   # padded lengths; the last one holds 2,000 characters
+    max_len: int = 16                     # the first (shortest) bucket
+    # padded lengths: a note costs about its own length (a short note 16-32 steps instead of
+    # a fixed 48), the last one holds a 2,000-character note
+    buckets: tuple = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
     year_grain: int = 5                   # agent/tokenizer.py: 5 = half-decade buckets, 1 = digits
     emb: int = 32
     units: int = 48                       # per direction
@@ -51,9 +53,9 @@ class TrainConfig:
     min_count: int = 5                    # rarer words (one-off typos) are left to the fuzzy lookup
     lr: float = 2e-3
     batch: int = 64
-    max_epochs: int = 20
+    max_epochs: int = 22
     patience: int = 3
-    time_budget_s: float = 900.0          # stop training (best weights kept) past this
+    time_budget_s: float = 1800.0         # stop training (best weights kept) past this
     threads: int = 2
     version: str = "2.0.0"
     mlflow: bool = True
