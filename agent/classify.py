@@ -41,6 +41,8 @@ from agent.tokenizer import UNK, Tokenizer, year_value
 WHY_MAX_WORDS = 3
 WHY_MIN_LOGIT_DELTA = 1.0     # further words of a fact must move its margin this much (e-fold odds)
 WHY_MIN_STEP_DELTA = 0.2      # legacy bundles: a further greedy step must still lower the logit
+LONG_NOTE_WORDS = 40         # more words than this: `why` in two stages (clauses, then their words)
+WHY_CLAUSES = 2              # clauses kept per stated fact in stage 1
 MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for long notes)
 
 
@@ -148,29 +150,98 @@ class ComplianceClassifier:
                     years.append((surface, pos + len(ids) - 1))
                 pos += len(ids)
             notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
-        # one run per length: every note's row, then (explain) its occlusion variants
-        by_len: dict[int, list[tuple[int, int]]] = {}       # L -> [(note, span index or -1)]
-        rows_by_len: dict[int, list[list[int]]] = {}
-        for k, (L, row, spans, _, _) in enumerate(notes):
-            by_len.setdefault(L, []).append((k, -1))
-            rows_by_len.setdefault(L, []).append(row)
-            if explain:
-                for j, (_, p, n) in enumerate(spans):
-                    v = list(row)
-                    v[p:p + n] = [self._unk] * n
-                    by_len[L].append((k, j))
-                    rows_by_len[L].append(v)
+        # one run per length: every note's row, then (explain) its occlusion variants; a long
+        # note's variants are its clauses first (stage 1), then the words of the clauses that
+        # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
         base: list[dict | None] = [None] * len(texts)
         occl: list[dict[int, dict]] = [dict() for _ in texts]
-        for L, owners in by_len.items():
-            out = self._run_facts(rows_by_len[L])
-            for r, (k, j) in enumerate(owners):
-                row_out = {n: a[r] for n, a in out.items()}
-                if j < 0:
-                    base[k] = row_out
-                else:
-                    occl[k][j] = row_out
+        clause_occl: list[dict[int, dict]] = [dict() for _ in texts]
+        clauses = [self._clauses(n) if explain and len(n[2]) > LONG_NOTE_WORDS else None for n in notes]
+        variants = []                       # (note, kind "w"/"c", index, spans to occlude)
+        for k, (_, _, spans, _, _) in enumerate(notes):
+            if not explain:
+                continue
+            if clauses[k]:
+                variants += [(k, "c", ci, members) for ci, members in enumerate(clauses[k])]
+            else:
+                variants += [(k, "w", j, [j]) for j in range(len(spans))]
+        self._occlude(notes, variants, base, occl, clause_occl)
+        if explain and any(clauses):
+            stage2 = []
+            for k, cl in enumerate(clauses):
+                if cl:
+                    keep = self._top_clauses(base[k], clause_occl[k])
+                    stage2 += [(k, "w", j, [j]) for ci in keep for j in cl[ci]]
+            self._occlude(notes, stage2, None, occl, clause_occl)
         return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
+
+    def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
+        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length."""
+        by_len: dict[int, list] = {}
+        for k, (L, row, _, _, _) in enumerate(notes):
+            if base is not None:
+                by_len.setdefault(L, []).append(((k, None, None), row))
+        for k, kind, idx, members in variants:
+            L, row, spans = notes[k][0], notes[k][1], notes[k][2]
+            v = list(row)
+            for j in members:
+                _, p, n = spans[j]
+                v[p:p + n] = [self._unk] * n
+            by_len.setdefault(L, []).append(((k, kind, idx), v))
+        for L, items in by_len.items():
+            out = self._run_facts([v for _, v in items])
+            for r, ((k, kind, idx), _) in enumerate(items):
+                row_out = {n: a[r] for n, a in out.items()}
+                if kind is None:
+                    base[k] = row_out
+                elif kind == "w":
+                    occl[k][idx] = row_out
+                else:
+                    clause_occl[k][idx] = row_out
+
+    @staticmethod
+    def _top_clauses(out: dict, clause_occl: dict) -> set[int]:
+        """Per stated fact, the WHY_CLAUSES clauses whose occlusion weakens its head most."""
+        keep: set[int] = set()
+        for h in R.ATTRIBUTES:
+            logits = np.asarray(out[h], dtype=np.float64)
+            cls = int(np.argmax(logits))
+            if R.STATES[cls] == R.NOT_STATED:
+                continue
+            m0 = float(_margin(logits, cls))
+            d = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), ci) for ci, o in clause_occl.items()),
+                       key=lambda c: (-c[0], c[1]))
+            keep |= {ci for delta, ci in d[:WHY_CLAUSES] if delta > 0}
+        return keep
+
+    def _clauses(self, note) -> list[list[int]] | None:
+        """Span indices per clause of the note (split at . ; and newlines), or None when the
+        clause split does not line up with the tokenizer's words (then: word by word)."""
+        L, _, spans, _, text = note
+        tok = self.tokenizer
+        bounds, n = [], 0
+        for m in _CLAUSE.finditer(text):
+            c = len(tok.word_ids(m.group(0)))
+            bounds.append((n, n + c))
+            n += c
+        groups = tok.word_ids(text)
+        if n < len(groups) or len(bounds) < 2:
+            return None
+        # word index of each span = its position among all words (spans skip <unk> words)
+        pos0 = L - sum(len(ids) for _, ids in groups)
+        start_of = {}
+        p = pos0
+        for w, (_, ids) in enumerate(groups):
+            start_of[p] = w
+            p += len(ids)
+        out: list[list[int]] = [[] for _ in bounds]
+        for j, (_, p, _) in enumerate(spans):
+            w = start_of.get(p)
+            if w is None:
+                return None
+            ci = next(i for i, (a, b) in enumerate(bounds) if a <= w < b)
+            out[ci].append(j)
+        return [c for c in out if c] or None
 
     def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
         _, _, spans, years, text = note
@@ -197,8 +268,11 @@ class ComplianceClassifier:
                 m0 = float(_margin(logits, cls))
                 cands = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), j)
                                 for j, o in occl.items()), key=lambda c: (-c[0], c[1]))
+                top = cands[0][0] if cands else 0.0
                 for rank, (d, j) in enumerate(cands[:WHY_MAX_WORDS]):
-                    if d <= 0 or (rank and d < WHY_MIN_LOGIT_DELTA) or (h == "year" and why and rank):
+                    # further words only if they matter about as much as the first (a fact's
+                    # words, e.g. "cast" + "iron", not the other facts' words nearby)
+                    if d <= 0 or (rank and d < max(WHY_MIN_LOGIT_DELTA, 0.5 * top)) or (h == "year" and why and rank):
                         break
                     self._add(why, spans[j][0])
             f["why"] = why

@@ -134,7 +134,9 @@ def main(argv=None) -> None:
                                      threads=1, mlflow=False, heldout_notes=300))
         o = s["objects"]
         keras_model, fp32, int8, tok, source = o["keras_model"], o["fp32"], o["int8"], o["tokenizer"], "trained now (small)"
-    x = np.asarray([tok.encode(n) for n in notes], dtype=np.int32)       # classic notes: one bucket
+    rows = [tok.encode(n) for n in notes]                # classic notes, padded to the longest one's bucket
+    width = max(map(len, rows))
+    x = np.asarray([[0] * (width - len(r)) + r for r in rows], dtype=np.int32)
     s32, s8 = OX.session(fp32), OX.session(int8)
     one = x[:1]
     cmp = {"source": source, "rows": len(x), "row_length": int(x.shape[1])}

@@ -130,6 +130,29 @@ def cond_phrase(c: str, r: random.Random) -> str:
 
 
 _NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
+# Narrative words that can fall anywhere in a note without changing a fact (no negation,
+# replacement, time or number words): sprinkled between the words of fact clauses, so a
+# word the model associates with narrative ("this", "left", "the") never cancels a fact.
+NARRATIVE_WORDS = sorted({w for line in FILLER for w in line.lower().replace(",", "").split()}
+                         - _NUMBER_WORDS - {"not", "no", "was", "were", "now", "replacements", "before", "after",
+                                            "original", "old", "new", "last", "yesterday", "next", "is", "it",
+                                            "and", "but", "by", "with", "for", "one", "two", "ten", "morning",
+                                            # distractor contexts (DISTRACTORS): "job 2019-0042", "bay 4 slot 1985"
+                                            "job", "bay", "slot", "work", "order", "ref", "invoice", "ticket",
+                                            "odometer", "miles", "km", "clock", "on", "mileage", "label"})
+
+
+def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
+    """Insert 1-3 narrative words at random word boundaries (never inside a year in words)."""
+    ws = text.split(" ")
+    for _ in range(k or r.choice([1, 1, 2, 3])):
+        i = r.randint(0, len(ws))
+        left = ws[i - 1].lower().strip(",.;") if i else ""
+        right = ws[i].lower().strip(",.;") if i < len(ws) else ""
+        if left in _NUMBER_WORDS or right in _NUMBER_WORDS:
+            continue
+        ws.insert(i, r.choice(NARRATIVE_WORDS))
+    return " ".join(ws)
 
 
 def _noisy(text: str, r: random.Random, typo_rate: float) -> str:
@@ -213,6 +236,9 @@ class FieldNoteGenerator:
                          f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
                         + [""] * bool(clauses))
         text = head + sep.join(clauses)
+        if clauses and r.random() < 0.3:
+            text = sprinkle(text, r)
+            phen.append("sprinkled")
         if clauses and r.random() < 0.15:          # facts inside a narrative sentence
             text = f"{r.choice(self.filler)} and the {part} is {', '.join(clauses)}, then {r.choice(self.filler).lower()}"
             phen.append("narrative")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from agent import regulation as R
-from agent.tokenizer import RESERVED, Tokenizer, words, year_value
+from agent.tokenizer import MAX_NOTE_CHARS, RESERVED, Tokenizer, words, year_value
 from export.compliance import corpus as C
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ def make_corpus(cfg: TrainConfig) -> tuple[list[dict], dict[str, list[dict]]]:
     years = [y for y in range(C.YEAR_MIN, C.YEAR_MAX + 1) if not (cfg.holdout and y in C.HOLDOUT_YEARS)]
     n_field = int(cfg.notes * cfg.field_frac)
     train = C.NoteGenerator(cfg.seed, styles=styles, years=years).notes(cfg.notes - n_field)
+    sr = random.Random(cfg.seed + 2)
+    for rec in train:                       # a third of the classic notes: narrative words inside
+        if sr.random() < 0.33:
+            rec["text"] = F.sprinkle(rec["text"], sr)[:MAX_NOTE_CHARS]
     train += F.FieldNoteGenerator(cfg.seed + 1, years=years).notes(n_field)
     if not cfg.holdout:
         return train, {}
