@@ -30,7 +30,8 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("compliance")
     cfg = TrainConfig(out=str(d / "bundle"), artifacts=str(d / "art"), notes=4000, heldout_notes=200,
                       max_epochs=5, patience=2, seed=3, threads=1, units=24, emb=16, batch=32,
-                      time_budget_s=60, mlflow=True, mlflow_uri=f"sqlite:///{d / 'mlflow.db'}", version="0.0.1-test")
+                      time_budget_s=60, mlflow=True, mlflow_uri=f"sqlite:///{d / 'mlflow.db'}", version="0.0.1-test",
+                      handwritten=None)
     t0 = time.monotonic()
     s = run_training(cfg)
     s["wall_s"] = time.monotonic() - t0
@@ -283,7 +284,8 @@ def test_same_seed_same_bundle_bytes(tmp_path):
     outs = []
     for run in ("a", "b"):
         cfg = TrainConfig(out=str(tmp_path / run), artifacts=str(tmp_path / f"art{run}"), notes=1200,
-                          heldout_notes=60, max_epochs=1, seed=11, threads=1, units=16, emb=8, mlflow=False)
+                          heldout_notes=60, max_epochs=1, seed=11, threads=1, units=16, emb=8, mlflow=False,
+                          handwritten=None)
         run_training(cfg)
         b = verify_bundle(tmp_path / run)
         outs.append((b.model_bytes, b.manifest["preprocessing"], (tmp_path / f"art{run}" / "model_fp32.onnx").read_bytes()))

@@ -45,12 +45,14 @@ def score(clf, recs: list[dict], batch: int = 256) -> dict:
             x = cats.setdefault(c, [0, 0])
             x[0] += ok
             x[1] += 1
-        if r.get("year_value") is not None and v["facts"]["year"]["state"] != R.NOT_STATED:
+        facts = v.get("facts")                        # None: an older single-output bundle
+        if facts and r.get("year_value") is not None and facts["year"]["state"] != R.NOT_STATED:
             yv_n += 1
             yv_ok += v["facts"]["year"]["value"] == r["year_value"]
         if not ok:
             errors.append({"text": r["text"], "verdict": r["verdict"], "states": r["states"],
-                           "got": v["verdict"], "got_states": {h: v["facts"][h]["state"] for h in R.ATTRIBUTES}})
+                           "got": v["verdict"],
+                           "got_states": {h: facts[h]["state"] for h in R.ATTRIBUTES} if facts else None})
     return {"n": len(recs), "accuracy": right / max(len(recs), 1),
             "not_compliant_called_compliant": called_compliant,
             "year_value_accuracy": yv_ok / yv_n if yv_n else None,

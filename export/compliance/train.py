@@ -278,9 +278,11 @@ def keras_predict(model, enc: dict, n: int) -> list[dict]:
     """Per note (input order): {head: logits[3], "year_pos": logits[L]}."""
     out: list = [None] * n
     for L, g in enc.items():
-        res = model.predict(g["x"], batch_size=512, verbose=0)
-        for j, k in enumerate(g["idx"]):
-            out[k] = {o: np.asarray(res[o][j]) for o in res}
+        # a direct call, not model.predict: predict compiles a new function per bucket length
+        for i in range(0, len(g["x"]), 512):
+            res = {o: np.asarray(v) for o, v in model(g["x"][i:i + 512], training=False).items()}
+            for j, k in enumerate(g["idx"][i:i + 512]):
+                out[k] = {o: res[o][j] for o in res}
     return out
 
 
