@@ -98,6 +98,7 @@ class ComplianceClassifier:
         self.threshold = float(threshold)
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
+        self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> "ComplianceClassifier":
@@ -146,7 +147,7 @@ class ComplianceClassifier:
             for surface, ids in groups:
                 if any(i != self._unk for i in ids):
                     spans.append((surface, pos, len(ids)))
-                if year_value(surface) is not None:
+                if ids[0] in self._century_ids:          # a year word (bucket tokens start with <ycNN>)
                     years.append((surface, pos + len(ids) - 1))
                 pos += len(ids)
             notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
@@ -257,11 +258,15 @@ class ComplianceClassifier:
             if h == "year":
                 f["value"] = None
                 if state != R.NOT_STATED and years:
+                    # the value must agree with the head's state (in a note about several
+                    # components the violating year is the one that decides): candidates on
+                    # the state's side of the cut-off first, then the pointer's best
+                    side = [y for y in years if R.year_state(year_value(y[0])) == state] or years
                     if "year_pos" in out:
                         sc = np.asarray(out["year_pos"], dtype=np.float64)
-                        surface = max(years, key=lambda y: sc[y[1]])[0]
+                        surface = max(side, key=lambda y: sc[y[1]])[0]
                     else:
-                        surface = years[0][0]
+                        surface = side[0][0]
                     f["value"] = year_value(surface)
                     why.append(surface)
             if explain and state != R.NOT_STATED and occl:
