@@ -15,7 +15,6 @@ import pytest
 
 from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, BundleError, verify_bundle
 from agent.classify import ComplianceClassifier
-from agent.tokenizer import Tokenizer
 from export.compliance import corpus as C
 
 ROOT = Path(__file__).resolve().parents[1]
