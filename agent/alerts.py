@@ -1,7 +1,7 @@
 """Alert lifecycle, persisted in the state store's SQLite database.
 
 An alert is identified by a stable `key` naming what it is about ("battery:<battery id>",
-"compliance:<vin>:<component>"), so re-evaluating the same condition updates the one
+"compliance:<vin>:<component>", "incomplete:<vin>:<component>"), so re-evaluating the same condition updates the one
 alert instead of raising a duplicate, and a restart (which re-evaluates) raises nothing.
 
 States: raised -> updated (content changed) -> acknowledged (by the driver or the cloud)
@@ -30,7 +30,9 @@ from agent.jsonsafe import finite, jsonable
 
 log = logging.getLogger(__name__)
 
-KINDS = ("battery", "compliance")
+# compliance_incomplete: a component note that leaves a fact out (agent/components.py) — milder
+# than a compliance alert: the part may be fine, the record is not.
+KINDS = ("battery", "compliance", "compliance_incomplete")
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("raised", "updated", "acknowledged", "cleared")
 ACTIVE_STATES = ("raised", "updated", "acknowledged")

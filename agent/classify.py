@@ -2,31 +2,82 @@
 
     clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
     clf.classify(["manufactured in 1985 made of steel in fair condition"])
-    -> [{"compliant": False, "p_noncompliant": 0.999, "why": ["1985", "fair"]}]
+    -> [{"verdict": "non_compliant", "compliant": False, "p_noncompliant": 0.999,
+         "why": ["1985", "fair"], "missing": [],
+         "facts": {"year": {"state": "violates", "value": 1985, "p": 0.99, "why": ["1985"]},
+                   "material": {"state": "complies", "p": 0.99, "why": ["steel"]},
+                   "condition": {"state": "violates", "p": 0.99, "why": ["fair"]}}}]
+
+The model reads FACTS, not the verdict: one head per attribute (year, material,
+condition) says violates / complies / not_stated, and agent/regulation.py turns the three
+into the verdict (non_compliant if any violates, compliant only if all comply, else
+undetermined — a note that never states a year is never called compliant). `compliant`
+is True / False / None (undetermined). A year pointer says which year-like word is the
+manufacture year (`facts.year.value`), so "PN 1987-22 ... built 2004" gives 2004.
 
 Notes are tokenized by agent/tokenizer.py with the vocabulary stored in the verified
-bundle manifest (the same code prepared the training data), then scored by the bundle's
-int8 model. `why` comes from occlusion: every word of the note is replaced by <unk> in
-turn and the change of the model's logit is measured, all variants of a batch in ONE
-session run (a 15-word note costs 16 rows of a tiny LSTM, well under a millisecond each).
-For a non-compliant note `why` is found greedily: occlude the word whose removal lowers
-the logit most, keep it occluded and repeat until the note reads compliant (at most 3
-words) — so "1961 ... cast iron ... poor" names all three causes, not just the strongest.
-For a compliant note, the words whose removal raises the logit most (what makes it
-compliant). Each round is one batched session run over all notes of the call. Logits, not probabilities, are compared because the
-float32 sigmoid saturates at 1.0 when two causes are present (e.g. "1985" and "fair").
+bundle manifest (the same code prepared the training data) and padded to their bucket
+length (a long note is read whole). `why` comes from occlusion: every word is replaced by
+<unk> in turn and the change of each head's margin (chosen class logit minus the best
+other) is measured — all variants of a call in ONE session run per bucket length. A
+fact's `why` is the words whose occlusion weakens its head most (the year fact: the word
+the pointer chose) and its `where` the clause holding them (in a note about several
+components, which one: "Bracket: 1985, cast iron, poor"); the note's `why` is the violating facts' words (non_compliant), every
+fact's words (compliant) or the stated facts' words (undetermined).
+
+Older single-output bundles (`p_noncompliant` only) still load: verdict from the threshold.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnxruntime as ort
 
-from agent.tokenizer import UNK, Tokenizer
+from agent import regulation as R
+from agent.tokenizer import UNK, Tokenizer, year_value
 
 WHY_MAX_WORDS = 3
-WHY_MIN_LOGIT_DELTA = 1.0     # compliant notes: further words must move the logit this much (e-fold odds)
-WHY_MIN_STEP_DELTA = 0.2      # non-compliant notes: a further greedy step must still lower the logit
+WHY_MIN_LOGIT_DELTA = 1.0     # further words of a fact must move its margin this much (e-fold odds)
+WHY_MIN_STEP_DELTA = 0.2      # legacy bundles: a further greedy step must still lower the logit
+LONG_NOTE_WORDS = 40         # more words than this: `why` in two stages (clauses, then their words)
+WHY_CLAUSES = 2              # clauses kept per stated fact in stage 1
+MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for long notes)
+
+
+def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
+    """[(surface, position of its last token in the padded row)] for every year word."""
+    groups = tok.word_ids(text)
+    n = sum(len(ids) for _, ids in groups)
+    pos, out = tok.padded_len(n) - n, []
+    for surface, ids in groups:
+        pos += len(ids)
+        if year_value(surface) is not None:
+            out.append((surface, pos - 1))
+    return out
+
+
+_CLAUSE = re.compile(r"[^.;\n]+")
+
+
+def _clause(text: str, word: str) -> str:
+    """The sentence/clause of the note holding `word` (names the component in a note about
+    several: "Bracket: 1985, cast iron, poor"), at most 120 characters."""
+    for m in _CLAUSE.finditer(text):
+        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", m.group(0)):
+            return m.group(0).strip()[:120]
+    return ""
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
+    other = np.delete(logits, cls, axis=-1)
+    return logits[..., cls] - np.max(other, axis=-1)
 
 
 class ComplianceClassifier:
@@ -38,12 +89,16 @@ class ComplianceClassifier:
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         outs = [o.name for o in self.session.get_outputs()]
+        self.facts_model = all(h in outs for h in R.ATTRIBUTES)
+        self._outs = [*R.ATTRIBUTES, "year_pos"] if self.facts_model else None
+        self._has_pos = "year_pos" in outs
         self._out_p = "p_noncompliant" if "p_noncompliant" in outs else outs[0]
         self._out_logit = "logit" if "logit" in outs else None
         self.tokenizer = tokenizer
         self.threshold = float(threshold)
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
+        self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> "ComplianceClassifier":
@@ -53,10 +108,197 @@ class ComplianceClassifier:
             tok = Tokenizer.from_manifest(m["preprocessing"]["tokenizer"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{bundle.source}: not a compliance bundle (no tokenizer): {exc}") from None
+        R.check_manifest(m.get("regulation"))
         thr = (m.get("decision") or {}).get("threshold", 0.5)
         return cls(bundle.model_bytes, tok, thr, m.get("name", "compliance"), m.get("version", "?"), threads)
 
-    # -- scoring ------------------------------------------------------------------------
+    # -- model runs ---------------------------------------------------------------------
+    def _run_facts(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
+        """Rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
+        x = np.asarray(rows, dtype=np.int32)
+        step = max(1, MAX_ROW_TOKENS // max(x.shape[1], 1))
+        names = self._outs if self._has_pos else list(R.ATTRIBUTES)
+        parts = [self.session.run(names, {self.input: x[i:i + step]}) for i in range(0, len(x), step)]
+        return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
+
+    def predict_facts(self, texts: list[str]) -> list[dict[str, str]]:
+        """The heads' states per note (no explanation)."""
+        return [{h: v["facts"][h]["state"] for h in R.ATTRIBUTES} for v in self.classify(texts, explain=False)]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """P(non-compliant) per note (facts model: 1 - prod(1 - P(violates)) over the heads)."""
+        if self.facts_model:
+            return np.asarray([v["p_noncompliant"] for v in self.classify(texts, explain=False)])
+        ids = np.asarray(self.tokenizer.encode_batch(texts), dtype=np.int32).reshape(-1, self.tokenizer.max_len)
+        return self._run(ids)[0]
+
+    # -- classification -----------------------------------------------------------------
+    def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
+        """One result per text, in input order (see the module docstring)."""
+        if not self.facts_model:
+            return self._classify_binary(texts, explain)
+        tok = self.tokenizer
+        notes = []                        # (L, row, spans [(surface, pos, n)], year positions)
+        for text in texts:
+            groups = tok.word_ids(text)
+            flat = [i for _, ids in groups for i in ids]
+            L = tok.padded_len(len(flat))
+            pos, spans, years = L - len(flat), [], []
+            for surface, ids in groups:
+                if any(i != self._unk for i in ids):
+                    spans.append((surface, pos, len(ids)))
+                if ids[0] in self._century_ids:          # a year word (bucket tokens start with <ycNN>)
+                    years.append((surface, pos + len(ids) - 1))
+                pos += len(ids)
+            notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
+        # one run per length: every note's row, then (explain) its occlusion variants; a long
+        # note's variants are its clauses first (stage 1), then the words of the clauses that
+        # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
+        base: list[dict | None] = [None] * len(texts)
+        occl: list[dict[int, dict]] = [dict() for _ in texts]
+        clause_occl: list[dict[int, dict]] = [dict() for _ in texts]
+        clauses = [self._clauses(n) if explain and len(n[2]) > LONG_NOTE_WORDS else None for n in notes]
+        variants = []                       # (note, kind "w"/"c", index, spans to occlude)
+        for k, (_, _, spans, _, _) in enumerate(notes):
+            if not explain:
+                continue
+            if clauses[k]:
+                variants += [(k, "c", ci, members) for ci, members in enumerate(clauses[k])]
+            else:
+                variants += [(k, "w", j, [j]) for j in range(len(spans))]
+        self._occlude(notes, variants, base, occl, clause_occl)
+        if explain and any(clauses):
+            stage2 = []
+            for k, cl in enumerate(clauses):
+                if cl:
+                    keep = self._top_clauses(base[k], clause_occl[k])
+                    stage2 += [(k, "w", j, [j]) for ci in keep for j in cl[ci]]
+            self._occlude(notes, stage2, None, occl, clause_occl)
+        return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
+
+    def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
+        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length."""
+        by_len: dict[int, list] = {}
+        for k, (L, row, _, _, _) in enumerate(notes):
+            if base is not None:
+                by_len.setdefault(L, []).append(((k, None, None), row))
+        for k, kind, idx, members in variants:
+            L, row, spans = notes[k][0], notes[k][1], notes[k][2]
+            v = list(row)
+            for j in members:
+                _, p, n = spans[j]
+                v[p:p + n] = [self._unk] * n
+            by_len.setdefault(L, []).append(((k, kind, idx), v))
+        for L, items in by_len.items():
+            out = self._run_facts([v for _, v in items])
+            for r, ((k, kind, idx), _) in enumerate(items):
+                row_out = {n: a[r] for n, a in out.items()}
+                if kind is None:
+                    base[k] = row_out
+                elif kind == "w":
+                    occl[k][idx] = row_out
+                else:
+                    clause_occl[k][idx] = row_out
+
+    @staticmethod
+    def _top_clauses(out: dict, clause_occl: dict) -> set[int]:
+        """Per stated fact, the WHY_CLAUSES clauses whose occlusion weakens its head most."""
+        keep: set[int] = set()
+        for h in R.ATTRIBUTES:
+            logits = np.asarray(out[h], dtype=np.float64)
+            cls = int(np.argmax(logits))
+            if R.STATES[cls] == R.NOT_STATED:
+                continue
+            m0 = float(_margin(logits, cls))
+            d = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), ci) for ci, o in clause_occl.items()),
+                       key=lambda c: (-c[0], c[1]))
+            keep |= {ci for delta, ci in d[:WHY_CLAUSES] if delta > 0}
+        return keep
+
+    def _clauses(self, note) -> list[list[int]] | None:
+        """Span indices per clause of the note (split at . ; and newlines), or None when the
+        clause split does not line up with the tokenizer's words (then: word by word)."""
+        L, _, spans, _, text = note
+        tok = self.tokenizer
+        bounds, n = [], 0
+        for m in _CLAUSE.finditer(text):
+            c = len(tok.word_ids(m.group(0)))
+            bounds.append((n, n + c))
+            n += c
+        groups = tok.word_ids(text)
+        if n < len(groups) or len(bounds) < 2:
+            return None
+        # word index of each span = its position among all words (spans skip <unk> words)
+        pos0 = L - sum(len(ids) for _, ids in groups)
+        start_of = {}
+        p = pos0
+        for w, (_, ids) in enumerate(groups):
+            start_of[p] = w
+            p += len(ids)
+        out: list[list[int]] = [[] for _ in bounds]
+        for j, (_, p, _) in enumerate(spans):
+            w = start_of.get(p)
+            if w is None:
+                return None
+            ci = next(i for i, (a, b) in enumerate(bounds) if a <= w < b)
+            out[ci].append(j)
+        return [c for c in out if c] or None
+
+    def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
+        _, _, spans, years, text = note
+        facts, pv = {}, []
+        for h in R.ATTRIBUTES:
+            logits = np.asarray(out[h], dtype=np.float64)
+            pr = _softmax(logits)
+            cls = int(np.argmax(logits))
+            state = R.STATES[cls]
+            pv.append(float(pr[0]))
+            f = {"state": state, "p": round(float(pr[cls]), 6)}
+            why: list[str] = []
+            if h == "year":
+                f["value"] = None
+                if state != R.NOT_STATED and years:
+                    # the value must agree with the head's state (in a note about several
+                    # components the violating year is the one that decides): candidates on
+                    # the state's side of the cut-off first, then the pointer's best
+                    side = [y for y in years if R.year_state(year_value(y[0])) == state] or years
+                    if "year_pos" in out:
+                        sc = np.asarray(out["year_pos"], dtype=np.float64)
+                        surface = max(side, key=lambda y: sc[y[1]])[0]
+                    else:
+                        surface = side[0][0]
+                    f["value"] = year_value(surface)
+                    why.append(surface)
+            if explain and state != R.NOT_STATED and occl:
+                m0 = float(_margin(logits, cls))
+                cands = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), j)
+                                for j, o in occl.items()), key=lambda c: (-c[0], c[1]))
+                top = cands[0][0] if cands else 0.0
+                for rank, (d, j) in enumerate(cands[:WHY_MAX_WORDS]):
+                    # further words only if they matter about as much as the first (a fact's
+                    # words, e.g. "cast" + "iron", not the other facts' words nearby)
+                    if d <= 0 or (rank and d < max(WHY_MIN_LOGIT_DELTA, 0.5 * top)) or (h == "year" and why and rank):
+                        break
+                    self._add(why, spans[j][0])
+            f["why"] = why
+            if why:
+                f["where"] = _clause(text, why[0])
+            facts[h] = f
+        states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
+        verdict = R.verdict(states)
+        keep = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,),
+                "undetermined": (R.COMPLIES, R.VIOLATES)}[verdict]
+        note_why: list[str] = []
+        for h in R.ATTRIBUTES:
+            if states[h] in keep:
+                for w in facts[h]["why"]:
+                    self._add(note_why, w)
+        p_nc = 1.0 - float(np.prod([1.0 - p for p in pv]))
+        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(p_nc, 6),
+                "why": note_why if explain else [], "facts": facts,
+                "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
+
+    # -- older single-output bundles ----------------------------------------------------
     def _run(self, ids: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """-> (p, logit) per row."""
         ps, ls = [], []
@@ -74,20 +316,15 @@ class ComplianceClassifier:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(ps), np.concatenate(ls)
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        ids = np.asarray(self.tokenizer.encode_batch(texts), dtype=np.int32).reshape(-1, self.tokenizer.max_len)
-        return self._run(ids)[0]
-
-    def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
-        """[{"compliant": bool, "p_noncompliant": float, "why": [words]}] in input order."""
+    def _classify_binary(self, texts: list[str], explain: bool) -> list[dict]:
         L = self.tokenizer.max_len
-        enc = []                        # per text: (base row, [(surface, first position, n tokens)])
+        enc = []
         for text in texts:
             groups = self.tokenizer.word_ids(text)
             flat = [i for _, ids in groups for i in ids]
             pos, spans = L - len(flat), []
             for surface, ids in groups:
-                if any(i != self._unk for i in ids):      # an <unk> word cannot matter
+                if any(i != self._unk for i in ids):
                     spans.append((surface, pos, len(ids)))
                 pos += len(ids)
             enc.append(([0] * (L - len(flat)) + flat, spans))
@@ -95,16 +332,13 @@ class ComplianceClassifier:
         bad = p >= self.threshold
         whys: list[list[str]] = [[] for _ in texts]
         if explain and len(texts):
-            self._explain(enc, logit, bad, whys)
-        return [{"compliant": not bool(b), "p_noncompliant": round(float(q), 6), "why": w}
+            self._explain_binary(enc, logit, bad, whys)
+        return [{"verdict": "non_compliant" if b else "compliant", "compliant": not bool(b),
+                 "p_noncompliant": round(float(q), 6), "why": w, "facts": None, "missing": []}
                 for q, b, w in zip(p, bad, whys)]
 
-    def _explain(self, enc, logit, bad, whys) -> None:
-        """Occlusion, batched over all notes (one session run per round).
-        Non-compliant: greedy — occlude the word that lowers the logit most, keep it
-        occluded, repeat (up to WHY_MAX_WORDS) until the note reads compliant, so every cause
-        is named even when several are present. Compliant: one round; the words whose
-        occlusion raises the logit by >= WHY_MIN_LOGIT_DELTA (at least the strongest)."""
+    def _explain_binary(self, enc, logit, bad, whys) -> None:
+        """Greedy occlusion for a single-logit model (one session run per round)."""
         L = self.tokenizer.max_len
         state = {k: (list(row), list(spans), float(logit[k])) for k, (row, spans) in enumerate(enc) if spans}
         for rnd in range(WHY_MAX_WORDS):
@@ -129,7 +363,7 @@ class ComplianceClassifier:
             for k, cands in per.items():
                 row, spans, base = state[k]
                 cands.sort(key=lambda c: (-c[0], c[1]))
-                if not bad[k]:                      # compliant: a single round
+                if not bad[k]:
                     for rank, (d, j, _) in enumerate(cands[:WHY_MAX_WORDS]):
                         if d <= 0 or (rank and d < WHY_MIN_LOGIT_DELTA):
                             break
@@ -146,7 +380,7 @@ class ComplianceClassifier:
                 del spans[j]
                 state[k] = (row, spans, float(vl[r]))
                 if vp[r] < self.threshold or not spans:
-                    done.append(k)                  # these words alone make it non-compliant
+                    done.append(k)
             for k in done:
                 state.pop(k, None)
             if not state:
@@ -159,4 +393,6 @@ class ComplianceClassifier:
 
     def info(self) -> dict:
         return {"name": self.name, "version": self.version, "threshold": self.threshold,
-                "vocab": len(self.tokenizer.vocab), "max_len": self.tokenizer.max_len}
+                "vocab": len(self.tokenizer.vocab), "max_len": self.tokenizer.max_len,
+                "buckets": list(self.tokenizer.buckets or [self.tokenizer.max_len]),
+                "facts": self.facts_model}

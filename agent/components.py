@@ -5,10 +5,15 @@ Notes come from the local `[components] spec` file (JSON lines, agent/schema.py)
 and later from the cloud (MQTT components downlink, same document shape, `apply_document`).
 
 Each note is classified with the compliance bundle; the verdict per (vin, component) is kept
-in the state DB (table `components`), and each non-compliant component raises one alert
-naming it ("compliance:<vin>:<component>") whose explanation is the words that made it
-non-compliant. A component that becomes compliant (new note) clears its alert. Re-applying
-the same notes with the same model changes nothing (no duplicate alerts after a restart).
+in the state DB (table `components`: verdict, facts), and
+- a non-compliant component raises one alert naming it ("compliance:<vin>:<component>",
+  kind `compliance`, warning) whose explanation is the words that made it non-compliant;
+- an UNDETERMINED component (the note leaves out a fact and nothing in it violates,
+  agent/regulation.py) raises a distinct, milder alert ("incomplete:<vin>:<component>",
+  kind `compliance_incomplete`, info): "note incomplete — have the component's
+  year/condition recorded", naming the missing facts;
+- a compliant component clears both. Re-applying the same notes with the same model
+  changes nothing (no duplicate alerts after a restart).
 
 Bad documents/lines are rejected, counted per reason and logged once per reason.
 """
@@ -40,9 +45,18 @@ CREATE TABLE IF NOT EXISTS components (
     why         TEXT NOT NULL,      -- JSON list of words
     model       TEXT NOT NULL,      -- bundle name@version that gave the verdict
     updated     TEXT NOT NULL,
+    verdict     TEXT,               -- compliant / non_compliant / undetermined (NULL: older rows)
+    facts       TEXT,               -- JSON {attribute: {state, value?}} and missing
     PRIMARY KEY (vin, component)
 )
 """
+_MIGRATIONS = ("ALTER TABLE components ADD COLUMN verdict TEXT", "ALTER TABLE components ADD COLUMN facts TEXT")
+ALERT_INCOMPLETE = "compliance_incomplete"
+
+
+def _verdict_of(v: dict) -> str:
+    """Classifier result -> verdict (older results carry only the boolean)."""
+    return v.get("verdict") or ("compliant" if v.get("compliant") else "non_compliant")
 
 
 class SpecError(ValueError):
@@ -128,6 +142,10 @@ class Components:
         self._listeners: list = []
         with store.transaction() as conn:
             conn.execute(_SCHEMA)
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(components)")}
+            for stmt in _MIGRATIONS:            # a state DB from before verdict/facts
+                if stmt.split()[-2] not in cols:
+                    conn.execute(stmt)
 
     def add_listener(self, fn) -> None:
         """fn() after a change (HMI event stream; it reads list() when it pushes, coalesced:
@@ -194,19 +212,38 @@ class Components:
         return len(rows)
 
     def _store_verdict(self, vin, name, note, source, v, label) -> None:
-        compliant = bool(v["compliant"])
+        verdict = _verdict_of(v)
         p = round(float(v["p_noncompliant"]), 4)
         why = [str(w) for w in v.get("why", [])]
+        facts = v.get("facts")
+        missing = [str(m) for m in v.get("missing") or []]
+        fjson = json.dumps({"facts": facts, "missing": missing}, sort_keys=True) if facts else None
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO components(vin,component,note,source,compliant,p_noncompliant,why,model,updated) "
-                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(vin,component) DO UPDATE SET note=excluded.note,"
+                "INSERT INTO components(vin,component,note,source,compliant,p_noncompliant,why,model,updated,verdict,facts) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vin,component) DO UPDATE SET note=excluded.note,"
                 "source=excluded.source,compliant=excluded.compliant,p_noncompliant=excluded.p_noncompliant,"
-                "why=excluded.why,model=excluded.model,updated=excluded.updated",
-                (vin, name, note, source, int(compliant), p, json.dumps(why), label, utc_now()))
-        key = f"compliance:{vin}:{name}"
-        if compliant:
+                "why=excluded.why,model=excluded.model,updated=excluded.updated,verdict=excluded.verdict,"
+                "facts=excluded.facts",
+                (vin, name, note, source, int(verdict == "compliant"), p, json.dumps(why), label, utc_now(),
+                 verdict, fjson))
+        key, key_incomplete = f"compliance:{vin}:{name}", f"incomplete:{vin}:{name}"
+        if verdict != "non_compliant":
             self.alerts.clear(key)
+        if verdict != "undetermined":
+            self.alerts.clear(key_incomplete)
+        if verdict == "compliant":
+            return
+        if verdict == "undetermined":
+            what = "/".join(missing) or "year/material/condition"
+            self.alerts.raise_or_update(
+                key_incomplete, ALERT_INCOMPLETE, "info",
+                title=f"{name.capitalize()}: note incomplete",
+                message=f"Note incomplete — have the {name}'s {what} recorded.",
+                explanation={"component": name, "vin": vin, "note": note, "missing": missing, "why": why,
+                             "facts": facts, "model": label,
+                             "summary": f"The note does not state the {' or '.join(missing) or 'facts'}; "
+                                        "nothing in it breaks the regulation."})
             return
         words = ", ".join(f"“{w}”" for w in why) or "the note as a whole"
         self.alerts.raise_or_update(
@@ -214,18 +251,27 @@ class Components:
             title=f"{name.capitalize()} out of compliance",
             message=f"The {name} does not meet the component regulation — have it checked at your next service.",
             explanation={"component": name, "vin": vin, "note": note, "why": why,
-                         "p_noncompliant": p, "model": label,
+                         "p_noncompliant": p, "model": label, **({"facts": facts} if facts else {}),
                          "summary": f"Non-compliant because of {words}."})
 
     def list(self) -> list[dict]:
         with self.store.transaction() as conn:
             rows = conn.execute(
-                "SELECT c.vin,c.component,c.note,c.source,c.compliant,c.p_noncompliant,c.why,c.model,c.updated,a.id "
+                "SELECT c.vin,c.component,c.note,c.source,c.compliant,c.p_noncompliant,c.why,c.model,c.updated,"
+                "COALESCE(a.id, b.id),c.verdict,c.facts "
                 "FROM components c LEFT JOIN alerts a ON a.key = 'compliance:' || c.vin || ':' || c.component "
-                "AND a.state != 'cleared' ORDER BY c.vin, c.component").fetchall()
-        return [{"vin": r[0], "component": r[1], "note": r[2], "source": r[3], "compliant": bool(r[4]),
-                 "p_noncompliant": r[5], "why": json.loads(r[6]), "model": r[7], "updated": r[8],
-                 "alert_id": r[9]} for r in rows]
+                "AND a.state != 'cleared' LEFT JOIN alerts b ON b.key = 'incomplete:' || c.vin || ':' || c.component "
+                "AND b.state != 'cleared' ORDER BY c.vin, c.component").fetchall()
+        out = []
+        for r in rows:
+            verdict = r[10] or ("compliant" if r[4] else "non_compliant")
+            f = json.loads(r[11]) if r[11] else {}
+            out.append({"vin": r[0], "component": r[1], "note": r[2], "source": r[3],
+                        "compliant": {"compliant": True, "non_compliant": False}.get(verdict),
+                        "verdict": verdict, "p_noncompliant": r[5], "why": json.loads(r[6]),
+                        "facts": f.get("facts"), "missing": f.get("missing", []), "model": r[7],
+                        "updated": r[8], "alert_id": r[9]})
+        return out
 
     def _changed(self) -> None:
         for fn in self._listeners:

@@ -21,8 +21,15 @@ Why it looks like this
 - Typos: an out-of-vocabulary word (>= 4 letters) is mapped to the in-vocabulary word one
   edit away (symmetric-delete lookup, most frequent word wins, deterministic). Training
   applies the same mapping, so "plastc" and "stainles" read like their real words.
-- Sequences are pre-padded with 0 to a fixed length (the LSTM's last step then always sees
-  the note's last word; no masking op needed in ONNX) and truncated at the end.
+- Years in words ("nineteen ninety-four", "two thousand and twelve") become the same
+  bucket tokens as "1994" / "2012" (one surface word), so the model reads them alike.
+- Sequences are pre-padded with 0 (the LSTM's last step then always sees the note's last
+  word; no masking op needed in ONNX). A bundle with `buckets` pads each note to the
+  smallest bucket length that holds it (48 tokens for a note of a few lines, up to the
+  largest bucket for a 2,000-character note), the same at training and on the car, so a
+  long note is read whole while a short one costs what it always did; only a note past
+  the largest bucket is truncated (at the end). Without `buckets` (older bundles): one
+  fixed `max_len`.
 
 Ids: 0 = padding, 1 = <unk>, then the vocabulary in the order stored in the bundle.
 """
@@ -47,13 +54,59 @@ def year_tokens(year: int, grain: int = 5) -> list[str]:
     return [f"<yc{year // 100}>", f"<yd{year // 10 % 10}>", last]
 
 
+_UNITS = {w: i for i, w in enumerate("one two three four five six seven eight nine".split(), 1)}
+_TEENS = {w: i for i, w in enumerate("ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+                                     "eighteen nineteen".split(), 10)}
+_TENS = {w: i * 10 for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+
+
+def _two_digits(ws: list[str], i: int) -> tuple[int, int] | None:
+    """ws[i:] starts a number 10..99 in words -> (value, words used)."""
+    if i < len(ws) and ws[i] in _TEENS:
+        return _TEENS[ws[i]], 1
+    if i < len(ws) and ws[i] in _TENS:
+        if i + 1 < len(ws) and ws[i + 1] in _UNITS:
+            return _TENS[ws[i]] + _UNITS[ws[i + 1]], 2
+        return _TENS[ws[i]], 1
+    return None
+
+
+def _word_year(ws: list[str], i: int) -> tuple[int, int] | None:
+    """A year written in words at ws[i:] -> (year, words used): "nineteen ninety four",
+    "twenty twelve", "two thousand (and) five"."""
+    w = ws[i]
+    if w in ("nineteen", "twenty"):
+        t = _two_digits(ws, i + 1)
+        if t:
+            return (1900 if w == "nineteen" else 2000) + t[0], 1 + t[1]
+    if w == "two" and i + 1 < len(ws) and ws[i + 1] == "thousand":
+        j = i + 2 + (i + 2 < len(ws) and ws[i + 2] == "and")
+        t = _two_digits(ws, j)
+        if t:
+            return 2000 + t[0], j - i + t[1]
+        if j < len(ws) and ws[j] in _UNITS:
+            return 2000 + _UNITS[ws[j]], j - i + 1
+    return None
+
+
 def words(text: str, year_grain: int = 5) -> list[tuple[str, list[str]]]:
     """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]."""
     if year_grain not in (1, 5):
         raise ValueError("year_grain must be 1 or 5")
     text = unicodedata.normalize("NFKC", text)
     out: list[tuple[str, list[str]]] = []
-    for m in _WORD.finditer(text):
+    ms = list(_WORD.finditer(text))
+    low = [m.group(0).lower() for m in ms]
+    k = 0
+    while k < len(ms):
+        if low[k] in ("nineteen", "twenty", "two"):
+            y = _word_year(low, k)
+            if y and 1900 <= y[0] <= 2099:
+                out.append((text[ms[k].start():ms[k + y[1] - 1].end()], year_tokens(y[0], year_grain)))
+                k += y[1]
+                continue
+        m = ms[k]
+        k += 1
         w = m.group(0)
         if w[0] in "'\u2019":                      # '85 -> 1985, '05 -> 2005 (cut at 30)
             yy = int(w[1:])
@@ -69,6 +122,20 @@ def words(text: str, year_grain: int = 5) -> list[tuple[str, list[str]]]:
     return out
 
 
+def year_value(surface: str) -> int | None:
+    """The year a surface word from `words` stands for ("1994", "'94", "nineteen ninety
+    four"), or None if it is not a year."""
+    s = surface.strip()
+    if s[:1] in "'\u2019" and s[1:].isdigit() and len(s) == 3:
+        yy = int(s[1:])
+        return 2000 + yy if yy <= 30 else 1900 + yy
+    if s.isdigit():
+        return int(s) if len(s) == 4 and 1900 <= int(s) <= 2099 else None
+    ws = [w.lower() for w in _WORD.findall(s)]
+    y = _word_year(ws, 0) if ws else None
+    return y[0] if y and y[1] == len(ws) else None
+
+
 def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
@@ -77,8 +144,14 @@ class Tokenizer:
     """Vocabulary + fixed-length encoding. Build with `fit` (training) or from the bundle
     manifest's `vocab` list (agent); both encode identically."""
 
-    def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5):
+    def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5,
+                 buckets=None):
         self.vocab = list(vocab)
+        self.buckets = tuple(sorted(int(b) for b in buckets)) if buckets else None
+        if self.buckets:
+            if self.buckets[0] < 1:
+                raise ValueError("buckets must be positive lengths")
+            max_len = self.buckets[-1]
         if self.vocab[:len(RESERVED)] != RESERVED:
             raise ValueError("vocabulary must start with the reserved tokens")
         self.max_len = int(max_len)
@@ -99,23 +172,26 @@ class Tokenizer:
 
     @classmethod
     def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
-            fuzzy: bool = True, year_grain: int = 5) -> "Tokenizer":
+            fuzzy: bool = True, year_grain: int = 5, buckets=None) -> "Tokenizer":
         counts: Counter = Counter()
         for t in texts:
             for _, toks in words(t, year_grain):
                 counts.update(x for x in toks if x not in RESERVED)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain)
+        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets)
 
     def to_manifest(self) -> dict:
-        return {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
-                "year_grain": self.year_grain, "padding": "pre", "truncating": "post", "vocab": self.vocab}
+        d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
+             "year_grain": self.year_grain, "padding": "pre", "truncating": "post", "vocab": self.vocab}
+        if self.buckets:
+            d["buckets"] = list(self.buckets)
+        return d
 
     @classmethod
     def from_manifest(cls, d: dict) -> "Tokenizer":
         if d.get("kind") != "trey-note-tokenizer/1":
             raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
-        return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5))
+        return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5), d.get("buckets"))
 
     def token_id(self, tok: str) -> int:
         i = self.index.get(tok)
@@ -145,9 +221,32 @@ class Tokenizer:
             n += len(ids)
         return out
 
+    def padded_len(self, n_tokens: int) -> int:
+        """Length a note of n_tokens is padded to: its bucket, or the fixed max_len."""
+        if self.buckets:
+            for b in self.buckets:
+                if n_tokens <= b:
+                    return b
+        return self.max_len
+
     def encode(self, text: str) -> list[int]:
         ids = [i for _, w in self.word_ids(text) for i in w]
-        return [0] * (self.max_len - len(ids)) + ids
+        return [0] * (self.padded_len(len(ids)) - len(ids)) + ids
 
     def encode_batch(self, texts) -> list[list[int]]:
-        return [self.encode(t) for t in texts]
+        """Fixed-length rows (max_len); for a bucketed tokenizer use encode_groups."""
+        out = []
+        for t in texts:
+            ids = [i for _, w in self.word_ids(t) for i in w]
+            out.append([0] * (self.max_len - len(ids)) + ids)
+        return out
+
+    def encode_groups(self, texts) -> dict[int, tuple[list[int], list[list[int]]]]:
+        """{padded length: ([index of the text], [row, ...])} — one array per bucket."""
+        groups: dict[int, tuple[list[int], list[list[int]]]] = {}
+        for k, t in enumerate(texts):
+            row = self.encode(t)
+            idx, rows = groups.setdefault(len(row), ([], []))
+            idx.append(k)
+            rows.append(row)
+        return groups

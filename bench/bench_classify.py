@@ -5,7 +5,9 @@
 
 1. The shipped bundle through the agent's ComplianceClassifier (int8, ORT, 1 thread):
    notes/s in batch (with and without the occlusion `why`), p50/p99 latency of ONE note,
-   and `trey-agent classify` end to end (process start, bundle verification included).
+   and `trey-agent classify` end to end (process start, bundle verification included), on
+   notes of the classic generator's length (~10-20 words); then long notes (narrative +
+   facts, ~100 / 200 / 330 words): ms per note and per 100 words, with and without `why`.
 2. Keras vs ONNX fp32 vs ONNX int8 on the same model: batch throughput and single-row
    latency of the model alone on token ids, plus sizes. Uses the Keras model and fp32 ONNX
    the training run leaves in --artifacts (`trey-export train compliance` writes them);
@@ -47,6 +49,33 @@ def _rate(fn, n_items, repeat=3):
     return round(n_items / best, 1)
 
 
+def _long_notes(clf, n: int) -> dict:
+    """Notes of ~100/200/330 words (2,000 characters at most): narrative around the facts."""
+    from export.compliance.field_notes import FILLER
+    import random
+    r = random.Random(5)
+    out = {}
+    for target in (100, 200, 330):
+        notes = []
+        for _ in range(n):
+            story, k = [], 0
+            while k < target - 8:
+                s = r.choice(FILLER)
+                story.append(s)
+                k += len(s.split())
+            note = ". ".join(story) + ". Alternator steel, built 2011, good condition."
+            notes.append(note[-2000:])
+        words = float(np.mean([len(x.split()) for x in notes]))
+        row = {"words": round(words, 1), "tokens_padded": len(clf.tokenizer.encode(notes[0]))}
+        for label, explain in (("with_why", True), ("no_why", False)):
+            rate = _rate(lambda: clf.classify(notes, explain=explain), len(notes), 2)
+            ms = 1000 / rate
+            row[f"ms_per_note_{label}"] = round(ms, 2)
+            row[f"ms_per_100_words_{label}"] = round(ms * 100 / words, 2)
+        out[f"~{target}_words"] = row
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_classify")
     ap.add_argument("--bundle", default=None)
@@ -83,6 +112,8 @@ def main(argv=None) -> None:
     os.unlink(fh.name)
     res["cli_classify"] = {"notes": len(notes), "seconds": round(dt, 2), "notes_per_s": round(len(notes) / dt, 1),
                            "exit": r.returncode}
+    res["mean_words_per_note"] = round(float(np.mean([len(n.split()) for n in notes])), 1)
+    res["long_notes"] = _long_notes(clf, max(20, args.notes // 50))
     print(json.dumps(res, indent=1))
     if args.no_keras:
         return
@@ -103,23 +134,28 @@ def main(argv=None) -> None:
                                      threads=1, mlflow=False, heldout_notes=300))
         o = s["objects"]
         keras_model, fp32, int8, tok, source = o["keras_model"], o["fp32"], o["int8"], o["tokenizer"], "trained now (small)"
-    x = np.asarray([tok.encode(n) for n in notes], dtype=np.int32)
+    rows = [tok.encode(n) for n in notes]                # classic notes, padded to the longest one's bucket
+    width = max(map(len, rows))
+    x = np.asarray([[0] * (width - len(r)) + r for r in rows], dtype=np.int32)
     s32, s8 = OX.session(fp32), OX.session(int8)
     one = x[:1]
-    cmp = {"source": source, "rows": len(x)}
+    cmp = {"source": source, "rows": len(x), "row_length": int(x.shape[1])}
     for name, batch_fn, one_fn, size in (
             ("keras", lambda: keras_model.predict(x, batch_size=1024, verbose=0),
              lambda: keras_model(one, training=False), None),
-            ("onnx_fp32", lambda: OX.predict(s32, x, 1024), lambda: s32.run(None, {OX.INPUT: one}), len(fp32)),
-            ("onnx_int8", lambda: OX.predict(s8, x, 1024), lambda: s8.run(None, {OX.INPUT: one}), len(int8))):
+            ("onnx_fp32", lambda: OX.predict_facts(s32, {0: x}), lambda: s32.run(None, {OX.INPUT: one}), len(fp32)),
+            ("onnx_int8", lambda: OX.predict_facts(s8, {0: x}), lambda: s8.run(None, {OX.INPUT: one}), len(int8))):
         batch_fn()
         cmp[name] = {"batch_rows_per_s": _rate(batch_fn, len(x)), "single_row": _lat(one_fn, args.single),
                      "bytes": size}
     if (art / "model.keras").exists():
         cmp["keras"]["bytes"] = (art / "model.keras").stat().st_size
-    pk = keras_model.predict(x, batch_size=1024, verbose=0).reshape(-1)
-    p32, p8 = OX.predict(s32, x), OX.predict(s8, x)
-    cmp["parity"] = OX.parity(pk, p32, p8)
+    pk = keras_model.predict(x, batch_size=1024, verbose=0)
+    p8 = OX.predict_facts(s8, {0: x})[0]
+    from agent import regulation as R
+    vk = [R.verdict({h: R.STATES[int(np.argmax(pk[h][i]))] for h in R.ATTRIBUTES}) for i in range(len(x))]
+    v8 = [R.verdict({h: R.STATES[int(np.argmax(p8[h][i]))] for h in R.ATTRIBUTES}) for i in range(len(x))]
+    cmp["int8_vs_keras_verdict_agreement"] = float(np.mean([a == b for a, b in zip(vk, v8)]))
     print(json.dumps(cmp, indent=1))
 
 

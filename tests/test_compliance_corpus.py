@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from agent.tokenizer import RESERVED, Tokenizer, words
+from agent.tokenizer import RESERVED, Tokenizer, words, year_value
 from export.compliance import corpus as C
 from export.compliance.parts import PARTS
 
@@ -130,3 +130,87 @@ def test_tokenizer_manifest_round_trip_and_truncation():
     assert 0 not in tok.encode(text)
     with pytest.raises(ValueError):
         Tokenizer(["a", "b"])
+
+
+# ---- field-style notes, the second author, the hand-written file ----------------------
+
+def _fact_words():
+    mats = {"plastic", "iron", "steel", "stainless", "aluminium", "aluminum", "alu", "carbon", "fiber", "fibre",
+            "carbonfiber", "cf"}
+    return mats, {"poor", "fair", "good", "new", "excellent"}
+
+
+def test_field_notes_are_labelled_by_the_rule_and_missing_facts_are_really_missing():
+    from agent import regulation as R
+    from export.compliance.field_notes import FILLER, FieldNoteGenerator
+    mats, conds = _fact_words()
+    for s in FILLER:                                  # narrative never carries a fact
+        ws = set(s.lower().split())
+        assert not ws & (mats | conds), s
+        assert not [t for _, t in words(s) if t[0].startswith("<yc")], s
+    notes = FieldNoteGenerator(5).notes(3000)
+    kinds = {p for n in notes for p in n["phenomena"]}
+    assert {"missing", "narrative", "replacement", "negation", "distractor", "multi", "decade"} <= kinds
+    counts = {v: sum(n["verdict"] == v for n in notes) for v in R.VERDICTS}
+    assert all(800 < c < 1200 for c in counts.values()), counts          # balanced verdicts
+    for n in notes:
+        assert n["verdict"] == R.verdict(n["states"]) and len(n["text"]) <= 2000 and n["text"].strip()
+        assert n["label"] == {"compliant": 0, "non_compliant": 1}.get(n["verdict"])
+        low = n["text"].lower()
+        if n["components"] == 1 and n["states"]["condition"] == R.NOT_STATED:
+            assert not any(f" {c} " in f" {low} " for c in ("poor", "fair", "excellent")), n["text"]
+        if n["states"]["year"] == R.NOT_STATED and n["components"] == 1:
+            assert n["year_value"] is None
+        elif "decade" not in n["phenomena"]:
+            assert any(year_value(s) == n["year_value"] for s, _ in words(n["text"])), n["text"]
+    assert [n["text"] for n in FieldNoteGenerator(5).notes(50)] == [n["text"] for n in notes[:50]]
+
+
+def test_long_notes_fit_the_largest_bucket_and_are_not_truncated():
+    from export.compliance.field_notes import FieldNoteGenerator
+    tok = Tokenizer.fit([n["text"] for n in FieldNoteGenerator(2).notes(500)], buckets=(48, 96, 192, 384, 1024))
+    longest = "Checked the mounting points again and again. " * 43 + "alternator steel 2010 good"
+    assert len(longest) <= 2000
+    row = tok.encode(longest)
+    assert len(row) in tok.buckets and row[-1] == tok.index["good"]
+    ids = [i for _, w in tok.word_ids(longest) for i in w]
+    assert len(ids) == sum(len(t) for _, t in words(longest))          # nothing cut off
+    assert len(tok.encode("steel 2010 good")) == 48                     # a short note: today's length
+    back = Tokenizer.from_manifest(json.loads(json.dumps(tok.to_manifest())))
+    assert back.encode(longest) == row and back.buckets == tok.buckets
+
+
+@pytest.mark.parametrize("text,year", [
+    ("nineteen ninety-four", 1994), ("Nineteen Ninety Four", 1994), ("twenty twelve", 2012),
+    ("two thousand and five", 2005), ("two thousand twelve", 2012), ("nineteen eighty", 1980),
+    ("1994", 1994), ("'94", 1994), ("'05", 2005),
+])
+def test_years_in_words_read_as_the_year(text, year):
+    ws = words(f"built {text}, steel")
+    assert ws[1][0].lower() == text.lower() and ws[1][1] == words(str(year))[0][1]
+    assert year_value(ws[1][0]) == year
+
+
+def test_numbers_in_words_that_are_not_years_stay_words():
+    assert [t for _, t in words("twenty one bolts")] == [["twenty"], ["one"], ["bolts"]]
+    assert year_value("twenty") is None and year_value("PN") is None and year_value("4711") is None
+
+
+def test_the_held_out_author_and_hand_written_notes_are_not_the_training_generators():
+    from agent import regulation as R
+    from export.compliance.field_notes import FieldNoteGenerator
+    from export.compliance.heldout_author import AuthorNoteGenerator, load_handwritten
+    train = " ".join(n["text"].lower() for n in FieldNoteGenerator(1).notes(3000))
+    train += " ".join(n["text"].lower() for n in C.NoteGenerator(1).notes(3000))
+    for phrase in ("fabricated", "production year", "came off the line", "composed of", "constructed from",
+                   "graded", "changed out", "customer dropped the car off", "isn't"):
+        assert phrase not in train, phrase
+    author = AuthorNoteGenerator(9).notes(500)
+    assert {n["verdict"] for n in author} == set(R.VERDICTS)
+    hand = load_handwritten()
+    assert len(hand) >= 300
+    assert {n["verdict"] for n in hand} == set(R.VERDICTS)
+    assert sum(n["verdict"] == "undetermined" for n in hand) >= 40
+    tagged = {t for n in hand for t in n["phenomena"]}
+    assert {"missing", "narrative", "replacement", "negation", "distractor", "multi", "year_words", "typo",
+            "decade", "date", "issue"} <= tagged

@@ -67,3 +67,54 @@ def test_verdicts_alerts_and_no_duplicates(tmp_path):
     assert comps.apply_document({"vin": "V" * 200, "components": [{"component": "a", "note": "b"}]}) == 0
     assert comps.rejected == {"bad_json": 1, "bad_document": 1}
     store.close()
+
+
+@pytest.mark.skipif(not (DEFAULT_COMPLIANCE_BUNDLE / MANIFEST).exists(),
+                    reason="shipped compliance bundle agent/models/compliance not built yet")
+def test_incomplete_note_raises_the_milder_alert_and_moves_between_kinds(tmp_path):
+    """A note without a year is never called compliant: it raises a distinct info-level
+    `compliance_incomplete` alert naming what is missing; a complete note clears it, a
+    violating one replaces it by the compliance warning."""
+    from agent.classify import ComplianceClassifier
+    clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    store = StateStore(tmp_path / "state")
+    alerts = Alerts(store)
+    comps = Components(store, alerts, lambda: (clf, "compliance@test"))
+    vin = "WVWZZZ1JZXW000002"
+
+    def apply(note):
+        assert comps.apply_document({"vin": vin, "components": [{"component": "water pump", "note": note}]}) == 1
+        return {a["kind"]: a for a in alerts.list(active_only=True)}
+
+    active = apply("water pump, aluminium, good condition")            # no year
+    assert set(active) == {"compliance_incomplete"}
+    a = active["compliance_incomplete"]
+    assert a["severity"] == "info" and "incomplete" in a["title"].lower()
+    assert a["explanation"]["missing"] == ["year"] and "year" in a["message"]
+    (c,) = comps.list()
+    assert c["compliant"] is None and c["verdict"] == "undetermined" and c["missing"] == ["year"]
+    assert c["alert_id"] == a["id"]
+    assert apply("water pump, aluminium, good condition") == active  # same note again: no change
+    active = apply("water pump, aluminium, built 2015, good condition")  # the year recorded
+    assert active == {}
+    assert comps.list()[0]["compliant"] is True
+    apply("water pump, aluminium, good condition")
+    active = apply("water pump, cast iron, good condition")             # iron: a violation, year or not
+    assert set(active) == {"compliance"} and "iron" in active["compliance"]["explanation"]["why"]
+    assert comps.list()[0]["compliant"] is False
+    store.close()
+
+
+def test_state_db_from_before_verdicts_is_migrated(tmp_path):
+    """A car's state DB written by the previous agent (no verdict/facts columns) keeps
+    its rows; they read back with the verdict the boolean implied."""
+    store = StateStore(tmp_path / "state")
+    with store.transaction() as conn:
+        conn.execute("CREATE TABLE components (vin TEXT NOT NULL, component TEXT NOT NULL, note TEXT NOT NULL,"
+                     " source TEXT NOT NULL, compliant INTEGER NOT NULL, p_noncompliant REAL NOT NULL,"
+                     " why TEXT NOT NULL, model TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (vin, component))")
+        conn.execute("INSERT INTO components VALUES ('V1','horn','steel 2012 good','spec',1,0.01,'[]','m','t')")
+    comps = Components(store, Alerts(store), lambda: (None, ""))
+    (c,) = comps.list()
+    assert c["verdict"] == "compliant" and c["compliant"] is True and c["facts"] is None
+    store.close()

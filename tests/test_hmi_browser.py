@@ -153,3 +153,26 @@ def test_page_shows_models_live_shadow_and_last_refused(browser, tmp_path):
         h = http("GET", run.url + "/api/health")[1]["models"]["battery"]
         assert h["shadow"]["version"] == "50.0.0-shadow" and "signature" in h["last_refused"]["reason"]
         page.close()
+
+
+def test_page_shows_an_incomplete_note_as_its_own_milder_alert(browser, tmp_path):
+    """A note without a year, through the real compliance bundle: the page shows an
+    info-level "note incomplete" card naming what is missing, and the component as
+    "Note incomplete" (neither compliant nor non-compliant)."""
+    with InProcessAgent(agent_config(tmp_path)) as run:
+        agent = run.agent
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(run.url + "/")
+        page.wait_for_selector("#chip-live.on", timeout=10_000)
+        assert agent.components.apply_document({"vin": "TEST", "components": [
+            {"component": "water pump", "note": "water pump, aluminium, good condition"}]}) == 1
+        (alert,) = agent.alerts.list(active_only=True)
+        assert alert["kind"] == "compliance_incomplete" and alert["severity"] == "info"
+        card = page.locator(f'article.alert[data-id="{alert["id"]}"]')
+        card.wait_for(timeout=10_000)
+        assert "incomplete" in card.inner_text().lower() and "Not stated: year" in card.inner_text()
+        assert "info" in card.get_attribute("class")
+        li = page.locator('#components li[data-component="water pump"]')
+        li.wait_for(timeout=10_000)
+        assert li.locator(".verdict.incomplete").inner_text() == "Note incomplete"
+        page.close()

@@ -2,7 +2,12 @@
 
 Reads one note per line — plain text, or JSON lines {"id": ..., "text": ...} — and writes one
 JSON line per input line, in order:
-    {"id" (if given), "text", "compliant", "p_noncompliant", "why": [words]}
+    {"id" (if given), "text", "verdict", "compliant", "p_noncompliant", "why": [words],
+     "facts": {"year": {"state", "value", "p", "why"}, "material": {...}, "condition": {...}},
+     "missing": [attributes not stated]}
+verdict is compliant / non_compliant / undetermined (agent/regulation.py: a note that leaves
+a fact out and violates nothing is undetermined, never compliant); `compliant` is true /
+false / null accordingly; a fact's state is violates / complies / not_stated.
 Lines end at LF, CRLF or a lone CR. A line that is empty, longer than 2,000 characters, not
 UTF-8, JSON the agent refuses (a lone surrogate, NaN/1e999, duplicate keys, nesting deeper
 than 32), an "id" that is not a string/number, or a JSON object with an "id" but no string

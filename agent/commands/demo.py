@@ -72,11 +72,14 @@ def _printer(out):
         if change not in ("raised", "updated", "cleared", "acknowledged"):
             return
         day = alert.get("vehicle_date") or ""
-        tag = {"battery": "BATTERY", "compliance": "COMPLIANCE"}[alert["kind"]]
+        tag = {"battery": "BATTERY", "compliance": "COMPLIANCE", "compliance_incomplete": "INCOMPLETE"}.get(
+            alert["kind"], alert["kind"].upper())
         why = ""
         x = alert.get("explanation") or {}
         if alert["kind"] == "compliance" and x.get("why"):
             why = "  (because of: " + ", ".join(x["why"]) + ")"
+        elif alert["kind"] == "compliance_incomplete" and x.get("missing"):
+            why = "  (not stated: " + ", ".join(x["missing"]) + ")"
         elif alert["kind"] == "battery" and x.get("summary") and change == "raised":
             why = "  (" + x["summary"] + ")"
         with lock:

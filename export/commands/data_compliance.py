@@ -1,7 +1,9 @@
 """trey-export data compliance --notes N --seed S --out DIR [--vehicles M]
 
 Writes DIR/notes.jsonl (labelled notes: id, text, label, style, part, year, material,
-condition), DIR/specs.jsonl (vehicle spec documents, the shared shape) and
+condition, and the facts: states {year, material, condition: violates/complies/not_stated},
+verdict, year_value; with --field-frac F that share are field-style notes, export/compliance/
+field_notes.py: facts missing, narrative, replacement, negation, several components), DIR/specs.jsonl (vehicle spec documents, the shared shape) and
 DIR/specs_truth.jsonl (the rule's label of every spec component). Same seed, same files."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ def configure(p) -> None:
     p.add_argument("--notes", type=int, default=20000)
     p.add_argument("--vehicles", type=int, default=100, help="vehicle spec documents to write")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--field-frac", type=float, default=0.0, help="share of field-style notes (0..1)")
     p.add_argument("--out", default="data/compliance")
 
 
@@ -22,12 +25,15 @@ def main(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from export.compliance.field_notes import FieldNoteGenerator
     gen = NoteGenerator(args.seed)
+    fgen = FieldNoteGenerator(args.seed + 1)
+    n_field = int(args.notes * max(0.0, min(1.0, args.field_frac)))
     pos = 0
     with open(out / "notes.jsonl", "w", encoding="utf-8") as fh:
-        for _ in range(args.notes):
-            rec = gen.note()
-            pos += rec["label"]
+        for k in range(args.notes):
+            rec = fgen.note() if k >= args.notes - n_field else gen.note()
+            pos += rec["label"] == 1
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     sgen = NoteGenerator(args.seed + 1)
     ncomp = nbad = 0

@@ -21,9 +21,10 @@ import random
 import string
 from dataclasses import dataclass
 
+from agent import regulation as R
 from export.compliance.parts import PARTS
 
-YEAR_MIN, YEAR_MAX, CUTOFF = 1950, 2030, 1995
+YEAR_MIN, YEAR_MAX, CUTOFF = 1950, 2030, R.YEAR_CUTOFF
 
 # canonical -> surface variants (all clearly that material)
 MATERIALS = {
@@ -37,7 +38,7 @@ MATERIALS = {
                      "carbon fibre composite", "carbonfiber", "woven carbon fiber"],
     "aluminium": ["aluminium", "aluminum", "alu", "cast aluminium", "aluminium alloy", "billet aluminum"],
 }
-BAD_MATERIALS = {"plastic", "iron"}
+BAD_MATERIALS = set(R.BAD_MATERIALS)
 
 CONDITIONS = {
     "poor": ["poor"],
@@ -46,7 +47,7 @@ CONDITIONS = {
     "new": ["new", "brand new", "like new", "as new"],
     "excellent": ["excellent"],
 }
-BAD_CONDITIONS = {"poor", "fair"}
+BAD_CONDITIONS = set(R.BAD_CONDITIONS)
 
 REMARKS = [
     "torque checked", "customer reports rattle", "replace at next service", "see photo",
@@ -65,6 +66,16 @@ NOTE_MIN_WORDS = 3
 
 def label_of(year: int, material: str, condition: str) -> int:
     return int(year < CUTOFF or condition in BAD_CONDITIONS or material in BAD_MATERIALS)
+
+
+def fact_fields(year, material, condition, states=None, year_value="same") -> dict:
+    """The fact labels every record carries: per-attribute state (agent/regulation.py), the
+    rule's verdict, the manufacture year the note states (None if it states none) and the
+    old binary label (1 non-compliant, 0 compliant, None undetermined)."""
+    st = states or R.states_of(year, material, condition)
+    v = R.verdict(st)
+    return {"states": st, "verdict": v, "year_value": year if year_value == "same" else year_value,
+            "label": {"non_compliant": 1, "compliant": 0}.get(v)}
 
 
 @dataclass
@@ -308,9 +319,9 @@ class NoteGenerator:
         text = STYLES[style](f, r, self._extra)
         text = _noisy(text, r, self.typo_rate)
         self.n += 1
-        return {"id": f"n{self.n:07d}", "text": text, "label": label_of(f.year, f.material, f.condition),
-                "style": style, "part": f.part, "year": f.year, "material": f.material,
-                "condition": f.condition}
+        return {"id": f"n{self.n:07d}", "text": text, "style": style, "part": f.part, "year": f.year,
+                "material": f.material, "condition": f.condition,
+                **fact_fields(f.year, f.material, f.condition)}
 
     def notes(self, n: int) -> list[dict]:
         return [self.note() for _ in range(n)]

@@ -1,10 +1,12 @@
 """Keras note classifier -> ONNX fp32 (tf2onnx) -> int8 dynamic quantization -> parity.
 
 With Keras 3, `tf2onnx.convert.from_keras` fails; the model is wrapped in a `tf.function`
-with a fixed input signature and converted with `from_function`. Graph: input `tokens`
-int32 [batch, max_len] (pre-padded ids from agent/tokenizer.py), output `p_noncompliant`
-float32 [batch, 1], and
-`logit` float32 [batch, 1] (pre-sigmoid)."""
+with an input signature and converted with `from_function`. Graph: input `tokens` int32
+[batch, length] (pre-padded ids from agent/tokenizer.py; length = the note's bucket, any
+length works), outputs the per-attribute head logits `year`, `material`, `condition`
+float32 [batch, 3] (violates / complies / not_stated, agent/regulation.py) and `year_pos`
+float32 [batch, length] (which token ends the manufacture year).
+The older single-output export (`p_noncompliant` + `logit`) is kept for `export_fp32`."""
 
 from __future__ import annotations
 
@@ -39,6 +41,37 @@ def export_fp32(model, max_len: int) -> bytes:
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET,
                                              output_path=None)
     return canonicalize(proto).SerializeToString()
+
+
+HEADS = ("year", "material", "condition")
+YEAR_POS = "year_pos"
+
+
+def export_facts_fp32(model) -> bytes:
+    """The fact model (train.build_fact_model) -> fp32 ONNX with a dynamic length axis."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, None), tf.int32, name=INPUT),)
+
+    @tf.function(input_signature=spec)
+    def serve(tokens):
+        out = model(tokens, training=False)
+        return {k: out[k] for k in (*HEADS, YEAR_POS)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=None)
+    return canonicalize(proto).SerializeToString()
+
+
+def predict_facts(sess, groups: dict) -> dict:
+    """{length: array [n, length]} -> {length: {output: array}} (one ORT run per bucket)."""
+    name = sess.get_inputs()[0].name
+    outs = [o.name for o in sess.get_outputs()]
+    res = {}
+    for L, x in groups.items():
+        vals = sess.run(outs, {name: np.asarray(x, np.int32)})
+        res[L] = dict(zip(outs, vals))
+    return res
 
 
 def canonicalize(model):
@@ -76,9 +109,9 @@ def canonicalize(model):
     g.name = "compliance"
     g.doc_string = ""                      # "converted from __inference_serve_<counter>"
     for vi in list(g.input) + list(g.output) + list(g.value_info):
-        for d in vi.type.tensor_type.shape.dim:
+        for j, d in enumerate(vi.type.tensor_type.shape.dim):
             if d.HasField("dim_param"):
-                d.dim_param = "batch"          # tf2onnx: unk__<counter>
+                d.dim_param = "batch" if j == 0 else f"d{j}"      # tf2onnx: unk__<counter>
     return model
 
 

@@ -3,10 +3,12 @@
 Streams the input: documents are read line by line and classified in chunks of notes
 through the same bundle and ComplianceClassifier (onnxruntime) the car uses, so memory
 stays flat for any input size. Writes
-    OUT/vehicles.jsonl  one line per vehicle: vin, compliant, counts, the non-compliant
-                        components (with p_noncompliant and why) and every verdict
+    OUT/vehicles.jsonl  one line per vehicle: vin, verdict, compliant (true / false / null
+                        when nothing violates but some note is incomplete), counts, the
+                        non-compliant and the undetermined components (with why, facts and
+                        missing) and every component's result
     OUT/summary.csv     vin, components, noncompliant, compliant, max_p_noncompliant,
-                        noncompliant_components
+                        noncompliant_components, undetermined, undetermined_components
     OUT/rejected.jsonl  input lines that were not valid documents (line number, reason)
 Documents are validated with the agent's own parser (agent.components.parse_document)."""
 
@@ -22,7 +24,18 @@ from agent.components import SpecError, parse_document
 
 log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ["vin", "components", "noncompliant", "compliant", "max_p_noncompliant",
-                   "noncompliant_components"]
+                   "noncompliant_components", "undetermined", "undetermined_components"]
+
+
+def vehicle_result(vin: str, rows: list[dict]) -> dict:
+    """One vehicle's line from its components' results (agent/regulation.py verdicts):
+    non_compliant if any component is, compliant only if every one is, else undetermined."""
+    bad = [r for r in rows if r.get("verdict", "compliant" if r["compliant"] else "non_compliant") == "non_compliant"]
+    und = [r for r in rows if r.get("verdict") == "undetermined"]
+    verdict = "non_compliant" if bad else "undetermined" if und else "compliant"
+    return {"vin": vin, "verdict": verdict, "compliant": {"compliant": True, "non_compliant": False}.get(verdict),
+            "components": len(rows), "noncompliant": len(bad), "undetermined": len(und),
+            "noncompliant_components": bad, "undetermined_components": und, "verdicts": rows}
 
 
 def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool = True,
@@ -30,7 +43,7 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stats = {"vehicles": 0, "components": 0, "noncompliant_components": 0, "noncompliant_vehicles": 0,
-             "rejected": {}}
+             "undetermined_components": 0, "undetermined_vehicles": 0, "rejected": {}}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -53,17 +66,19 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
                 for name, _ in comps:
                     v = next(verdicts)
                     rows.append({"component": name, **v})
-                bad = [r for r in rows if not r["compliant"]]
+                res = vehicle_result(vin, rows)
+                bad, und = res["noncompliant_components"], res["undetermined_components"]
                 stats["vehicles"] += 1
                 stats["components"] += len(rows)
                 stats["noncompliant_components"] += len(bad)
                 stats["noncompliant_vehicles"] += bool(bad)
-                fv.write(json.dumps({"vin": vin, "compliant": not bad, "components": len(rows),
-                                     "noncompliant": len(bad), "noncompliant_components": bad,
-                                     "verdicts": rows}, ensure_ascii=False) + "\n")
-                w.writerow([vin, len(rows), len(bad), str(not bad).lower(),
+                stats["undetermined_components"] += len(und)
+                stats["undetermined_vehicles"] += res["verdict"] == "undetermined"
+                fv.write(json.dumps(res, ensure_ascii=False) + "\n")
+                w.writerow([vin, len(rows), len(bad), json.dumps(res["compliant"]),
                             f"{max(r['p_noncompliant'] for r in rows):.6f}",
-                            ";".join(r["component"] for r in bad)])
+                            ";".join(r["component"] for r in bad), len(und),
+                            ";".join(r["component"] for r in und)])
             pending.clear()
             n_pending = 0
 

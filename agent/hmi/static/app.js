@@ -44,7 +44,7 @@ function alertCard(a) {
   card.dataset.id = a.id;
   card.dataset.state = a.state;
   const head = el("div", "head");
-  head.appendChild(el("div", "icon", a.kind === "battery" ? "⚡" : "!"));
+  head.appendChild(el("div", "icon", a.kind === "battery" ? "⚡" : a.kind === "compliance_incomplete" ? "?" : "!"));
   const txt = el("div", "txt");
   const title = el("div", "title", a.title);
   const badge = el("span", "badge " + a.state, a.state === "acknowledged" ? "acknowledged" : "active");
@@ -82,7 +82,9 @@ function explain(a) {
     why.appendChild(el("div", null, x.note ? "Note: “" + x.note + "”" : "Component note"));
     const words = el("div", "words");
     for (const w of (x.why || [])) words.appendChild(el("span", "word", w));
-    if ((x.why || []).length) { const l = el("div", null, "Non-compliant because of:"); why.appendChild(l); why.appendChild(words); }
+    if (a.kind === "compliance_incomplete") {
+      why.appendChild(el("div", "missing", "Not stated: " + (x.missing || []).join(", ")));
+    } else if ((x.why || []).length) { const l = el("div", null, "Non-compliant because of:"); why.appendChild(l); why.appendChild(words); }
   }
   return why;
 }
@@ -183,13 +185,15 @@ function path(svg, pts, cls) {
 function renderComponents(list) {
   const ul = $("components");
   ul.replaceChildren();
-  list.sort((a, b) => (a.compliant - b.compliant) || a.component.localeCompare(b.component));
+  const rank = (c) => c.compliant === false ? 0 : c.compliant === null ? 1 : 2;   // null = undetermined
+  list.sort((a, b) => (rank(a) - rank(b)) || a.component.localeCompare(b.component));
   for (const c of list) {
     const li = el("li");
     li.dataset.component = c.component;
     li.appendChild(el("span", "comp-name", c.component));
     li.appendChild(el("span", "comp-note", c.note));
-    li.appendChild(el("span", "verdict " + (c.compliant ? "ok" : "bad"), c.compliant ? "Compliant" : "Non-compliant"));
+    const v = c.compliant === null ? ["incomplete", "Note incomplete"] : c.compliant ? ["ok", "Compliant"] : ["bad", "Non-compliant"];
+    li.appendChild(el("span", "verdict " + v[0], v[1]));
     ul.appendChild(li);
   }
   $("no-components").classList.toggle("hidden", list.length > 0);

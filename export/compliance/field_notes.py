@@ -1,0 +1,307 @@
+"""Field-style notes, as technicians really write them (the training author): facts that may
+be missing, buried in workshop narrative, replaced or negated, written as dates or words,
+next to year-like part/job numbers, and several components in one note.
+
+Labels are per attribute (agent/regulation.py): a note's year/material/condition is
+`violates`, `complies` or `not_stated`, for the part AS IT IS NOW (a replaced material is
+the new one; "aluminium, not plastic" is aluminium). Several components: regulation.combine.
+`year_value` is the manufacture year that decides the year fact (the first violating
+component's year, else the first stated one; None if no year is stated).
+
+Everything here is the TRAINING author's vocabulary; export/compliance/heldout_author.py
+writes with other words, fillers and typos so the held-out evaluation measures what the
+model never saw. Deterministic per seed.
+"""
+
+from __future__ import annotations
+
+import random
+
+from agent import regulation as R
+from agent.tokenizer import MAX_NOTE_CHARS
+from export.compliance import corpus as C
+from export.compliance.parts import PARTS
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December"]
+_UNITS = "one two three four five six seven eight nine".split()
+_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+# Narrative with no fact in it: no year-like number, no material or condition word.
+FILLER = [
+    "Vehicle came in on a flatbed after the customer heard a knocking noise on the motorway",
+    "Customer says the noise gets worse over speed bumps and when turning left",
+    "Road tested for about ten minutes with the service manager",
+    "Put the car on the lift and removed the undertray to get access",
+    "Had to wait for the parts department to confirm availability",
+    "Cleaned the area with brake cleaner before taking a closer look",
+    "Checked the service history in the booklet, last visit was a routine oil change",
+    "Took photos for the file and sent them to the customer by email",
+    "Torqued all fasteners to spec and rechecked after the road test",
+    "No fault codes stored in the engine control unit",
+    "Customer was advised and agreed to the quote over the phone",
+    "Job carried over from yesterday because the bay was needed for an MOT",
+    "Second opinion from the shift lead before signing off",
+    "Removed two clips which were broken and fitted replacements from stock",
+    "The vehicle was washed before the inspection so the surfaces were easy to see",
+    "Noted a slight weep from the rocker gasket, not related to this job",
+    "Tyres were at the legal limit on the rear axle so we mentioned it to the customer",
+    "Battery tested and charging voltage is within range",
+    "Will need another look at the next scheduled service",
+    "Parked outside overnight and rechecked first thing in the morning",
+    "Used the borescope to look behind the shield",
+    "All work recorded on the job card and signed by the technician",
+    "Courtesy car given to the customer for the day",
+    "Spoke to the customer about the warranty terms",
+    "Lifted the car again to double check the mounting points",
+    "The part number on the label was hard to read because of road dirt",
+    "Greased the joints and refitted the covers",
+    "Checked for play by hand and with a pry bar",
+    "Diagnosis took longer than the booked hour",
+    "Nothing else found during the visual check of the engine bay",
+]
+DISTRACTORS = [  # year-like numbers that are NOT the manufacture year
+    lambda r, y: f"job {y}-{r.randint(10, 9999):04d}", lambda r, y: f"PN {y}-{r.randint(10, 99)}",
+    lambda r, y: f"odometer {y} km", lambda r, y: f"invoice {y}", lambda r, y: f"ticket #{y}",
+    lambda r, y: f"ref {y}/{r.randint(1, 99)}", lambda r, y: f"bay {r.randint(1, 9)} slot {y}",
+    lambda r, y: f"work order {y}", lambda r, y: f"{y} miles on the clock",
+]
+
+
+def year_words(y: int, r: random.Random) -> str:
+    if y >= 2000:
+        rest = y - 2000
+        if rest < 10:
+            return "two thousand and " + _UNITS[rest - 1] if rest else "two thousand"
+        head = "twenty "
+    else:
+        rest, head = y - 1900, "nineteen "
+    if rest < 10:
+        return str(y)
+    if rest < 20:
+        return head + _TEENS[rest - 10]
+    t, u = divmod(rest, 10)
+    return head + _TENS[t - 2] + (("-" if u and r.random() < 0.5 else " ") + _UNITS[u - 1] if u else "")
+
+
+def year_text(y: int, r: random.Random) -> str:
+    x = r.random()
+    if x < 0.45:
+        return str(y)
+    if x < 0.52:
+        return f"{r.choice(MONTHS)} {y}"
+    if x < 0.58:
+        return f"{r.randint(1, 12):02d}.{y}"
+    if x < 0.64:
+        return f"Q{r.randint(1, 4)} {y}"
+    if x < 0.70:
+        return f"{y}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"
+    if x < 0.76:
+        return f"{r.randint(1, 12):02d}/{y}"
+    if x < 0.82 and not (30 < y % 100 < 50):
+        return f"'{y % 100:02d}"
+    if x < 0.92 and y % 100 >= 10:
+        return year_words(y, r)
+    return str(y)
+
+
+def year_phrase(y: int, r: random.Random) -> str:
+    t = year_text(y, r)
+    return r.choice([f"manufactured in {t}", f"built {t}", f"made in {t}", f"dated {t}", f"DOM {t}",
+                     f"yr {t}", f"year {t}", f"from {t}", f"mfd {t}", f"produced {t}",
+                     f"manufacture date {t}", f"built in {t}", f"date of manufacture {t}",
+                     f"{t} build", f"year of manufacture {t}"])
+
+
+def decade_phrase(y: int, r: random.Random) -> str:
+    d = y - y % 10
+    return r.choice([f"from the {d}s", f"built in the {d}s", f"a {d}s part", f"dates from the {d}s"])
+
+
+def mat_phrase(m: str, r: random.Random) -> str:
+    return r.choice([f"made of {m}", f"{m}", f"material {m}", f"{m} construction", f"mat: {m}",
+                     f"made from {m}", f"{m} body", f"matl {m}"])
+
+
+def cond_phrase(c: str, r: random.Random) -> str:
+    return r.choice([f"in {c} condition", f"condition {c}", f"{c} shape", f"cond {c}", f"{c} condition",
+                     f"condition is {c}", f"overall {c}", f"{c} state"])
+
+
+_NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
+# Narrative words that can fall anywhere in a note without changing a fact (no negation,
+# replacement, time or number words): sprinkled between the words of fact clauses, so a
+# word the model associates with narrative ("this", "left", "the") never cancels a fact.
+NARRATIVE_WORDS = sorted({w for line in FILLER for w in line.lower().replace(",", "").split()}
+                         - _NUMBER_WORDS - {"not", "no", "was", "were", "now", "replacements", "before", "after",
+                                            "original", "old", "new", "last", "yesterday", "next", "is", "it",
+                                            "and", "but", "by", "with", "for", "one", "two", "ten", "morning",
+                                            # distractor contexts (DISTRACTORS): "job 2019-0042", "bay 4 slot 1985"
+                                            "job", "bay", "slot", "work", "order", "ref", "invoice", "ticket",
+                                            "odometer", "miles", "km", "clock", "on", "mileage", "label"})
+
+
+def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
+    """Insert 1-3 narrative words at random word boundaries (never inside a year in words)."""
+    ws = text.split(" ")
+    for _ in range(k or r.choice([1, 1, 2, 3])):
+        i = r.randint(0, len(ws))
+        left = ws[i - 1].lower().strip(",.;") if i else ""
+        right = ws[i].lower().strip(",.;") if i < len(ws) else ""
+        if left in _NUMBER_WORDS or right in _NUMBER_WORDS:
+            continue
+        ws.insert(i, r.choice(NARRATIVE_WORDS))
+    return " ".join(ws)
+
+
+def _noisy(text: str, r: random.Random, typo_rate: float) -> str:
+    """corpus._noisy, but a year written in words keeps its spelling (a typo there would
+    make the stated year unreadable and the label wrong)."""
+    ws = text.split(" ")
+    ws = [C._typo(w, r) if r.random() < typo_rate and w.lower().strip(",.;-") not in _NUMBER_WORDS
+          and "-" not in w else w for w in ws]
+    return C._case(" ".join(ws), r)
+
+
+class FieldNoteGenerator:
+    """notes(n) -> records like corpus.NoteGenerator's, with `phenomena` naming what each shows."""
+
+    def __init__(self, seed: int = 0, years=None, typo_rate: float = 0.03, filler=None,
+                 year_phrase=year_phrase, mat_phrase=mat_phrase, cond_phrase=cond_phrase):
+        self.r = random.Random(seed)
+        self.years = list(years or range(C.YEAR_MIN, C.YEAR_MAX + 1))
+        self.typo_rate = typo_rate
+        self.filler = list(filler or FILLER)
+        self.yp, self.mp, self.cp = year_phrase, mat_phrase, cond_phrase
+        self.n = 0
+
+    # -- one component's facts ----------------------------------------------------------
+    def _pick(self, options, bad, lean: bool):
+        good = [o for o in options if o not in bad]
+        return self.r.choice(good if lean and self.r.random() < 0.85 else list(options))
+
+    def _component(self, part: str, missing: set, phen: list, lean: bool = False) -> tuple[str, dict, int | None]:
+        """-> (text, states, year stated or None). `lean`: prefer complying values."""
+        r = self.r
+        year = None if "year" in missing else (
+            r.choice([y for y in self.years if y >= R.YEAR_CUTOFF]) if lean and r.random() < 0.85 else r.choice(self.years))
+        material = None if "material" in missing else self._pick(C.MATERIALS, R.BAD_MATERIALS, lean)
+        condition = None if "condition" in missing else self._pick(C.CONDITIONS, R.BAD_CONDITIONS, lean)
+        clauses = []
+        if year is not None:
+            if r.random() < 0.05 and (year // 10 * 10 + 9 < R.YEAR_CUTOFF or year // 10 * 10 >= R.YEAR_CUTOFF):
+                clauses.append(decade_phrase(year, r))
+                year = year - year % 10
+                phen.append("decade")
+            elif r.random() < 0.15:               # year replaced/corrected
+                old = r.choice(self.years)
+                clauses.append(r.choice([
+                    f"replacement unit {self.yp(year, r)}, the original was from {year_text(old, r)}",
+                    f"{self.yp(year, r)} (record said {year_text(old, r)})",
+                    f"not {year_text(old, r)} as the old record said, {self.yp(year, r)}",
+                    f"original from {year_text(old, r)} swapped for one {self.yp(year, r)}"]))
+                phen.append("year_replaced")
+            else:
+                clauses.append(self.yp(year, r))
+        if material is not None:
+            mat = r.choice(C.MATERIALS[material])
+            if r.random() < 0.25:
+                old = r.choice([m for m in C.MATERIALS if m != material])
+                om = r.choice(C.MATERIALS[old])
+                kind = r.randrange(6)
+                clauses.append([f"original {om} {part} replaced with a {mat} one",
+                                f"swapped the {om} one for {mat}", f"{mat} (was {om})",
+                                f"{mat}, not {om} as the old record said", f"not {om} but {mat}",
+                                f"{om} cover replaced by {mat}"][kind])
+                phen.append("replacement" if kind in (0, 1, 2, 5) else "negation")
+            else:
+                clauses.append(self.mp(mat, r))
+        if condition is not None:
+            cond = r.choice(C.CONDITIONS[condition])
+            if r.random() < 0.15:
+                old = r.choice([c for c in C.CONDITIONS if c != condition])
+                clauses.append(r.choice([f"{self.cp(cond, r)} (was {old})", f"was {old}, now {cond}",
+                                         f"{self.cp(cond, r)}, not {old}", f"{old} before repair, now {cond}"]))
+                phen.append("condition_changed")
+            else:
+                clauses.append(self.cp(cond, r))
+        r.shuffle(clauses)
+        if r.random() < 0.2:
+            d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
+            clauses.insert(r.randint(0, len(clauses)), d)
+            phen.append("distractor")
+        sep = r.choice([", ", "; ", ". ", " - ", " ", ", ", " and "])
+        head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. ",
+                         f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
+                        + [""] * bool(clauses))
+        text = head + sep.join(clauses)
+        if clauses and r.random() < 0.3:
+            text = sprinkle(text, r)
+            phen.append("sprinkled")
+        if clauses and r.random() < 0.15:          # facts inside a narrative sentence
+            text = f"{r.choice(self.filler)} and the {part} is {', '.join(clauses)}, then {r.choice(self.filler).lower()}"
+            phen.append("narrative")
+        return text, R.states_of(year, material, condition), year
+
+    def note(self) -> dict:
+        """One note; verdicts balanced ~1/3 each (drawn target, regenerated until it matches)."""
+        target = self.r.choice(R.VERDICTS)
+        for _ in range(50):
+            rec = self._note(lean=target != "non_compliant")
+            if rec["verdict"] == target:
+                break
+        self.n += 1
+        rec["id"] = f"f{self.n:07d}"
+        return rec
+
+    def _note(self, lean: bool) -> dict:
+        r = self.r
+        phen: list[str] = []
+        n_comp = 1 if r.random() < 0.75 else r.choice([2, 2, 2, 3, 4])
+        parts = r.sample(PARTS, n_comp)
+        texts, states, years = [], [], []
+        for p in parts:
+            missing = set()
+            if r.random() < 0.4:                    # ~40 % of components leave something out
+                # (all three only when the note is about one part: a part named with no fact
+                # at all inside a list of others is not a record of it)
+                k = r.choice([1, 1, 1, 2, 3] if n_comp == 1 else [1, 1, 2])
+                missing = set(r.sample(R.ATTRIBUTES, k))
+                phen.append("missing")
+            t, s, y = self._component(p, missing, phen, lean)
+            texts.append(t)
+            states.append(s)
+            years.append(y)
+        if n_comp > 1:
+            phen.append("multi")
+        st = R.combine(states) if n_comp > 1 else states[0]
+        yv = None
+        if st["year"] == R.VIOLATES:
+            yv = next(y for y, s in zip(years, states) if s["year"] == R.VIOLATES)
+        else:
+            yv = next((y for y in years if y is not None), None)
+        body = r.choice([". ", ".\n", "; ", " and the "]).join(texts)
+        # narrative before/after/between (a long note: facts after 50+ words of story)
+        if r.random() < 0.45:
+            before = self._story(r.choice([1, 2, 3, 5, 8, 12]))
+            after = self._story(r.choice([0, 0, 1, 2, 4]))
+            text = (before + ". " if before else "") + body + (". " + after if after else "")
+            phen.append("narrative")
+            if len(text) > MAX_NOTE_CHARS:
+                text = body + (". " + after if after else "")
+                if len(text) > MAX_NOTE_CHARS:
+                    text = body
+        else:
+            text = body
+        text = _noisy(text, r, self.typo_rate)[:MAX_NOTE_CHARS]
+        rec = {"id": "", "text": text, "style": "field", "phenomena": sorted(set(phen)),
+               "components": n_comp, **C.fact_fields(None, None, None, states=st, year_value=yv)}
+        rec["year"] = yv
+        return rec
+
+    def _story(self, n: int) -> str:
+        return ". ".join(self.r.sample(self.filler, min(n, len(self.filler))))
+
+    def notes(self, n: int) -> list[dict]:
+        return [self.note() for _ in range(n)]
