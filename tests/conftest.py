@@ -106,3 +106,19 @@ def make_broker(tmp_path):
     yield _make
     for b in made:
         b.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Playwright driving the Debian build), one per test module."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} missing (scripts/setup.sh full installs chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -15,20 +15,7 @@ import pytest
 
 from tests.dashboard_support import get_json, serving, small_lake, table
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} missing (scripts/setup.sh full installs chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,7 @@ import os
 import shutil
 import time
 
-import pytest
-
 from tests.daemon_support import InProcessAgent, agent_config, http
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} missing (scripts/setup.sh full installs chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_page_shows_and_acknowledges_alert(browser, tmp_path):

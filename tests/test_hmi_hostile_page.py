@@ -7,16 +7,11 @@ POST, a JSON POST (needs a preflight) and a form post. None may acknowledge; the
 from __future__ import annotations
 
 import http.server
-import os
 import threading
-
-import pytest
 
 from tests.conftest import free_port
 from tests.daemon_support import InProcessAgent, agent_config
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 HOSTILE = """<!doctype html><html><body><form id="f" method="POST" enctype="text/plain"
 action="{agent}/api/alerts/{id}/ack"><input name='{{"by":"form","x":"' value='"}}'></form>
@@ -41,17 +36,6 @@ async function attack() {{
   return out;
 }}
 </script></body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} missing (scripts/setup.sh full installs chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed ('.[dev]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _serve(html: str):
