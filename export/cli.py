@@ -27,6 +27,10 @@ GROUPS = {
     "score": {
         "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),
     },
+    "lake": {
+        "compact": ("export.commands.lake_compact", "landing/ -> curated daily/alerts/status tables, exactly once (Spark)"),
+        "migrate": ("export.commands.lake_migrate", "move an old CSV ingest dataset into a lake's landing/"),
+    },
     "ingest": {
         "run": ("export.commands.ingest", "subscribe to the fleet over MQTT and append to the dataset"),
         "summary": ("export.commands.fleet_summary", "fleet alert summary (CSV + PNG) from ingested data"),

@@ -106,3 +106,12 @@ def make_broker(tmp_path):
     yield _make
     for b in made:
         b.stop()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One embedded Spark (local[2]) for the whole test session (~7 s to start)."""
+    from tests.spark_support import start_spark
+    s = start_spark()
+    yield s
+    s.stop()
