@@ -299,7 +299,7 @@ def read_landing(lake: str | Path):
 def _read_table(lake, name: str):
     import pyarrow.dataset as ds
     root = Path(_local(lake) or lake) / name
-    files = sorted(str(f) for f in root.glob("date=*/*.parquet")) if root.is_dir() else []
+    files = sorted(str(f) for f in root.glob("date=*/*.parquet") if f.name[0] not in "._") if root.is_dir() else []
     if not files:
         return LT.SCHEMAS[name].empty_table().to_pandas()
     return ds.dataset(files, schema=LT.SCHEMAS[name], format="parquet").to_table().to_pandas()

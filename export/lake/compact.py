@@ -113,8 +113,8 @@ def compact(spark, lake, expire_landing_days: float | None = None, fail_at: str 
     if new:
         run = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         stats["run"] = run
-        with StageProgress(spark, "compact"):
-            stats.update(_run(spark, fs, run, new, fail_at))
+        with StageProgress(spark, "compact") as progress:
+            stats.update(_run(spark, fs, run, new, progress))
         if fail_at == "staged":
             raise CrashForTest("staged")
         fs.write_json_atomic(f"{RUNS}/{run}.json", {"run": run, "consumed": new, "moves": stats.pop("moves"),
@@ -129,7 +129,7 @@ def compact(spark, lake, expire_landing_days: float | None = None, fail_at: str 
     return stats
 
 
-def _run(spark, fs: LakeFS, run: str, new: list[str], fail_at: str | None) -> dict:
+def _run(spark, fs: LakeFS, run: str, new: list[str], progress) -> dict:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     cols = LT.SCHEMAS[LT.LANDING].names      # not the `date=` directory Spark would infer as a column
@@ -142,22 +142,29 @@ def _run(spark, fs: LakeFS, run: str, new: list[str], fail_at: str | None) -> di
         fresh = uniq.join(index, "msg_id", "left_anti")
     else:
         fresh = uniq
-    fresh = fresh.persist()
-    n_land, n_uniq, n_fresh = land.count(), uniq.count(), fresh.count()
+    with progress.stage(f"read {len(new)} landing files, drop duplicates"):
+        fresh = fresh.persist()
+        n_land, n_uniq, n_fresh = land.count(), uniq.count(), fresh.count()
     out = {"landing_rows": n_land, "duplicates": n_land - n_uniq, "already_compacted": n_uniq - n_fresh,
            "rows": {}, "moves": []}
+    counts = {r["kind"]: r["count"] for r in fresh.groupBy("kind").count().collect()}
     for kind, (table, _) in ROW.items():
+        if not counts.get(kind):
+            out["rows"][table] = 0
+            continue
         part = fresh.where(F.col("kind") == kind)
         schema = spark_schema(with_partition(table))
         rows = part.mapInArrow(lambda it, k=kind: (project(k, b) for b in it), schema)
         stage = f"{STAGING}/{run}/{table}"
-        rows.repartition(LT.PARTITION).write.partitionBy(LT.PARTITION).parquet(fs.abs(stage))
+        with progress.stage(f"stage {table}"):
+            rows.repartition(LT.PARTITION).write.partitionBy(LT.PARTITION).parquet(fs.abs(stage))
         files = fs.glob(f"{stage}/{LT.PARTITION}=*/part-*.parquet")
         for i, f in enumerate(files):
             out["moves"].append([f, f"{table}/{f.split('/')[-2]}/part-{run}-{i:05d}.parquet"])
-        out["rows"][table] = spark.read.parquet(fs.abs(stage)).count() if files else 0
+        out["rows"][table] = int(counts.get(kind, 0))
     idx = f"{STAGING}/{run}/msg_ids"
-    fresh.select("msg_id", "kind").coalesce(1).write.parquet(fs.abs(idx))
+    with progress.stage("stage msg_id index"):
+        fresh.select("msg_id", "kind").coalesce(1).write.parquet(fs.abs(idx))
     for i, f in enumerate(fs.glob(f"{idx}/part-*.parquet")):
         out["moves"].append([f, f"{INDEX}/run={run}/part-{i:05d}.parquet"])
     fresh.unpersist()

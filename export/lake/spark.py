@@ -4,15 +4,16 @@ embedded — nothing to install but Java) or whatever spark-submit configured; q
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-import threading
+import time
 import warnings
 from pathlib import Path
 
 log = logging.getLogger("export.spark")
-LOG4J = Path(__file__).with_name("log4j2.properties")
+CONF_DIR = Path(__file__).with_name("sparkconf")     # log4j2.properties: errors only
 DEFAULT_MASTER = "local[*]"
 
 
@@ -24,7 +25,9 @@ def add_master_arg(p) -> None:
 def session(master: str | None = None, app: str = "trey-export", conf: dict | None = None):
     """The active session (spark-submit's, or a test's) or a new one on `master`."""
     warnings.filterwarnings("ignore", message=".*does not yet fully support pandas.*")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)      # executors run this interpreter
+    os.environ.setdefault("SPARK_CONF_DIR", str(CONF_DIR))       # on the JVM's classpath: our log4j2
     from pyspark.sql import SparkSession
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -34,12 +37,11 @@ def session(master: str | None = None, app: str = "trey-export", conf: dict | No
         b = b.master(master)
     elif not os.environ.get("PYSPARK_GATEWAY_PORT"):     # not under spark-submit (it sets the master)
         b = b.master(DEFAULT_MASTER)
-    java = f"-Dlog4j2.configurationFile=file:{LOG4J}"
     settings = {
         "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": java, "spark.executor.extraJavaOptions": java,
         "spark.sql.session.timeZone": "UTC",
-        "spark.sql.caseSensitive": "true",      # daily has both `Date` (column) and `date` (partition) "spark.sql.shuffle.partitions": "8",
+        "spark.sql.caseSensitive": "true",      # daily has both `Date` (column) and `date` (partition)
+        "spark.sql.shuffle.partitions": "8",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
@@ -53,41 +55,34 @@ def session(master: str | None = None, app: str = "trey-export", conf: dict | No
 
 
 class StageProgress:
-    """Logs one line per completed Spark stage (name, tasks, seconds) while a job runs."""
+    """One log line per stage of a job (what it did, seconds, the Spark tasks it ran), instead
+    of Spark's console bar:  `with StageProgress(spark, "compact") as p: with p.stage("dedupe"): ...`"""
 
-    def __init__(self, spark, what: str, every_s: float = 0.5):
-        self.sc, self.what, self.every = spark.sparkContext, what, every_s
-        self._stop = threading.Event()
-        self._seen: set[int] = set()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="stage-progress")
+    def __init__(self, spark, what: str):
+        self.sc, self.what = spark.sparkContext, what
+        self._n = 0
 
     def __enter__(self):
-        self._thread.start()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(2)
-        self._poll(final=True)
+        self.sc.setLocalProperty("spark.jobGroup.id", None)
 
-    def _poll(self, final: bool = False) -> None:
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        self._n += 1
+        group = f"{self.what}-{self._n}"
+        self.sc.setJobGroup(group, f"{self.what}: {name}")
+        t0 = time.monotonic()
+        yield
+        tasks = 0
         try:
             tracker = self.sc.statusTracker()
-            for jid in tracker.getJobIdsForGroup(None) or []:
+            for jid in tracker.getJobIdsForGroup(group) or []:
                 job = tracker.getJobInfo(jid)
                 for sid in (job.stageIds if job else []):
-                    if sid in self._seen:
-                        continue
                     info = tracker.getStageInfo(sid)
-                    if info is None:
-                        continue
-                    if info.numTasks and info.numCompletedTasks + info.numFailedTasks >= info.numTasks:
-                        self._seen.add(sid)
-                        log.info("%s: stage %d done (%s, %d tasks)", self.what, sid,
-                                 info.name.split(" at ")[0], info.numTasks)
-        except Exception:       # the tracker is best-effort; never fail a job over progress
+                    tasks += info.numCompletedTasks if info else 0
+        except Exception:       # progress is best-effort; never fail a job over it
             pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self._poll()
+        log.info("%s: %s done in %.1f s (%d Spark tasks)", self.what, name, time.monotonic() - t0, tasks)
