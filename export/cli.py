@@ -25,6 +25,7 @@ GROUPS = {
         "tar": ("export.commands.bundle_cmd", "pack a bundle directory into a .tar"),
     },
     "score": {
+        "battery": ("export.commands.score_battery", "fleet battery forecasts on Spark (lake or CSV) -> forecasts/"),
         "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),
     },
     "lake": {
