@@ -25,6 +25,38 @@ SUMMARY_COLUMNS = ["vin", "components", "noncompliant", "compliant", "max_p_nonc
                    "noncompliant_components"]
 
 
+def parse_line(line: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """One JSON line -> (vin, [(component, note)]) with the agent's own document parser."""
+    return parse_document(json.loads(line.decode("utf-8")))
+
+
+def rejection_reason(exc: Exception) -> str:
+    return "bad_document" if isinstance(exc, SpecError) else (
+        "not_utf8" if isinstance(exc, UnicodeDecodeError) else "bad_json")
+
+
+def score_documents(clf, docs: list, explain: bool, stats: dict):
+    """[(vin, [(component, note)])] -> yields (vehicles.jsonl object, summary.csv row) per
+    vehicle, classifying all their notes in one call; counts into stats. The classifier's
+    per-note fields are passed through as they come (one owner: agent/classify.py)."""
+    texts = [note for _, comps in docs for _, note in comps]
+    verdicts = iter(clf.classify(texts, explain=explain))
+    for vin, comps in docs:
+        rows = []
+        for name, _ in comps:
+            v = next(verdicts)
+            rows.append({"component": name, **v})
+        bad = [r for r in rows if not r["compliant"]]
+        stats["vehicles"] += 1
+        stats["components"] += len(rows)
+        stats["noncompliant_components"] += len(bad)
+        stats["noncompliant_vehicles"] += bool(bad)
+        yield ({"vin": vin, "compliant": not bad, "components": len(rows), "noncompliant": len(bad),
+                "noncompliant_components": bad, "verdicts": rows},
+               [vin, len(rows), len(bad), str(not bad).lower(), f"{max(r['p_noncompliant'] for r in rows):.6f}",
+                ";".join(r["component"] for r in bad)])
+
+
 def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool = True,
                explain: bool = True) -> dict:
     out = Path(out_dir)
@@ -46,24 +78,9 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
 
         def flush():
             nonlocal n_pending
-            texts = [note for _, comps in pending for _, note in comps]
-            verdicts = iter(clf.classify(texts, explain=explain))
-            for vin, comps in pending:
-                rows = []
-                for name, _ in comps:
-                    v = next(verdicts)
-                    rows.append({"component": name, **v})
-                bad = [r for r in rows if not r["compliant"]]
-                stats["vehicles"] += 1
-                stats["components"] += len(rows)
-                stats["noncompliant_components"] += len(bad)
-                stats["noncompliant_vehicles"] += bool(bad)
-                fv.write(json.dumps({"vin": vin, "compliant": not bad, "components": len(rows),
-                                     "noncompliant": len(bad), "noncompliant_components": bad,
-                                     "verdicts": rows}, ensure_ascii=False) + "\n")
-                w.writerow([vin, len(rows), len(bad), str(not bad).lower(),
-                            f"{max(r['p_noncompliant'] for r in rows):.6f}",
-                            ";".join(r["component"] for r in bad)])
+            for doc, summary_row in score_documents(clf, pending, explain, stats):
+                fv.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                w.writerow(summary_row)
             pending.clear()
             n_pending = 0
 
@@ -74,10 +91,9 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
             if not line or line.startswith(b"#"):
                 continue
             try:
-                vin, comps = parse_document(json.loads(line.decode("utf-8")))
+                vin, comps = parse_line(line)
             except (ValueError, SpecError) as exc:      # UnicodeDecodeError/JSONDecodeError are ValueErrors
-                reason = "bad_document" if isinstance(exc, SpecError) else (
-                    "not_utf8" if isinstance(exc, UnicodeDecodeError) else "bad_json")
+                reason = rejection_reason(exc)
                 if reason not in stats["rejected"]:
                     log.warning("%s:%d rejected (%s): %s", spec_path, lineno, reason, exc)
                 stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1
