@@ -253,6 +253,8 @@ def _segment_fill(v: np.ndarray, known: np.ndarray, starts: np.ndarray, ends: np
     segment [starts, ends] (one battery's days); before the first / after the last known
     value of a segment the nearest one is held; a segment with none stays NaN."""
     g = len(v)
+    if known.all():                          # nothing missing: the common case costs nothing
+        return v
     idx = np.arange(g)
     prev = np.maximum.accumulate(np.where(known, idx, -1))
     nxt = np.minimum.accumulate(np.where(known, idx, g)[::-1])[::-1]
@@ -330,8 +332,9 @@ def _timed_days(ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _clean_parsed(key, names, ts, timed, vals, lines, stats) -> tuple[BatchHistories, dict]:
     """Parsed rows (any order) -> BatchHistories + skipped {battery id: rows}; steps 2-5."""
     n = len(key)
-    order = np.lexsort((np.arange(n), ts, key))           # stable: the first of duplicates wins
-    key, ts, timed, vals, lines = key[order], ts[order], timed[order], vals[order], lines[order]
+    if n > 1 and not ((np.diff(key) > 0) | ((np.diff(key) == 0) & (np.diff(ts) >= 0))).all():
+        order = np.lexsort((np.arange(n), ts, key))       # stable: the first of duplicates wins
+        key, ts, timed, vals, lines = key[order], ts[order], timed[order], vals[order], lines[order]
     dup = np.zeros(n, bool)
     if n > 1:
         dup[1:] = (key[1:] == key[:-1]) & (ts[1:] == ts[:-1])
@@ -419,23 +422,28 @@ def _clean_numbered(numbered_rows) -> CleaningResult:
     return CleaningResult({batch.battery_ids[b]: batch.history(b) for b in range(len(batch))}, stats, skipped, batch)
 
 
-def clean_columns(battery_ids, days, values: dict, first_line: int = 1):
+def clean_columns(battery_ids, days, values: dict, first_line: int = 1, names: list | None = None):
     """The fleet batch form of clean_history for typed daily rows (e.g. the lake's daily
     table): battery_ids [n] (str), days [n] int (days since 1970-01-01), values {column:
     float array [n]} for NUMERIC_COLUMNS (missing column = all unknown; NaN = empty cell).
     Same rules, same bounds (lines counted from first_line in row order) ->
-    (BatchHistories, stats, skipped)."""
-    ids = np.asarray(battery_ids, dtype=object)
-    n = len(ids)
+    (BatchHistories, stats, skipped). With `names`, battery_ids are integer codes into it."""
     stats = _new_stats()
+    if names is not None:                    # battery_ids given as codes into names (0, 1, ... in order)
+        key = np.asarray(battery_ids, np.int64)
+        n = len(key)
+    else:
+        ids = np.asarray(battery_ids, dtype=object)
+        n = len(ids)
+        uniq, key = np.unique(ids.astype(str), return_inverse=True)
+        first_seen = np.full(len(uniq), n, np.int64)
+        np.minimum.at(first_seen, key, np.arange(n))
+        order = np.argsort(first_seen, kind="stable")
+        rank = np.empty(len(uniq), np.int64)
+        rank[order] = np.arange(len(uniq))                                # battery ids in input order
+        names = [str(x) for x in uniq[order]]
+        key = rank[key]
     stats["rows"] = n
-    names, key = np.unique(ids.astype(str), return_inverse=True)
-    first_seen = np.full(len(names), n, np.int64)
-    np.minimum.at(first_seen, key, np.arange(n))
-    rank = np.empty(len(names), np.int64)
-    rank[np.argsort(first_seen, kind="stable")] = np.arange(len(names))   # battery ids in input order
-    names = [str(x) for x in names[np.argsort(first_seen, kind="stable")]]
-    key = rank[key]
     day = np.asarray(days, np.int64)
     vals = np.column_stack([np.asarray(values[c], float) if c in values else np.full(n, np.nan)
                             for c in NUMERIC_COLUMNS]) if n else np.zeros((0, len(NUMERIC_COLUMNS)))

@@ -87,13 +87,23 @@ def answers_to_batch(answers: list[dict], vehicle_ids: list, scored_at) -> pa.Re
 def _score_lake_rows(fc, t: pa.Table, scored_at) -> pa.RecordBatch:
     """Daily-table rows of whole batteries (sorted) -> forecasts."""
     from agent.cleaning import NUMERIC_COLUMNS, clean_columns
-    vid = t.column("vehicle_id").to_pylist()
-    bid = t.column("Battery_ID").to_pylist()
-    keys = [f"{v}{_SEP}{b}" for v, b in zip(vid, bid)]
+    import pyarrow.compute as pc
+    vid, bid = t.column("vehicle_id").combine_chunks(), t.column("Battery_ID").combine_chunks()
+    # rows arrive sorted by (vehicle_id, Battery_ID): a battery starts where either changes
+    n = len(t)
+    change = np.zeros(n, bool)
+    if n:
+        change[0] = True
+        change[1:] = (pc.not_equal(vid[1:], vid[:-1]).to_numpy(zero_copy_only=False)
+                      | pc.not_equal(bid[1:], bid[:-1]).to_numpy(zero_copy_only=False))
+    codes = np.cumsum(change) - 1
+    starts = np.flatnonzero(change)
+    vids = vid.take(pa.array(starts)).to_pylist()
+    names = [f"{v}{_SEP}{b}" for v, b in zip(vids, bid.take(pa.array(starts)).to_pylist())]
     days = t.column("Date").cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
     values = {c: t.column(c).cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
               for c in NUMERIC_COLUMNS if c in t.column_names}
-    batch, _stats, _skipped = clean_columns(keys, days, values)
+    batch, _stats, _skipped = clean_columns(codes, days, values, names=names)
     answers = fc.forecast_batch(batch)
     vids = []
     for a in answers:
@@ -131,8 +141,16 @@ def _chunks(batches, key_cols: list[str], limit: int):
 
 
 def _keys(t: pa.Table, key_cols: list[str]) -> np.ndarray:
-    parts = [np.asarray(t.column(c).to_pylist(), dtype=object) for c in key_cols]
-    return parts[0] if len(parts) == 1 else np.char.add(np.char.add(parts[0].astype(str), _SEP), parts[1].astype(str))
+    """A code per row that changes exactly where the battery (key columns) changes."""
+    import pyarrow.compute as pc
+    n = len(t)
+    change = np.zeros(n, bool)
+    if n:
+        change[0] = True
+        for c in key_cols:
+            col = t.column(c).combine_chunks()
+            change[1:] |= pc.fill_null(pc.not_equal(col[1:], col[:-1]), True).to_numpy(zero_copy_only=False)
+    return np.cumsum(change)
 
 
 def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys=None,
