@@ -251,19 +251,26 @@ class BatchHistories:
 def _segment_fill(v: np.ndarray, known: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Linear interpolation of v over grid positions where `known`, separately inside each
     segment [starts, ends] (one battery's days); before the first / after the last known
-    value of a segment the nearest one is held; a segment with none stays NaN."""
-    g = len(v)
-    if known.all():                          # nothing missing: the common case costs nothing
+    value of a segment the nearest one is held; a segment with none stays NaN. Only the
+    missing positions are computed (few, in real data)."""
+    miss = np.flatnonzero(~known)
+    if not len(miss):
         return v
-    idx = np.arange(g)
-    prev = np.maximum.accumulate(np.where(known, idx, -1))
-    nxt = np.minimum.accumulate(np.where(known, idx, g)[::-1])[::-1]
-    has_p, has_n = prev >= starts, nxt <= ends
-    p, n = np.clip(prev, 0, g - 1), np.clip(nxt, 0, g - 1)
+    kpos = np.flatnonzero(known)
+    out = v.copy()
+    if not len(kpos):
+        out[miss] = np.nan
+        return out
+    j = np.searchsorted(kpos, miss)
+    p = kpos[np.maximum(j - 1, 0)]
+    n = kpos[np.minimum(j, len(kpos) - 1)]
+    lo, hi = starts[miss], ends[miss]
+    has_p = (j > 0) & (p >= lo)
+    has_n = (j < len(kpos)) & (n <= hi)
     vp, vn = v[p], v[n]
     span = np.where(n > p, n - p, 1)
-    mid = (vn - vp) / span * (idx - p) + vp
-    out = np.where(has_p & has_n, np.where(known, v, mid), np.where(has_p, vp, np.where(has_n, vn, np.nan)))
+    mid = (vn - vp) / span * (miss - p) + vp
+    out[miss] = np.where(has_p & has_n, mid, np.where(has_p, vp, np.where(has_n, vn, np.nan)))
     return out
 
 

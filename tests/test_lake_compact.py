@@ -193,3 +193,42 @@ def test_old_csv_dataset_is_read_and_migrated_into_the_lake(tmp_path, spark):
     assert d["Daily_Cycles_Used"].tolist() == [0.35] * 3 and d["Battery_Age_Days"].tolist() == [100] * 3
     a = read_alerts(lake)
     assert len(a) == 1 and a["alert_id"][0] == 4 and json.loads(a["explanation"][0]) == {"x": 1}
+
+
+def test_daily_projection_fast_path_equals_the_row_by_row_rule():
+    """Compaction parses daily payloads in Arrow's JSON reader; the result is what the
+    row-by-row projection (project.daily_row) gives, and an odd payload falls back to it."""
+    from export.lake.project import ROW, _daily_fast, project, with_partition
+    rows = []
+    for d in range(300):
+        r = make_row(f"B{d % 7}", d)
+        if d % 5 == 0:
+            r["Min_Cranking_Voltage"] = None
+        if d % 11 == 0:
+            r["Battery_Age_Days"] = 12.0
+        rows.append(json.dumps(T.daily_payload(f"CAR-{d % 3}", r)))
+    odd = json.loads(rows[0])
+    odd["row"]["Number_Of_Trips"] = "3"                   # a number sent as text
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def batch(payloads):
+        return pa.RecordBatch.from_pydict(
+            {"msg_id": ["x"] * len(payloads), "kind": ["daily"] * len(payloads),
+             "vehicle_id": [json.loads(p)["vehicle_id"] for p in payloads], "topic": ["t"] * len(payloads),
+             "received_at": [now] * len(payloads), "worker": ["w"] * len(payloads), "payload": payloads},
+            schema=LT.SCHEMAS[LT.LANDING])
+
+    def slow(payloads):
+        out = []
+        for p in payloads:
+            r = ROW["daily"][1](json.loads(p), json.loads(p)["vehicle_id"], now)
+            r["date"] = r["Date"]
+            out.append(r)
+        return pa.RecordBatch.from_pylist(out, schema=with_partition(LT.DAILY))
+
+    assert _daily_fast(batch(rows)).equals(slow(rows))
+    mixed = rows[1:] + [json.dumps(odd)]
+    with pytest.raises(pa.ArrowException):
+        _daily_fast(batch(mixed))
+    got = project("daily", batch(mixed))
+    assert got.equals(slow(mixed)) and got.column("Number_Of_Trips")[-1].as_py() == 3

@@ -136,18 +136,24 @@ def _run(spark, fs: LakeFS, run: str, new: list[str], progress) -> dict:
     land = (spark.read.schema(spark_schema(LT.SCHEMAS[LT.LANDING])).parquet(*[fs.abs(f) for f in new])
             .select(*cols).withColumn("_file", F.input_file_name()))
     first = Window.partitionBy("msg_id").orderBy("received_at", "worker", "_file")
-    uniq = land.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n", "_file")
+    ranked = land.withColumn("_n", F.row_number().over(first))
+    # one pass over landing: every row with its copy number; the rest reads this cache
+    ranked = ranked.withColumn("_seen", F.lit(False))
     if fs.glob(f"{INDEX}/run=*/*.parquet"):
-        index = spark.read.parquet(fs.abs(INDEX)).select("msg_id")
-        fresh = uniq.join(index, "msg_id", "left_anti")
-    else:
-        fresh = uniq
+        index = spark.read.parquet(fs.abs(INDEX)).select("msg_id").withColumn("_in_index", F.lit(True))
+        ranked = ranked.join(index, "msg_id", "left").withColumn("_seen", F.col("_in_index").isNotNull()) \
+            .drop("_in_index")
     with progress.stage(f"read {len(new)} landing files, drop duplicates"):
-        fresh = fresh.persist()
-        n_land, n_uniq, n_fresh = land.count(), uniq.count(), fresh.count()
+        ranked = ranked.persist()
+        counts_ = {(r["first"], r["seen"]): r["n"] for r in ranked.groupBy(
+            (F.col("_n") == 1).alias("first"), F.col("_seen").alias("seen")).agg(F.count("*").alias("n")).collect()}
+    n_land = sum(counts_.values())
+    n_uniq = counts_.get((True, False), 0) + counts_.get((True, True), 0)
+    n_fresh = counts_.get((True, False), 0)
+    fresh = ranked.where((F.col("_n") == 1) & ~F.col("_seen")).drop("_n", "_file", "_seen")
     out = {"landing_rows": n_land, "duplicates": n_land - n_uniq, "already_compacted": n_uniq - n_fresh,
            "rows": {}, "moves": []}
-    counts = {r["kind"]: r["count"] for r in fresh.groupBy("kind").count().collect()}
+    counts = {r["kind"]: r["count"] for r in fresh.groupBy("kind").count().collect()} if n_fresh else {}
     for kind, (table, _) in ROW.items():
         if not counts.get(kind):
             out["rows"][table] = 0
@@ -167,7 +173,7 @@ def _run(spark, fs: LakeFS, run: str, new: list[str], progress) -> dict:
         fresh.select("msg_id", "kind").coalesce(1).write.parquet(fs.abs(idx))
     for i, f in enumerate(fs.glob(f"{idx}/part-*.parquet")):
         out["moves"].append([f, f"{INDEX}/run={run}/part-{i:05d}.parquet"])
-    fresh.unpersist()
+    ranked.unpersist()
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from export.lake import tables as LT
 
@@ -84,22 +85,25 @@ def answers_to_batch(answers: list[dict], vehicle_ids: list, scored_at) -> pa.Re
     return pa.RecordBatch.from_pydict(cols, schema=schema)
 
 
-def _score_lake_rows(fc, t: pa.Table, scored_at) -> pa.RecordBatch:
-    """Daily-table rows of whole batteries (sorted) -> forecasts."""
-    from agent.cleaning import NUMERIC_COLUMNS, clean_columns
-    import pyarrow.compute as pc
+def battery_codes(t: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Daily-table rows sorted by (vehicle_id, Battery_ID) -> (code per row 0, 1, ..., one name
+    `vehicle_id<US>Battery_ID` per code): a battery starts where either column changes."""
     vid, bid = t.column("vehicle_id").combine_chunks(), t.column("Battery_ID").combine_chunks()
-    # rows arrive sorted by (vehicle_id, Battery_ID): a battery starts where either changes
     n = len(t)
     change = np.zeros(n, bool)
     if n:
         change[0] = True
         change[1:] = (pc.not_equal(vid[1:], vid[:-1]).to_numpy(zero_copy_only=False)
                       | pc.not_equal(bid[1:], bid[:-1]).to_numpy(zero_copy_only=False))
-    codes = np.cumsum(change) - 1
-    starts = np.flatnonzero(change)
-    vids = vid.take(pa.array(starts)).to_pylist()
-    names = [f"{v}{_SEP}{b}" for v, b in zip(vids, bid.take(pa.array(starts)).to_pylist())]
+    starts = pa.array(np.flatnonzero(change))
+    names = [f"{v}{_SEP}{b}" for v, b in zip(vid.take(starts).to_pylist(), bid.take(starts).to_pylist())]
+    return np.cumsum(change) - 1, names
+
+
+def _score_lake_rows(fc, t: pa.Table, scored_at) -> pa.RecordBatch:
+    """Daily-table rows of whole batteries (sorted) -> forecasts."""
+    from agent.cleaning import NUMERIC_COLUMNS, clean_columns
+    codes, names = battery_codes(t)
     days = t.column("Date").cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
     values = {c: t.column(c).cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
               for c in NUMERIC_COLUMNS if c in t.column_names}
