@@ -49,6 +49,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batteries", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
     a = ap.parse_known_args(argv if argv is not None else sys.argv[1:])[0]
+    import logging
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")      # the jobs' one line per stage
     from export.battery.fleet import RAW_FILE, generate_fleet
     from export.lake.spark import session
     res = {}
@@ -115,9 +117,10 @@ def main(argv=None) -> None:
             if master == "local[1]":
                 spark.stop()
                 spark = session("local[1]", "bench-score")
-            score_battery(spark, str(tmp / f"warm{master}"), lake=str(lake))    # executors' python + ORT warm
+            tag = master.replace("[", "").replace("]", "")                    # no glob characters in paths
+            score_battery(spark, str(tmp / f"warm-{tag}"), lake=str(lake))   # executors' python + ORT warm
             t = time.perf_counter()
-            s = score_battery(spark, str(tmp / f"out{master}"), lake=str(lake))
+            s = score_battery(spark, str(tmp / f"out-{tag}"), lake=str(lake))
             dtm = time.perf_counter() - t
             res[f"score_battery_lake_{master}_batteries_per_s"] = round(s["batteries"] / dtm, 1)
             print(f"score battery --lake {master}:            {s['batteries'] / dtm:8.1f} batteries/s  ({dtm:.1f} s)")

@@ -191,7 +191,7 @@ def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys
         for t in _chunks(batches, keys, chunk):
             yield score(fc, t, scored_at)
 
-    forecasts = rows.mapInArrow(run, out_schema)
+    forecasts = rows.mapInArrow(run, out_schema).persist()     # written, then summarised: scored once
     dest = f"{uri(out).rstrip('/')}/{LT.FORECASTS}"
     with StageProgress(spark, "score battery") as progress:
         with progress.stage("clean + forecast + write forecasts"):
@@ -204,11 +204,11 @@ def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys
                     raise CleaningError(0, line.split("CleaningError:", 1)[-1].strip()) from None
                 raise
         with progress.stage("per-day summary"):
-            written = spark.read.parquet(dest).where(F.col("scored_at") == F.lit(scored_at))
-            summary = (written.groupBy(F.col("as_of").cast("string").alias("as_of"))
+            summary = (forecasts.groupBy(F.col("as_of").cast("string").alias("as_of"))
                        .agg(F.count("*").alias("batteries"), F.sum(F.col("alert").cast("int")).alias("alerts"),
                             F.sum(F.col("fallback").isNotNull().cast("int")).alias("fallbacks"))
                        .orderBy("as_of").toPandas())
+    forecasts.unpersist()
     local = out if "://" not in str(out) or str(out).startswith("file://") else None
     if local is not None:
         p = Path(str(local).removeprefix("file://"))
