@@ -75,11 +75,9 @@ def _committed(fs: LakeFS) -> dict[str, dict]:
 
 def _publish(fs: LakeFS, run: str, record: dict) -> None:
     for src, dst in record["moves"]:
-        if fs.exists(src):
-            if not fs.rename(src, dst):
-                raise OSError(f"cannot publish {src} -> {dst}")
-        elif not fs.exists(dst):
-            raise OSError(f"compaction run {run}: staged file {src} lost before it was published")
+        if not fs.rename(src, dst) and not fs.exists(dst):   # already published by a crashed run: fine
+            raise OSError(f"compaction run {run}: cannot publish {src} -> {dst}")
+    fs.sync()
     fs.write_json_atomic(f"{RUNS}/{run}.done", {"run": run, "at": time.time()})
     fs.delete(f"{STAGING}/{run}", recursive=True)
 
