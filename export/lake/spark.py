@@ -42,6 +42,7 @@ def session(master: str | None = None, app: str = "trey-export", conf: dict | No
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.caseSensitive": "true",      # daily has both `Date` (column) and `date` (partition)
         "spark.sql.shuffle.partitions": "8",
+        "spark.sql.files.openCostInBytes": str(256 * 1024),   # pack a table's small daily files into few tasks
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
