@@ -40,22 +40,27 @@ def default_params(window: int = 56) -> dict:
             "features": list(FEATURES), "log_level_mean": 0.0, "log_level_std": 1.0}
 
 
+def calendar(epoch_days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 (any shape) -> [..., 4]: dow_sin, dow_cos, doy_sin, doy_cos."""
+    d = np.asarray(epoch_days, np.int64)
+    dow = (d + 3) % 7                             # 0 = Monday (1970-01-01 was a Thursday)
+    dd = d.astype("datetime64[D]")
+    # day of year (1-based) as a fraction of the year (365.25 keeps leap years smooth)
+    doy = (dd - dd.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
+    return np.stack([np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7),
+                     np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)], axis=-1)
+
+
 def day_matrix(history) -> np.ndarray:
     """Per-day raw columns of a BatteryHistory -> float64 [n_days, 8]:
     cycles, duration, trips, dow_sin, dow_cos, doy_sin, doy_cos, interpolated."""
     n = len(history.dates)
-    ordinals = np.fromiter((d.toordinal() for d in history.dates), np.int64, n)
-    dow = (ordinals - 1) % 7                      # 0 = Monday
-    # day of year as a fraction of the year (365.25 keeps leap years smooth)
-    doy = np.fromiter((d.timetuple().tm_yday for d in history.dates), np.float64, n)
+    epoch = np.fromiter((d.toordinal() - 719163 for d in history.dates), np.int64, n)
     m = np.empty((n, 8))
     m[:, 0] = history.cycles
     m[:, 1] = history.duration
     m[:, 2] = history.trips
-    m[:, 3] = np.sin(2 * np.pi * dow / 7)
-    m[:, 4] = np.cos(2 * np.pi * dow / 7)
-    m[:, 5] = np.sin(2 * np.pi * doy / 365.25)
-    m[:, 6] = np.cos(2 * np.pi * doy / 365.25)
+    m[:, 3:7] = calendar(epoch)
     m[:, 7] = history.interpolated
     return m
 
@@ -70,16 +75,20 @@ def levels(days: np.ndarray, ends: np.ndarray, params: dict) -> np.ndarray:
 
 def window_inputs(days: np.ndarray, ends: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """Windows ending at each index of `ends` (each >= window-1) -> (x float32 [B, W, F],
-    level float32 [B, 1]). Vectorised: training builds thousands at once, the agent one."""
+    level float32 [B, 1]). Vectorised: training builds thousands at once from one battery."""
     w = int(params["window"])
     ends = np.asarray(ends, np.int64)
     idx = ends[:, None] + np.arange(1 - w, 1)[None, :]          # [B, W]
-    win = days[idx]                                              # [B, W, 8]
-    level = levels(days, ends, params)
+    return window_features(days[idx], levels(days, ends, params), params)
+
+
+def window_features(win: np.ndarray, level: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Raw window columns [B, W, 8] (day_matrix layout) + level [B] -> the model inputs."""
+    w = win.shape[1]
     eps = float(params["eps"])
     dmean = win[:, :, 1].mean(axis=1, keepdims=True)
     tmean = win[:, :, 2].mean(axis=1, keepdims=True)
-    x = np.empty((len(ends), w, len(FEATURES)), np.float32)
+    x = np.empty((len(win), w, len(FEATURES)), np.float32)
     x[:, :, 0] = win[:, :, 0] / level[:, None]
     x[:, :, 1] = np.where(dmean > eps, win[:, :, 1] / np.maximum(dmean, eps), 0.0)
     x[:, :, 2] = np.where(tmean > eps, win[:, :, 2] / np.maximum(tmean, eps), 0.0)
@@ -95,6 +104,41 @@ def targets(days: np.ndarray, ends: np.ndarray, horizon: int = HORIZON) -> np.nd
     return days[idx, 0]
 
 
+def window_sources(lengths: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of the `window` days of the window at the end of a history of each length
+    comes from -> (src [B, W] index into that history, back [B, W] days before its first day,
+    0 for a real day). The padding rule: a history shorter than the window (>=
+    MIN_DAYS_FOR_PADDING days) is completed backwards with copies of its own first whole
+    weeks (same weekdays), flagged interpolated, at the real earlier dates."""
+    n = np.asarray(lengths, np.int64)[:, None]
+    t = n - window + np.arange(window)[None, :]                        # day index, < 0 = padded
+    back = np.where(t < 0, -t, 0)
+    block = np.maximum(7 * (n // 7), 1)
+    src = np.where(t < 0, (-back) % block, t)
+    return src, back
+
+
+def batch_window_inputs(batch, which: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The window at the end of each history `which` of an agent.cleaning.BatchHistories ->
+    (x float32 [B, W, F], level float32 [B, 1]); padded like pad_history. The fleet batch path
+    and the car (one battery) both come through here."""
+    w = int(params["window"])
+    which = np.asarray(which, np.int64)
+    start = batch.offsets[which][:, None]
+    src, back = window_sources(batch.offsets[which + 1] - batch.offsets[which], w)
+    rows = start + src
+    padded = back > 0
+    win = np.empty((len(which), w, 8))
+    win[:, :, 0] = batch.cycles[rows]
+    win[:, :, 1] = batch.duration[rows]
+    win[:, :, 2] = batch.trips[rows]
+    win[:, :, 3:7] = calendar(np.where(padded, batch.day[start] - back, batch.day[rows]))
+    win[:, :, 7] = np.where(padded, 1.0, batch.interpolated[rows])
+    k = int(params["level_days"])
+    level = win[:, -k:, 0].mean(axis=1) + float(params["eps"])
+    return window_features(win, level, params)
+
+
 def pad_history(h, window: int):
     """Complete a history shorter than `window` (>= MIN_DAYS_FOR_PADDING days) backwards
     with copies of its own first whole weeks (same weekdays), flagged interpolated; the
@@ -105,8 +149,7 @@ def pad_history(h, window: int):
     need = window - n
     if need <= 0:
         return h
-    block = 7 * (n // 7)
-    src = np.array([(-m) % block for m in range(need, 0, -1)])       # weekday-aligned sources
+    src = window_sources(np.array([n]), window)[0][0, :need]         # weekday-aligned sources
     first = h.dates[0]
     dates = [first - dt.timedelta(days=m) for m in range(need, 0, -1)] + list(h.dates)
     cat = lambda a, fill: np.concatenate([fill, a])                   # noqa: E731

@@ -110,7 +110,7 @@ def drain_rate(rows: int, window: int) -> float:
 
 
 def end_to_end_rate(rows: int, workers: int = 1) -> float:
-    """Full outbox -> broker -> `workers` ingest workers (durable, deduplicated CSV)."""
+    """Full outbox -> broker -> `workers` ingest workers (fsynced Parquet landing files)."""
     from agent.config import config_from_dict
     from agent.sync import Sync
     from export.ingest import IngestWorker
@@ -243,7 +243,7 @@ def main(argv=None) -> None:
         print(f"sync drain: {args.rows} outbox messages -> local mosquitto, window {window}: {rate:,.0f} msg/s")
     for workers in (1, 2):
         rate = end_to_end_rate(args.rows, workers)
-        print(f"sync end to end: outbox -> mosquitto -> {workers} ingest worker(s), fsynced + deduplicated: "
+        print(f"sync end to end: outbox -> mosquitto -> {workers} ingest worker(s), fsynced landing files: "
               f"{rate:,.0f} msg/s")
     w = wire_bytes()
     print(f"sync wire: {w['per_daily_row']:.0f} B per daily row, {w['per_alert_change']:.0f} B per alert change "

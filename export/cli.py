@@ -37,7 +37,12 @@ GROUPS = {
         "report": ("export.commands.release_report", "per-cohort live vs shadow comparison from the fleet's status"),
     },
     "score": {
+        "battery": ("export.commands.score_battery", "fleet battery forecasts on Spark (lake or CSV) -> forecasts/"),
         "compliance": ("export.commands.score_compliance", "batch-score vehicle spec documents (JSON lines)"),
+    },
+    "lake": {
+        "compact": ("export.commands.lake_compact", "landing/ -> curated daily/alerts/status tables, exactly once (Spark)"),
+        "migrate": ("export.commands.lake_migrate", "move an old CSV ingest dataset into a lake's landing/"),
     },
     "ingest": {
         "run": ("export.commands.ingest", "subscribe to the fleet over MQTT and append to the dataset"),

@@ -1,91 +1,47 @@
-"""Cloud ingest: the fleet's MQTT uplink -> a deduplicated dataset for retraining.
+"""Cloud ingest: the fleet's MQTT uplink -> immutable Parquet files in the lake's landing/.
 
-    trey-export ingest --broker HOST:PORT --out DIR [--worker-id ID] [--group ingest]
+    trey-export ingest --broker HOST:PORT --lake URI [--worker-id ID] [--group ingest]
 
-On-disk layout of DIR (what `trey-export train battery` reads as training data):
+Stateless workers (docs/lake.md): each worker writes its own files
 
-    DIR/daily/date=YYYY-MM-DD/part-<worker>.csv    daily rows: agent.schema.DAILY_COLUMNS + vehicle_id
-    DIR/alerts/date=YYYY-MM-DD/part-<worker>.csv   alert changes (ALERT_COLUMNS below), date = day of `updated`
-    DIR/_ingest.sqlite                             dedup ledger (msg_id), committed file lengths,
-                                                   latest status per vehicle (not part of the dataset)
+    LAKE/landing/date=YYYY-MM-DD/part-<worker>-<uuid>.parquet   (date = UTC day received)
 
-Read it with `read_daily(DIR)` (pandas DataFrame, seed column names + vehicle_id) or glob
-`DIR/daily/date=*/*.csv` — every file has a header row; empty cells are unknown values.
+with the validated payload verbatim (schema export.lake.tables.SCHEMAS["landing"]). A file is
+written completely under a hidden temporary name, fsynced and renamed into place, and only
+then are its messages PUBACKed to the broker (paho manual_ack). There is no ledger and no
+lock: workers on different machines share nothing but the lake and the broker's shared
+subscription (`$share/<group>/...`, MQTT 5), so a crash can only leave a hidden temporary
+file (ignored by every reader, removed at the next start) and un-acked messages, which the
+broker redelivers. Delivery is at-least-once here; `trey-export lake compact` makes it
+exactly-once by msg_id when it builds the curated tables. A stable --worker-id keeps the
+worker's broker session across restarts. SIGTERM: stop taking messages, write + ack what
+was received, disconnect.
 
-Why CSV (not Parquet): the retraining side already reads seed-schema CSV with exactly these
-column names (same loader, same cleaning function), and CSV can be *appended* row by row, so
-a batch becomes durable with one fsync and a crash is repaired by truncating to the committed
-length. Parquet files are immutable: streaming a few hundred bytes per car per day into them
-means a new tiny file per batch plus a compaction job. At fleet scale, a nightly job can
-convert closed date partitions to Parquet without changing this layout (hive-style `date=`).
-
-Exactly once: MQTT QoS 1 is at-least-once, and the agent re-sends everything not yet
-PUBACKed after a restart. Each batch is written under the ledger's write lock
-(BEGIN IMMEDIATE, shared by all workers on the same DIR): skip msg_ids already in the ledger,
-append to the CSV files, fsync, record msg_ids + new file lengths, COMMIT — and only then
-PUBACK the messages to the broker (paho manual_ack). A crash before COMMIT leaves bytes past
-the recorded length: they are truncated at the next start, and the broker redelivers the
-un-acknowledged messages. Several workers (MQTT 5 shared subscription `$share/<group>/...`)
-split the load; each writes its own part files and a stable --worker-id keeps its session.
-SIGTERM: stop taking messages, write + ack what was received, disconnect.
+Read the curated daily rows with `read_daily(LAKE)` (pandas; seed column names + vehicle_id,
+msg_id, received_at). Datasets written by the old CSV layout (daily/date=*/part-*.csv + a
+SQLite ledger) are still read by read_daily/read_alerts and can be moved into a lake with
+`trey-export lake migrate` (export/lake/legacy.py).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import datetime as dt
 import json
 import logging
 import os
 import re
-import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from agent import topics as T
-from agent.schema import DAILY_COLUMNS
+from export.lake import tables as LT
 
 log = logging.getLogger("export.ingest")
 
-DAILY_DIR = "daily"
-ALERTS_DIR = "alerts"
-LEDGER = "_ingest.sqlite"
-DAILY_OUT_COLUMNS = DAILY_COLUMNS + ("vehicle_id",)
-DEDUP_DAYS = 400.0        # how long a msg_id is remembered for deduplication (see DatasetWriter.prune)
-ALERT_COLUMNS = ("msg_id", "vehicle_id", "change", "alert_id", "key", "kind", "severity", "state", "title",
-                 "message", "created", "updated", "acknowledged", "acknowledged_by", "cleared",
-                 "vehicle_date", "raised_vehicle_date", "revision", "explanation")
-
-_LEDGER_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, kind TEXT NOT NULL, vehicle_id TEXT NOT NULL,"
-    " worker TEXT NOT NULL, at REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS seen_at ON seen(at)",
-    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, length INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS vehicle_status (vehicle_id TEXT PRIMARY KEY, state TEXT, at TEXT,"
-    " payload TEXT NOT NULL, received REAL NOT NULL)",
-)
-
-
-def _ledger(out: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(out / LEDGER, timeout=30, isolation_level=None, check_same_thread=False)
-    # Workers started together on a new dataset race to switch it to WAL; SQLite answers the
-    # loser "database is locked" at once (no busy wait for this pragma), so wait here instead.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("BEGIN IMMEDIATE")
-    for stmt in _LEDGER_SCHEMA:
-        conn.execute(stmt)
-    conn.execute("COMMIT")
-    return conn
+LANDING_DIR = LT.LANDING
+TMP_PREFIX = ".tmp-"          # hidden: Spark, DuckDB and pyarrow readers skip dot-files
 
 
 def _fsync_dir(path: Path) -> None:
@@ -96,151 +52,89 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _cell(v):
-    if v is None:
-        return ""
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, separators=(",", ":"))
-    return v
+def _local(lake: str | Path) -> Path | None:
+    s = str(lake)
+    if s.startswith("file://"):
+        return Path(s[len("file://"):])
+    return None if "://" in s else Path(s)
 
 
-class DatasetWriter:
-    """Appends deduplicated batches to the partitioned CSV dataset (see module docstring)."""
+class LandingWriter:
+    """Writes batches of validated uplink messages as immutable landing files (one per UTC day
+    of receipt in the batch). Durable when write() returns."""
 
-    PRUNE_EVERY_S = 3600.0
-
-    def __init__(self, out_dir: str | Path, worker: str, dedup_days: float = DEDUP_DAYS):
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+    def __init__(self, lake: str | Path, worker: str):
+        self.lake = str(lake)
         self.worker = worker
-        self.dedup_days = dedup_days
-        self.db = _ledger(self.out)
         self.written = {"daily": 0, "alert": 0, "status": 0}
-        self.duplicates = 0
-        self.pruned = 0
-        self._pruned_at = 0.0
-        self.recover()
-        self.prune()
+        self.files = 0
+        self._root = _local(lake)
+        if self._root is not None:
+            (self._root / LANDING_DIR).mkdir(parents=True, exist_ok=True)
+            self._sweep()
+        else:
+            import pyarrow.fs as pafs
+            self._fs, self._base = pafs.FileSystem.from_uri(self.lake)
 
-    def prune(self, now: float | None = None) -> int:
-        """Forget msg_ids recorded more than dedup_days ago (0 = keep all), so the ledger stays
-        bounded. A re-delivery comes from a car whose PUBACK was lost; it re-sends on its next
-        connection, so the retention only has to outlast the longest time a car stays offline
-        (its outbox, bounded, drops old telemetry first anyway)."""
-        now = time.time() if now is None else now
-        self._pruned_at = now
-        if not self.dedup_days or self.dedup_days <= 0:
-            return 0
-        n = self.db.execute("DELETE FROM seen WHERE at < ?", (now - self.dedup_days * 86400.0,)).rowcount
-        if n:
-            self.pruned += n
-            log.info("ingest ledger: forgot %d msg_ids older than %g days", n, self.dedup_days)
-        return n
+    def _sweep(self) -> None:
+        """Remove this worker's temporary files of a crash (never acknowledged, so redelivered)."""
+        for f in (self._root / LANDING_DIR).glob(f"date=*/{TMP_PREFIX}part-{self.worker}-*"):
+            log.warning("ingest: removing unfinished landing file %s", f.name)
+            f.unlink(missing_ok=True)
 
-    def recover(self) -> int:
-        """Truncate bytes written after the last commit (a crash mid-batch); returns bytes cut."""
-        cut = 0
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            known = dict(self.db.execute("SELECT path, length FROM files").fetchall())
-            for sub in (DAILY_DIR, ALERTS_DIR):
-                for f in sorted((self.out / sub).glob("date=*/part-*.csv")):
-                    rel = str(f.relative_to(self.out))
-                    length = known.get(rel, 0)
-                    size = f.stat().st_size
-                    if size > length:
-                        with open(f, "r+b") as fh:
-                            fh.truncate(length)
-                            fh.flush()
-                            os.fsync(fh.fileno())
-                        cut += size - length
-                        log.warning("recovered %s: cut %d uncommitted bytes", rel, size - length)
-        finally:
-            self.db.execute("COMMIT")
-        return cut
-
-    def write(self, batch: list[tuple[str, str, dict]]) -> int:
-        """batch = [(kind, vehicle_id, payload)]; durable when this returns. Returns rows written."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            fresh, ids = [], set()
-            for kind, vid, obj in batch:
-                mid = obj["msg_id"]
-                if mid in ids or db.execute("SELECT 1 FROM seen WHERE msg_id=?", (mid,)).fetchone():
-                    self.duplicates += 1
-                    continue
-                ids.add(mid)
-                fresh.append((kind, vid, obj))
-            by_file: dict[str, list] = {}
-            for kind, vid, obj in fresh:
-                if kind == "daily":
-                    row = obj["row"]
-                    rel = f"{DAILY_DIR}/date={row['Date']}/part-{self.worker}.csv"
-                    by_file.setdefault(rel, []).append([_cell(row.get(c)) for c in DAILY_COLUMNS] + [vid])
-                elif kind == "alert":
-                    a = obj["alert"]
-                    rec = {"msg_id": obj["msg_id"], "vehicle_id": vid, "change": obj["change"], "alert_id": a["id"],
-                           **{k: a.get(k) for k in ALERT_COLUMNS if k in a}}
-                    rel = f"{ALERTS_DIR}/date={str(a['updated'])[:10]}/part-{self.worker}.csv"
-                    by_file.setdefault(rel, []).append([_cell(rec.get(c)) for c in ALERT_COLUMNS])
-                else:
-                    db.execute("INSERT INTO vehicle_status(vehicle_id,state,at,payload,received) VALUES (?,?,?,?,?) "
-                               "ON CONFLICT(vehicle_id) DO UPDATE SET state=excluded.state,at=excluded.at,"
-                               "payload=excluded.payload,received=excluded.received",
-                               (vid, obj.get("state"), str(obj.get("at")), json.dumps(obj), time.time()))
-            lengths = {}
-            for rel, rows in by_file.items():
-                lengths[rel] = self._append(rel, rows)
-            for rel, length in lengths.items():
-                db.execute("INSERT INTO files(path,length) VALUES (?,?) ON CONFLICT(path) DO UPDATE SET "
-                           "length=excluded.length", (rel, length))
-            now = time.time()
-            db.executemany("INSERT INTO seen(msg_id,kind,vehicle_id,worker,at) VALUES (?,?,?,?,?)",
-                           [(o["msg_id"], k, v, self.worker, now) for k, v, o in fresh])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        for kind, _, _ in fresh:
+    def write(self, batch: list[tuple[str, str, str, str, float]]) -> int:
+        """batch = [(kind, vehicle_id, topic, payload JSON text, received epoch s)] -> rows written."""
+        import pyarrow as pa
+        by_day: dict[str, list] = {}
+        for item in batch:
+            day = dt.datetime.fromtimestamp(item[4], dt.timezone.utc).date().isoformat()
+            by_day.setdefault(day, []).append(item)
+        for day, items in sorted(by_day.items()):
+            cols = {
+                "msg_id": [json.loads(p)["msg_id"] for _, _, _, p, _ in items],
+                "kind": [k for k, *_ in items], "vehicle_id": [v for _, v, *_ in items],
+                "topic": [t for _, _, t, _, _ in items],
+                "received_at": [dt.datetime.fromtimestamp(r, dt.timezone.utc) for *_, r in items],
+                "worker": [self.worker] * len(items), "payload": [p for _, _, _, p, _ in items]}
+            self._write_file(day, pa.Table.from_pydict(cols, schema=LT.SCHEMAS[LT.LANDING]))
+        for kind, *_ in batch:
             self.written[kind] += 1
-        if time.time() - self._pruned_at >= self.PRUNE_EVERY_S:
-            self.prune()
-        return len(fresh)
+        return len(batch)
 
-    def _append(self, rel: str, rows: list[list]) -> int:
-        path = self.out / rel
-        new = not path.exists()
-        new_dir = new and not path.parent.exists()
-        if new:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        if new or path.stat().st_size == 0:
-            w.writerow(DAILY_OUT_COLUMNS if rel.startswith(DAILY_DIR) else ALERT_COLUMNS)
-        w.writerows(rows)
-        with open(path, "ab") as fh:
-            fh.write(buf.getvalue().encode())
+    def _write_file(self, day: str, table) -> None:
+        import pyarrow.parquet as pq
+        name = f"part-{self.worker}-{uuid.uuid4().hex}.parquet"
+        if self._root is None:      # object store: a PUT appears whole or not at all
+            part = f"{self._base.rstrip('/')}/{LANDING_DIR}/date={day}"
+            self._fs.create_dir(part, recursive=True)
+            pq.write_table(table, f"{part}/{name}", filesystem=self._fs)
+            self.files += 1
+            return
+        part = self._root / LANDING_DIR / f"date={day}"
+        new_dir = not part.is_dir()
+        part.mkdir(parents=True, exist_ok=True)
+        tmp = part / (TMP_PREFIX + name)
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
             fh.flush()
-            os.fdatasync(fh.fileno())
-            length = fh.tell()
-        if new:                      # the new file's (and partition's) directory entries too
-            _fsync_dir(path.parent)
+            os.fsync(fh.fileno())
+        os.replace(tmp, part / name)
+        _fsync_dir(part)
         if new_dir:
-            _fsync_dir(path.parent.parent)
-        return length
+            _fsync_dir(part.parent)
+        self.files += 1
 
     def close(self) -> None:
-        self.db.close()
+        pass
 
 
 class IngestWorker:
-    """One ingest worker: MQTT 5 shared subscription -> DatasetWriter, manual PUBACK after commit."""
+    """One ingest worker: MQTT 5 shared subscription -> LandingWriter, manual PUBACK after the
+    file is in place."""
 
-    def __init__(self, host: str, port: int, out_dir: str | Path, worker_id: str = "1", group: str = "ingest",
+    def __init__(self, host: str, port: int, lake: str | Path, worker_id: str = "1", group: str = "ingest",
                  batch_max: int = 500, flush_s: float = 0.2, session_expiry: int = 3600,
-                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "", username: str = "", password: str = "",
-                 dedup_days: float = DEDUP_DAYS):
+                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "", username: str = "", password: str = ""):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker_id):
             raise ValueError(f"worker id {worker_id!r}: 1-32 of [A-Za-z0-9_-]")
         self.host, self.port = host, int(port)
@@ -248,10 +142,10 @@ class IngestWorker:
         self.group = group
         self.batch_max, self.flush_s = batch_max, flush_s
         self.session_expiry = session_expiry
-        self.writer = DatasetWriter(out_dir, worker_id, dedup_days)
+        self.writer = LandingWriter(lake, worker_id)
         self._tls = (tls_ca, tls_cert, tls_key)
         self._auth = (username, password)
-        self._pending: list[tuple[int, int, str, str, dict]] = []   # (mid, qos, kind, vid, obj)
+        self._pending: list[tuple[int, int, tuple]] = []   # (mid, qos, (kind, vid, topic, payload, received))
         self._pending_since = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -300,23 +194,24 @@ class IngestWorker:
             return
         if not self._pending:
             self._pending_since = time.monotonic()
-        self._pending.append((message.mid, message.qos, kind, vid, obj))
+        self._pending.append((message.mid, message.qos,
+                              (kind, vid, message.topic, bytes(message.payload).decode("utf-8"), time.time())))
 
     # ---------------------------------------------------------------- batching
     def flush(self) -> int:
         if not self._pending:
             return 0
         batch = self._pending
-        n = self.writer.write([(k, v, o) for _, _, k, v, o in batch])
+        n = self.writer.write([item for _, _, item in batch])
         self._pending = []
-        for mid, qos, *_ in batch:          # durable now: only then acknowledge
+        for mid, qos, _ in batch:           # durable now: only then acknowledge
             if qos > 0:
                 self.client.ack(mid, qos)
         return n
 
     def _safe_flush(self) -> bool:
         """flush(); on a write failure nothing is acked: drop the batch and reconnect so the
-        broker redelivers it (persistent session) once the disk/ledger is usable again."""
+        broker redelivers it (persistent session) once the lake is writable again."""
         try:
             self.flush()
             return True
@@ -360,7 +255,7 @@ class IngestWorker:
                         break
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     break
-            # Received-but-unacked messages: writing them is safe (dedup makes a redelivery harmless).
+            # Received-but-unacked messages: writing them is safe (compaction drops a redelivery).
             self._safe_flush()
             if self._stop.is_set():
                 try:
@@ -386,34 +281,55 @@ class IngestWorker:
 
     def stats(self) -> dict:
         return {"worker": self.worker_id, "received": self.received, "written": dict(self.writer.written),
-                "duplicates": self.writer.duplicates, "ledger_pruned": self.writer.pruned,
+                "files": self.writer.files,
                 "rejected": dict(self.rejected),
                 "write_errors": self.write_errors}
 
 
 # ---------------------------------------------------------------------------- readers
-def daily_files(out_dir: str | Path) -> list[Path]:
-    return sorted(Path(out_dir).glob(f"{DAILY_DIR}/date=*/part-*.csv"))
+def landing_files(lake: str | Path) -> list[Path]:
+    return sorted(Path(lake).glob(f"{LANDING_DIR}/date=*/part-*.parquet"))
 
 
-def alert_files(out_dir: str | Path) -> list[Path]:
-    return sorted(Path(out_dir).glob(f"{ALERTS_DIR}/date=*/part-*.csv"))
+def read_landing(lake: str | Path):
+    """Every landed message (pandas; duplicates included: this is what the workers wrote)."""
+    return _read_table(lake, LT.LANDING)
 
 
-def read_daily(out_dir: str | Path):
-    """All ingested daily rows as a DataFrame (DAILY_COLUMNS + vehicle_id), sorted by
-    vehicle_id, Battery_ID, Date. Empty (with the columns) if nothing was ingested."""
-    import pandas as pd
-    frames = [pd.read_csv(f, dtype={"Battery_ID": str, "vehicle_id": str}) for f in daily_files(out_dir)]
-    if not frames:
-        return pd.DataFrame(columns=list(DAILY_OUT_COLUMNS))
-    df = pd.concat(frames, ignore_index=True)
+def _read_table(lake, name: str):
+    import pyarrow.dataset as ds
+    root = Path(_local(lake) or lake) / name
+    files = sorted(str(f) for f in root.glob("date=*/*.parquet") if f.name[0] not in "._") if root.is_dir() else []
+    if not files:
+        return LT.SCHEMAS[name].empty_table().to_pandas()
+    return ds.dataset(files, schema=LT.SCHEMAS[name], format="parquet").to_table().to_pandas()
+
+
+def _is_legacy(path) -> bool:
+    from export.lake.legacy import is_legacy
+    return is_legacy(path)
+
+
+def read_daily(lake: str | Path):
+    """The curated daily table (after `trey-export lake compact`) as a DataFrame: seed column
+    names + vehicle_id, msg_id, received_at; Date as YYYY-MM-DD text, as the CSV loaders and
+    agent cleaning take it; sorted by vehicle_id, Battery_ID, Date. An old CSV dataset is read
+    by the legacy reader. Empty (with the columns) if nothing is there."""
+    if _is_legacy(lake):
+        from export.lake.legacy import read_legacy_daily
+        return read_legacy_daily(lake)
+    df = _read_table(lake, LT.DAILY)
+    df["Date"] = df["Date"].astype(str)
     return df.sort_values(["vehicle_id", "Battery_ID", "Date"], kind="stable").reset_index(drop=True)
 
 
-def read_alerts(out_dir: str | Path):
-    import pandas as pd
-    frames = [pd.read_csv(f, dtype={"vehicle_id": str, "key": str}) for f in alert_files(out_dir)]
-    if not frames:
-        return pd.DataFrame(columns=list(ALERT_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
+def read_alerts(lake: str | Path):
+    """The curated alerts table (one row per alert change)."""
+    if _is_legacy(lake):
+        from export.lake.legacy import read_legacy_alerts
+        return read_legacy_alerts(lake)
+    return _read_table(lake, LT.ALERTS)
+
+
+def read_status(lake: str | Path):
+    return _read_table(lake, LT.STATUS)

@@ -122,3 +122,12 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One embedded Spark (local[2]) for the whole test session (~7 s to start)."""
+    from tests.spark_support import start_spark
+    s = start_spark()
+    yield s
+    s.stop()

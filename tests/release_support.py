@@ -34,27 +34,47 @@ def release_announcement(slot: str, bundle_dir, version: int, keys=None, **kw) -
     return release_messages(slot, bundle_dir, version, keys, **kw)[-1][1]
 
 
-__all__ = ["resigned_bundle", "scaled_battery_bundle", "scaled_bundle", "bundle_files", "shadow_release", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
+__all__ = ["resigned_bundle", "scaled_battery_bundle", "scaled_bundle", "lenient_compliance_bundle", "nan_compliance_bundle", "bundle_files", "shadow_release", "release_messages", "release_announcement", "DEFAULT_BATTERY_BUNDLE",
            "DEFAULT_COMPLIANCE_BUNDLE", "T"]
 
 
 def scaled_bundle(tmp: Path, version: str, factor: float, source=DEFAULT_BATTERY_BUNDLE,
-                  output: str | None = None) -> Path:
-    """A shipped bundle with one model output (default: the first) multiplied by `factor` —
-    a different model for shadow evaluation; factor NaN = a model failing in service."""
+                  outputs: tuple[str, ...] | None = None, add: list[float] | None = None) -> Path:
+    """A shipped bundle with model outputs (default: the first) multiplied by `factor`, then
+    `add` added (broadcast) — a different model for shadow evaluation; factor NaN = a model
+    failing in service."""
     import onnx
     from onnx import TensorProto, helper
     d = resigned_bundle(tmp, version, source=source)
     m = onnx.load_from_string((d / "model.onnx").read_bytes())
-    out = output or m.graph.output[0].name
-    for node in m.graph.node:
-        node.output[:] = [f"{out}_raw" if o == out else o for o in node.output]
-    m.graph.initializer.append(helper.make_tensor(f"{out}_factor", TensorProto.FLOAT, [1], [factor]))
-    m.graph.node.append(helper.make_node("Mul", [f"{out}_raw", f"{out}_factor"], [out]))
+    for out in outputs or (m.graph.output[0].name,):
+        for node in m.graph.node:
+            node.output[:] = [f"{out}_raw" if o == out else o for o in node.output]
+        m.graph.initializer.append(helper.make_tensor(f"{out}_factor", TensorProto.FLOAT, [1], [factor]))
+        if add is None:
+            m.graph.node.append(helper.make_node("Mul", [f"{out}_raw", f"{out}_factor"], [out]))
+        else:
+            m.graph.initializer.append(helper.make_tensor(f"{out}_add", TensorProto.FLOAT, [len(add)], add))
+            m.graph.node.append(helper.make_node("Mul", [f"{out}_raw", f"{out}_factor"], [f"{out}_scaled"]))
+            m.graph.node.append(helper.make_node("Add", [f"{out}_scaled", f"{out}_add"], [out]))
     (d / "model.onnx").write_bytes(m.SerializeToString())
     from export.bundle import sign_dir
     sign_dir(d)
     return d
+
+
+# The compliance bundle's three fact heads (violates / complies / not_stated probabilities).
+FACT_HEADS = ("year", "material", "condition")
+
+
+def lenient_compliance_bundle(tmp: Path, version: str) -> Path:
+    """A compliance model whose every head says "complies": a shadow that disagrees with the
+    live model on every non-compliant note."""
+    return scaled_bundle(tmp, version, 0.0, DEFAULT_COMPLIANCE_BUNDLE, FACT_HEADS, add=[0.0, 1.0, 0.0])
+
+
+def nan_compliance_bundle(tmp: Path, version: str) -> Path:
+    return scaled_bundle(tmp, version, float("nan"), DEFAULT_COMPLIANCE_BUNDLE, FACT_HEADS)
 
 
 def scaled_battery_bundle(tmp: Path, version: str, factor: float) -> Path:

@@ -13,7 +13,8 @@ from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE
 from agent.config import load_config
 from tests.conftest import wait_until
 from tests.daemon_support import NONCOMPLIANT, SPEC_NOTES, write_spec
-from tests.release_support import bundle_files, scaled_bundle, shadow_release
+from tests.release_support import (bundle_files, lenient_compliance_bundle, nan_compliance_bundle, scaled_bundle,
+                                   shadow_release)
 
 
 def _agent(tmp_path, channel=None, spec=None):
@@ -32,7 +33,7 @@ def test_compliance_shadow_agreement_promotion_and_nan_rollback(tmp_path):
     agent.start()
     try:
         shipped = agent.compliance_slot.bundle.version
-        lenient = scaled_bundle(tmp_path, "2.0.0-lenient", 0.0, DEFAULT_COMPLIANCE_BUNDLE, "p_noncompliant")
+        lenient = lenient_compliance_bundle(tmp_path, "2.0.0-lenient")
         assert agent.install_bundle("compliance", bundle_files(lenient), shadow_release(tmp_path, "compliance", lenient))
         alerts_before = [a["key"] for a in agent.alerts.list(active_only=True)]
         agent.components.load_spec(spec, source="spec")            # the same notes through live + shadow
@@ -46,7 +47,7 @@ def test_compliance_shadow_agreement_promotion_and_nan_rollback(tmp_path):
         assert agent.compliance_slot.bundle.version == "2.0.0-lenient"
         assert all(c["compliant"] for c in agent.components.list())   # re-classified by the promoted model
 
-        nan = scaled_bundle(tmp_path, "3.0.0-nan", float("nan"), DEFAULT_COMPLIANCE_BUNDLE, "p_noncompliant")
+        nan = nan_compliance_bundle(tmp_path, "3.0.0-nan")
         assert agent.install_bundle("compliance", bundle_files(nan))
         # its first classification (the swap re-classifies) is NaN -> rolled back to 2.0.0-lenient
         assert agent.compliance_slot.bundle.version == "2.0.0-lenient"
@@ -98,7 +99,7 @@ def test_first_release_failing_rolls_back_to_the_shipped_bundle(tmp_path):
     agent.start()
     try:
         shipped = agent.compliance_slot.bundle.version
-        nan = scaled_bundle(tmp_path, "3.1.0-nan", float("nan"), DEFAULT_COMPLIANCE_BUNDLE, "p_noncompliant")
+        nan = nan_compliance_bundle(tmp_path, "3.1.0-nan")
         assert agent.install_bundle("compliance", bundle_files(nan))
         assert agent.compliance_slot.bundle.version == shipped
         assert agent.compliance_slot.path == DEFAULT_COMPLIANCE_BUNDLE

@@ -20,6 +20,7 @@ import pytest
 
 from agent.store import StateStore
 from export.ingest import IngestWorker, read_alerts, read_daily
+from export.lake.compact import compact
 from tests.conftest import ROOT, free_port, wait_until
 from tests.sync_support import LaggyRelay, persistent_conf
 
@@ -66,8 +67,8 @@ def bus_group() -> tuple[str, int]:
     return f"239.66.{rng.randint(1, 250)}.{rng.randint(1, 250)}", free_port()
 
 
-def assert_exactly_once(tmp_path, ingest, what: str) -> dict:
-    """Compare what the agent stored (its own state DB) with what the dataset holds."""
+def assert_exactly_once(tmp_path, ingest, what: str, spark) -> dict:
+    """Compare what the agent stored (its own state DB) with what the lake holds after compaction."""
     store = StateStore(tmp_path / "state")
     history = store.history()
     with store.transaction() as conn:
@@ -80,7 +81,9 @@ def assert_exactly_once(tmp_path, ingest, what: str) -> dict:
                30, what=f"{len(history)} rows at ingest: {ingest.stats()}")
     time.sleep(0.5)
     ingest.stop()
-    print(f"{what}: ingest {ingest.stats()}, stored days {len(history)}, alert changes {n_changes}")
+    compaction = compact(spark, str(tmp_path / "ds"))
+    print(f"{what}: ingest {ingest.stats()}, compaction {compaction}, stored days {len(history)}, "
+          f"alert changes {n_changes}")
 
     daily = read_daily(tmp_path / "ds")
     assert len(daily) == len(history)                                  # exactly once
@@ -92,11 +95,11 @@ def assert_exactly_once(tmp_path, ingest, what: str) -> dict:
     alerts = read_alerts(tmp_path / "ds")
     assert sorted(zip(alerts["alert_id"], alerts["revision"])) == sorted(
         (i, rev) for i, n in revisions.items() for rev in range(1, n + 1))
-    return ingest.stats()
+    return {**ingest.stats(), "compaction": compaction}
 
 
 @pytest.mark.slow
-def test_agent_sigkilled_mid_stream_loses_and_duplicates_nothing(tmp_path, make_broker):
+def test_agent_sigkilled_mid_stream_loses_and_duplicates_nothing(tmp_path, make_broker, spark):
     b = make_broker("broker", extra_conf=persistent_conf(tmp_path / "broker"))
     b.start()
     ingest = IngestWorker(b.host, b.port, tmp_path / "ds", worker_id="w1", flush_s=0.05).start()
@@ -128,12 +131,12 @@ def test_agent_sigkilled_mid_stream_loses_and_duplicates_nothing(tmp_path, make_
         relay.close()
     assert kills == 3, "the car finished before the agent could be killed three times"
     assert agent.returncode == 0, log.read_text()[-3000:]
-    stats = assert_exactly_once(tmp_path, ingest, "after 3 SIGKILLs")
-    assert stats["duplicates"] >= 1, "no kill landed between delivery and PUBACK: re-send path untested"
+    stats = assert_exactly_once(tmp_path, ingest, "after 3 SIGKILLs", spark)
+    assert stats["compaction"]["duplicates"] >= 1, "no kill landed between delivery and PUBACK: re-send path untested"
 
 
 @pytest.mark.slow
-def test_broker_restarts_with_real_agent_lose_and_duplicate_nothing(tmp_path, make_broker):
+def test_broker_restarts_with_real_agent_lose_and_duplicate_nothing(tmp_path, make_broker, spark):
     b = make_broker("broker", extra_conf=persistent_conf(tmp_path / "broker"))
     b.start()
     ingest = IngestWorker(b.host, b.port, tmp_path / "ds", worker_id="w1", flush_s=0.05).start()
@@ -163,4 +166,4 @@ def test_broker_restarts_with_real_agent_lose_and_duplicate_nothing(tmp_path, ma
             sim.kill()
     assert outages == 3, "the car finished before three broker outages"
     assert agent.returncode == 0, log.read_text()[-3000:]
-    assert_exactly_once(tmp_path, ingest, "after 3 broker restarts")
+    assert_exactly_once(tmp_path, ingest, "after 3 broker restarts", spark)

@@ -1,5 +1,5 @@
 """Store-and-forward against a real mosquitto that is stopped and restarted while the car
-keeps producing: every daily row and alert change reaches the ingest dataset exactly once."""
+keeps producing: every daily row and alert change reaches the lake's curated tables exactly once."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import time
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_alerts, read_daily
+from export.lake.compact import compact
 from tests.conftest import wait_until
 from tests.sync_support import agent_cfg, make_row, open_store, persistent_conf, store_daily_row
 
 
-def test_broker_restarts_lose_nothing_and_duplicate_nothing(tmp_path, make_broker):
+def test_broker_restarts_lose_nothing_and_duplicate_nothing(tmp_path, make_broker, spark):
     b = make_broker("broker", extra_conf=persistent_conf(tmp_path / "broker"))
     b.start()
     out = tmp_path / "dataset"
@@ -61,6 +62,7 @@ def test_broker_restarts_lose_nothing_and_duplicate_nothing(tmp_path, make_broke
     st = sync.status()
     sync.stop()
     ingest.stop()
+    compact(spark, str(out))
 
     daily = read_daily(out)
     assert len(daily) == n_rows                                             # none lost ...

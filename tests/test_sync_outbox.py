@@ -12,11 +12,12 @@ from agent import topics as T
 from agent.alerts import Alerts
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_alerts, read_daily
+from export.lake.compact import compact
 from tests.conftest import Broker, wait_until
 from tests.sync_support import agent_cfg, make_row, open_store, store_daily_row
 
 
-def test_overflow_drops_telemetry_first_and_counts_it(tmp_path):
+def test_overflow_drops_telemetry_first_and_counts_it(tmp_path, spark):
     b = Broker(tmp_path / "broker")            # created, NOT started: the car is offline
     store = open_store(tmp_path / "state")
     alerts = Alerts(store)
@@ -59,6 +60,7 @@ def test_overflow_drops_telemetry_first_and_counts_it(tmp_path):
         sync.stop()
     finally:
         b.stop()
+    compact(spark, str(tmp_path / "ds"))
     daily, al = read_daily(tmp_path / "ds"), read_alerts(tmp_path / "ds")
     assert len(al) == n_alerts                                            # every alert survived
     assert len(daily) == n_rows - st["dropped_telemetry"]                 # counter == what is missing

@@ -1,6 +1,6 @@
 """The loop closes: daily rows stored by cars go through their MQTT outboxes, the broker and
-`trey-export ingest` into the dataset, and `trey-export train battery` trains a (tiny) signed
-model from that dataset which the agent's forecaster loads."""
+`trey-export ingest` into the lake, `lake compact` curates them, and `trey-export train battery`
+trains a (tiny) signed model from the lake (a Spark job) which the agent's forecaster loads."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from agent.forecast import BatteryForecaster
 from agent.schema import DAILY_COLUMNS
 from agent.sync import Sync
 from export.ingest import IngestWorker, read_daily
+from export.lake.compact import compact
 from tests.conftest import ROOT, wait_until
 from tests.sync_support import agent_cfg, open_store
 
@@ -39,7 +40,7 @@ def fleet_rows(tmp, batteries: int, days: int) -> dict[str, list[dict]]:
     return {b: [d[k] for k in sorted(d)][-days:] for b, d in by.items()}
 
 
-def test_train_battery_model_from_ingested_rows(tmp_path, make_broker):
+def test_train_battery_model_from_ingested_rows(tmp_path, make_broker, spark):
     # a backfill of 500 days: let the broker keep up to 500 un-acked messages in flight to the
     # ingest so one durable batch (one fsync per date partition) covers many rows
     broker = make_broker("broker", extra_conf="max_inflight_messages 500").start()
@@ -62,11 +63,12 @@ def test_train_battery_model_from_ingested_rows(tmp_path, make_broker):
     for sync in cars:
         sync.stop()
     ingest.stop()
+    compact(spark, str(tmp_path / "dataset"))
     assert len(read_daily(tmp_path / "dataset")) == n
 
     bundle_dir = tmp_path / "bundle"
     r = subprocess.run([sys.executable, "-m", "export.cli", "train", "battery",
-                        "--data", str(tmp_path / "dataset"), "--out", str(bundle_dir),
+                        "--data", str(tmp_path / "dataset"), "--master", "local[1]", "--out", str(bundle_dir),
                         "--artifacts", str(tmp_path / "art"), "--window", "28", "--max-epochs", "2",
                         "--lstm-budget", "10", "--search-budget", "5", "--train-stride", "4", "--threads", "1",
                         "--no-mlflow", "--no-progress"],

@@ -1,8 +1,12 @@
 """`trey-agent forecast [--bundle DIR] HISTORY.csv` — one JSON line per battery.
 
 The history is raw daily rows in the seed schema (defects allowed: duplicates, 12-hourly
-rows, gaps); the same cleaning as training is applied. A malformed row is an error that
-names its line (exit 2); a bundle that does not verify is refused (exit 3).
+rows, gaps, sub-daily rows); the same cleaning as training is applied. Input that cannot be
+a history is an error naming its line, exit 2, nothing printed: a malformed value, a date
+outside 1900..2199 or a battery spanning more than 100 years, a number above 1e9, text that
+is not UTF-8, a line over 64 KiB. A battery none of whose rows has a Daily_Cycles_Used value
+is reported as {"battery_id", "skipped": "no_cycles", "rows"} (and on stderr) instead of a
+forecast. A bundle that does not verify is refused (exit 3). The output is always valid JSON.
 """
 
 from __future__ import annotations
@@ -19,12 +23,10 @@ def configure(p) -> None:
 
 
 def main(args) -> int:
-    import csv
-    import io
-
     from agent.bundle import DEFAULT_BATTERY_BUNDLE, BundleError, verify_bundle
-    from agent.cleaning import REQUIRED_COLUMNS, CleaningError, clean_history
+    from agent.cleaning import CleaningError, clean_csv
     from agent.forecast import BatteryForecaster
+    from agent.jsonsafe import finite
 
     try:
         bundle = verify_bundle(args.bundle or DEFAULT_BATTERY_BUNDLE, args.trusted_keys or None)
@@ -33,21 +35,23 @@ def main(args) -> int:
         return 3
     forecaster = BatteryForecaster.from_bundle(bundle)
     try:
-        fh = sys.stdin if args.history == "-" else open(args.history, newline="", encoding="utf-8")
+        fh = sys.stdin.buffer if args.history == "-" else open(args.history, "rb")
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with fh:
-        reader = csv.DictReader(fh if args.history != "-" else io.StringIO(fh.read()))
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        try:
-            if missing:
-                raise CleaningError(1, f"header lacks required column(s) {missing}")
-            histories = list(clean_history(reader).batteries.values())
-        except CleaningError as exc:
-            print(f"error: {args.history}: {exc}", file=sys.stderr)
-            return 2
-    for answer in forecaster.forecast_histories(histories):
-        print(json.dumps(answer))
+    try:
+        with fh:
+            result = clean_csv(fh)
+    except CleaningError as exc:
+        print(f"error: {args.history}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {args.history}: {exc}", file=sys.stderr)
+        return 2
+    for answer in forecaster.forecast_batch(result.batch):
+        print(json.dumps(finite(answer), allow_nan=False))
+    for bid, rows in result.skipped.items():
+        print(f"warning: battery {bid}: no Daily_Cycles_Used value in its {rows} row(s); not forecast",
+              file=sys.stderr)
+        print(json.dumps({"battery_id": bid, "skipped": "no_cycles", "rows": rows}))
     return 0

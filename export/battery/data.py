@@ -20,7 +20,7 @@ import numpy as np
 from agent.cleaning import REQUIRED_COLUMNS, BatteryHistory, CleaningError, clean_history
 from agent.forecast_features import HORIZON, MIN_DAYS_FOR_PADDING, day_matrix, pad_history, targets, window_inputs
 
-from export.ingest import DAILY_DIR
+DAILY_DIR = "daily"         # the old CSV ingest layout's daily partitions
 
 from .fleet import RAW_FILE, TRUTH_FILE, load_truth
 
@@ -50,8 +50,17 @@ def _rows(files: list[Path]):
             yield from reader
 
 
-def load_histories(path: str | Path) -> tuple[dict[str, BatteryHistory], dict, dict | None]:
-    """-> (clean histories by battery id, cleaning stats, truth or None)."""
+def load_histories(path: str | Path, master: str | None = None, max_batteries: int | None = None,
+                   seed: int = 7) -> tuple[dict[str, BatteryHistory], dict, dict | None]:
+    """-> (clean histories by battery id, cleaning stats, truth or None). A lake root is read
+    by a Spark job (export/lake/training.py: a seeded sample of batteries, cleaned in Spark)."""
+    from export.lake.training import is_lake
+    if is_lake(path):
+        from export.lake.spark import session
+        from export.lake.training import lake_histories
+        histories, stats = lake_histories(session(master, "trey-export train battery"), str(path),
+                                          max_batteries, seed)
+        return histories, stats, None
     path = Path(path)
     files = _csv_files(path)
     result = clean_history(_rows(files))

@@ -40,6 +40,8 @@ MODEL_NAME = "battery-forecaster"
 class TrainConfig:
     out: str                                  # bundle directory
     data: str | None = None                   # None = generate a fleet from seed
+    master: str | None = None                 # Spark master when data is a lake
+    max_batteries: int | None = None          # sample of a lake's batteries
     batteries: int = FLEET_SIZE
     seed: int = 7
     artifacts: str = "artifacts/battery"
@@ -98,7 +100,7 @@ def run_training(cfg: TrainConfig) -> dict:
     if data_path is None:
         data_path = str(art / "fleet")
         generate_fleet(cfg.batteries, cfg.seed, data_path)
-    histories, clean_stats, truth = load_histories(data_path)
+    histories, clean_stats, truth = load_histories(data_path, cfg.master, cfg.max_batteries, cfg.seed)
     train_ids, val_ids, test_ids = split_batteries(list(histories), cfg.seed)
     params = default_params(cfg.window)
     params["log_level_mean"], params["log_level_std"] = _fleet_scaler(histories, train_ids, params)

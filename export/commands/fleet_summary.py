@@ -1,4 +1,5 @@
-"""trey-export ingest summary --data DIR --out DIR: the fleet alert dashboard from ingested data.
+"""trey-export ingest summary --lake URI --out DIR [--master M]: the fleet alert dashboard, a
+Spark job over the lake's curated alerts and daily tables (run `trey-export lake compact` first).
 
 Writes
   alerts_per_kind_day.csv   date,kind,change,count   (date = vehicle date of the change, else its UTC day)
@@ -15,42 +16,54 @@ from pathlib import Path
 
 
 def configure(p) -> None:
-    p.add_argument("--data", required=True, help="ingest output directory (trey-export ingest --out)")
+    from export.lake.spark import add_master_arg
+    p.add_argument("--lake", "--data", dest="lake", required=True, help="lake root (trey-export ingest --lake)")
     p.add_argument("--out", required=True, help="where to write the CSVs and the PNG")
+    add_master_arg(p)
 
 
-def summarize(data_dir, out_dir) -> dict:
-    import pandas as pd
-    from export.ingest import read_alerts, read_daily
+def _table(spark, lake, name):
+    from export.lake import tables as LT
+    from export.lake.compact import spark_schema
+    from export.lake.fs import LakeFS
+    fs = LakeFS(spark, lake)
+    schema = spark_schema(LT.SCHEMAS[name])
+    if not fs.glob(f"{name}/date=*/*.parquet"):
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(fs.abs(name)).select(*LT.SCHEMAS[name].names)
+
+
+def summarize(spark, lake, out_dir) -> dict:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from export.lake.spark import StageProgress
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    al = read_alerts(data_dir)
-    if len(al):
-        day = al["vehicle_date"].where(al["vehicle_date"].notna() & (al["vehicle_date"].astype(str) != ""),
-                                       al["updated"].astype(str).str[:10])
-        al = al.assign(date=day.astype(str).str[:10])
-        counts = (al.groupby(["date", "kind", "change"]).size().rename("count").reset_index()
-                  .sort_values(["date", "kind", "change"]))
-        latest = al.sort_values("revision").groupby(["vehicle_id", "alert_id"], as_index=False).last()
-        open_ = latest[latest["state"] != "cleared"]
-        per_vehicle = (open_.groupby("vehicle_id")
-                       .agg(open_alerts=("alert_id", "size"),
-                            kinds=("kind", lambda s: ";".join(sorted(set(s)))),
-                            titles=("title", lambda s: ";".join(sorted(set(map(str, s))))),
-                            last_update=("updated", "max"))
-                       .reset_index().sort_values("vehicle_id"))
-    else:
-        counts = pd.DataFrame(columns=["date", "kind", "change", "count"])
-        per_vehicle = pd.DataFrame(columns=["vehicle_id", "open_alerts", "kinds", "titles", "last_update"])
+    with StageProgress(spark, "summary"):
+        al = _table(spark, lake, "alerts").withColumn(
+            "date", F.coalesce(F.col("vehicle_date"), F.to_date("updated")).cast("string"))
+        counts = (al.groupBy("date", "kind", "change").count().orderBy("date", "kind", "change").toPandas())
+        last = Window.partitionBy("vehicle_id", "alert_id").orderBy(F.col("revision").desc(), F.col("updated").desc())
+        latest = al.withColumn("_n", F.row_number().over(last)).where("_n = 1")
+        per_vehicle = (latest.where(F.col("state") != "cleared").groupBy("vehicle_id")
+                       .agg(F.count("*").alias("open_alerts"),
+                            F.array_join(F.array_sort(F.collect_set("kind")), ";").alias("kinds"),
+                            F.array_join(F.array_sort(F.collect_set("title")), ";").alias("titles"),
+                            F.max("updated").alias("last_update"))
+                       .orderBy("vehicle_id").toPandas())
+        daily = _table(spark, lake, "daily")
+        cover = (daily.groupBy(F.col("Date").cast("string").alias("date"))
+                 .agg(F.countDistinct("vehicle_id").alias("vehicles"), F.count("*").alias("rows"))
+                 .orderBy("date").toPandas())
+    per_vehicle["last_update"] = per_vehicle["last_update"].map(lambda t: t.isoformat() if t is not None else "")
     counts.to_csv(out / "alerts_per_kind_day.csv", index=False)
     per_vehicle.to_csv(out / "vehicles_open_alerts.csv", index=False)
-    daily = read_daily(data_dir)
-    cover = (daily.groupby("Date").agg(vehicles=("vehicle_id", "nunique"), rows=("vehicle_id", "size"))
-             .reset_index().rename(columns={"Date": "date"}))
     cover.to_csv(out / "daily_rows_per_day.csv", index=False)
     _chart(counts, per_vehicle, out / "fleet_alerts.png")
     return {"alert_changes": int(counts["count"].sum()) if len(counts) else 0,
-            "vehicles_with_open_alerts": int(len(per_vehicle)), "daily_rows": int(len(daily)), "out": str(out)}
+            "vehicles_with_open_alerts": int(len(per_vehicle)), "daily_rows": int(cover["rows"].sum()) if len(cover) else 0,
+            "out": str(out)}
 
 
 def _chart(counts, per_vehicle, path: Path) -> None:
@@ -78,9 +91,14 @@ def _chart(counts, per_vehicle, path: Path) -> None:
 
 
 def main(args) -> int:
-    if not Path(args.data).is_dir():
-        print(f"error: --data {args.data}: not a directory", file=sys.stderr)
-        return 2
     import json
-    print(json.dumps(summarize(args.data, args.out)))
+
+    from export.lake.legacy import is_legacy
+    from export.lake.spark import session
+    if is_legacy(args.lake):
+        print(f"error: --lake {args.lake}: a dataset of the old CSV layout; move it into a lake with "
+              "`trey-export lake migrate --from DIR --lake LAKE` and `trey-export lake compact`", file=sys.stderr)
+        return 2
+    spark = session(args.master, "trey-export ingest summary")
+    print(json.dumps(summarize(spark, args.lake, args.out)))
     return 0

@@ -1,4 +1,5 @@
-"""trey-export ingest [run] --broker HOST:PORT --out DIR: one cloud ingest worker (export.ingest)."""
+"""trey-export ingest [run] --broker HOST:PORT --lake URI: one stateless cloud ingest worker writing
+Parquet files to LAKE/landing/ (export.ingest); `trey-export lake compact` builds the tables."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ log = logging.getLogger("export.ingest")
 
 def configure(p) -> None:
     p.add_argument("--broker", required=True, help="MQTT broker HOST:PORT")
-    p.add_argument("--out", required=True, help="dataset directory (shared by all workers of the group)")
+    p.add_argument("--lake", "--out", dest="lake", required=True,
+                   help="lake root (path or URI; shared by all workers of the group)")
     p.add_argument("--worker-id", default="1",
                    help="stable id of this worker (distinct per worker; keeps its broker session across restarts)")
     p.add_argument("--group", default="ingest", help="shared-subscription group ($share/GROUP/...)")
@@ -24,8 +26,6 @@ def configure(p) -> None:
     p.add_argument("--key-file", default="", help="TLS: client key")
     p.add_argument("--username", default="")
     p.add_argument("--password-file", default="")
-    p.add_argument("--dedup-days", type=float, default=400.0,
-                   help="days a msg_id is remembered for deduplication (0 = forever; default 400)")
 
 
 def main(args) -> int:
@@ -41,10 +41,10 @@ def main(args) -> int:
         with open(args.password_file, encoding="utf-8") as fh:
             password = fh.read().rstrip("\r\n")
     try:
-        worker = IngestWorker(host, port, args.out, worker_id=args.worker_id, group=args.group,
+        worker = IngestWorker(host, port, args.lake, worker_id=args.worker_id, group=args.group,
                               batch_max=args.batch, flush_s=args.flush_ms / 1000,
                               tls_ca=args.ca_file, tls_cert=args.cert_file, tls_key=args.key_file,
-                              username=args.username, password=password, dedup_days=args.dedup_days)
+                              username=args.username, password=password)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -53,7 +53,7 @@ def main(args) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: done.set())
     worker.start()
-    log.info("ingest worker %s: %s -> %s", args.worker_id, args.broker, args.out)
+    log.info("ingest worker %s: %s -> %s", args.worker_id, args.broker, args.lake)
     while not done.wait(1.0):
         if worker._thread is not None and not worker._thread.is_alive():
             break

@@ -2,8 +2,10 @@
 
 Streams vehicle spec documents through the compliance bundle (onnxruntime) with a progress
 bar; writes REPORT_DIR/vehicles.jsonl, summary.csv and rejected.jsonl (see
-export/compliance/score.py). Exit 0 when every line was scored, 1 if some were rejected,
-2 if the input or bundle cannot be used."""
+export/compliance/score.py). With --master the same scoring runs as a Spark job
+(export/lake/score_compliance.py; `local[*]` = every core of this machine, or a cluster's
+master / spark-submit), with the same outputs. Exit 0 when every line was scored, 1 if some
+were rejected, 2 if the input or bundle cannot be used."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ def configure(p) -> None:
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     p.add_argument("--no-why", action="store_true", help="skip explanations (faster)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--master", default=None,
+                   help="run on Spark (local[*], spark://..., yarn, k8s://...); default: one local process")
 
 
 def main(args) -> int:
@@ -37,8 +41,16 @@ def main(args) -> int:
         return 2
     t0 = time.monotonic()
     try:
-        stats = score_file(clf, args.spec, args.out, chunk_notes=args.chunk,
-                           progress=not args.no_progress, explain=not args.no_why)
+        if args.master:
+            from export.lake.score_compliance import score_spark
+            from export.lake.spark import session
+            stats = score_spark(session(args.master, "trey-export score compliance"),
+                                args.bundle or DEFAULT_COMPLIANCE_BUNDLE, args.spec, args.out,
+                                trusted_keys=args.trusted_keys, chunk_notes=args.chunk, explain=not args.no_why,
+                                threads=args.threads)
+        else:
+            stats = score_file(clf, args.spec, args.out, chunk_notes=args.chunk,
+                               progress=not args.no_progress, explain=not args.no_why)
     except OSError as exc:
         log.error("cannot score %s: %s", args.spec, exc)
         return 2

@@ -2,8 +2,10 @@
 
 Without --data a fleet is generated from --seed/--batteries (the shipped bundle is
 `trey-export train battery --seed 7 --out agent/models/battery`). --data takes the raw CSV,
-a generator output directory (its truth file then enables the oracle) or a directory of
-CSVs such as the MQTT ingest dataset; all go through the agent's cleaning."""
+a generator output directory (its truth file then enables the oracle), a directory of CSVs
+(the old ingest layout), or a lake root (`trey-export ingest --lake` + `lake compact`), read
+by a Spark job (--master) that samples at most --max-batteries batteries and cleans them;
+all go through the agent's cleaning."""
 
 from __future__ import annotations
 
@@ -12,7 +14,12 @@ import os
 
 
 def configure(p) -> None:
-    p.add_argument("--data", default=None, help="raw history CSV or directory of CSVs (default: generate)")
+    p.add_argument("--data", default=None,
+                   help="raw history CSV, directory of CSVs, or a lake root (read by Spark) (default: generate)")
+    from export.lake.spark import add_master_arg
+    add_master_arg(p)
+    p.add_argument("--max-batteries", type=int, default=20000,
+                   help="lake: train on a seeded sample of at most this many batteries (default 20000)")
     from export.battery.fleet import FLEET_SIZE
     p.add_argument("--batteries", type=int, default=FLEET_SIZE, help=f"fleet size when generating (default {FLEET_SIZE})")
     p.add_argument("--seed", type=int, default=7)
@@ -40,7 +47,7 @@ def configure(p) -> None:
 
 def main(args) -> int:
     from export.battery.pipeline import TrainConfig, run_training
-    cfg = TrainConfig(out=args.out, data=args.data, batteries=args.batteries, seed=args.seed,
+    cfg = TrainConfig(out=args.out, data=args.data, master=args.master, max_batteries=args.max_batteries, batteries=args.batteries, seed=args.seed,
                       artifacts=args.artifacts, window=args.window, max_epochs=args.max_epochs,
                       lstm_budget_s=args.lstm_budget, sum_weight=args.sum_weight,
                       lstm_input=args.lstm_input, search_budget_s=args.search_budget,

@@ -38,12 +38,52 @@ def vehicle_result(vin: str, rows: list[dict]) -> dict:
             "noncompliant_components": bad, "undetermined_components": und, "verdicts": rows}
 
 
+def parse_line(line: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """One JSON line -> (vin, [(component, note)]) with the agent's own document parser."""
+    return parse_document(json.loads(line.decode("utf-8")))
+
+
+def rejection_reason(exc: Exception) -> str:
+    return "bad_document" if isinstance(exc, SpecError) else (
+        "not_utf8" if isinstance(exc, UnicodeDecodeError) else "bad_json")
+
+
+def new_stats() -> dict:
+    return {"vehicles": 0, "components": 0, "noncompliant_components": 0, "noncompliant_vehicles": 0,
+            "undetermined_components": 0, "undetermined_vehicles": 0, "rejected": {}}
+
+
+def count_vehicle(stats: dict, res: dict) -> None:
+    """Adds one vehicle_result() to the run's counts (local and Spark runs alike)."""
+    stats["vehicles"] += 1
+    stats["components"] += res["components"]
+    stats["noncompliant_components"] += res["noncompliant"]
+    stats["noncompliant_vehicles"] += bool(res["noncompliant"])
+    stats["undetermined_components"] += res["undetermined"]
+    stats["undetermined_vehicles"] += res["verdict"] == "undetermined"
+
+
+def score_documents(clf, docs: list, explain: bool, stats: dict):
+    """[(vin, [(component, note)])] -> yields (vehicles.jsonl object, summary.csv row) per
+    vehicle, classifying all their notes in one call; counts into stats. The classifier's
+    per-note fields are passed through as they come (one owner: agent/classify.py)."""
+    texts = [note for _, comps in docs for _, note in comps]
+    verdicts = iter(clf.classify(texts, explain=explain))
+    for vin, comps in docs:
+        rows = [{"component": name, **next(verdicts)} for name, _ in comps]
+        res = vehicle_result(vin, rows)
+        bad, und = res["noncompliant_components"], res["undetermined_components"]
+        count_vehicle(stats, res)
+        yield (res, [vin, len(rows), len(bad), json.dumps(res["compliant"]),
+                     f"{max(r['p_noncompliant'] for r in rows):.6f}",
+                     ";".join(r["component"] for r in bad), len(und), ";".join(r["component"] for r in und)])
+
+
 def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool = True,
                explain: bool = True) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stats = {"vehicles": 0, "components": 0, "noncompliant_components": 0, "noncompliant_vehicles": 0,
-             "undetermined_components": 0, "undetermined_vehicles": 0, "rejected": {}}
+    stats = new_stats()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -59,26 +99,9 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
 
         def flush():
             nonlocal n_pending
-            texts = [note for _, comps in pending for _, note in comps]
-            verdicts = iter(clf.classify(texts, explain=explain))
-            for vin, comps in pending:
-                rows = []
-                for name, _ in comps:
-                    v = next(verdicts)
-                    rows.append({"component": name, **v})
-                res = vehicle_result(vin, rows)
-                bad, und = res["noncompliant_components"], res["undetermined_components"]
-                stats["vehicles"] += 1
-                stats["components"] += len(rows)
-                stats["noncompliant_components"] += len(bad)
-                stats["noncompliant_vehicles"] += bool(bad)
-                stats["undetermined_components"] += len(und)
-                stats["undetermined_vehicles"] += res["verdict"] == "undetermined"
-                fv.write(json.dumps(res, ensure_ascii=False) + "\n")
-                w.writerow([vin, len(rows), len(bad), json.dumps(res["compliant"]),
-                            f"{max(r['p_noncompliant'] for r in rows):.6f}",
-                            ";".join(r["component"] for r in bad), len(und),
-                            ";".join(r["component"] for r in und)])
+            for doc, summary_row in score_documents(clf, pending, explain, stats):
+                fv.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                w.writerow(summary_row)
             pending.clear()
             n_pending = 0
 
@@ -89,10 +112,9 @@ def score_file(clf, spec_path, out_dir, chunk_notes: int = 2048, progress: bool 
             if not line or line.startswith(b"#"):
                 continue
             try:
-                vin, comps = parse_document(json.loads(line.decode("utf-8")))
+                vin, comps = parse_line(line)
             except (ValueError, SpecError) as exc:      # UnicodeDecodeError/JSONDecodeError are ValueErrors
-                reason = "bad_document" if isinstance(exc, SpecError) else (
-                    "not_utf8" if isinstance(exc, UnicodeDecodeError) else "bad_json")
+                reason = rejection_reason(exc)
                 if reason not in stats["rejected"]:
                     log.warning("%s:%d rejected (%s): %s", spec_path, lineno, reason, exc)
                 stats["rejected"][reason] = stats["rejected"].get(reason, 0) + 1

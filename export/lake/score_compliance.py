@@ -1,0 +1,114 @@
+"""`trey-export score compliance --master M`: the batch compliance scoring of
+export/compliance/score.py as a Spark job, for spec documents of any size.
+
+Lines are read with Hadoop's line reader (textFile; it splits on LF, CR and CRLF and turns
+bytes that are not UTF-8 into U+FFFD, so such a line is rejected as not_utf8), numbered, parsed by the agent's document parser and
+classified by agent.classify.ComplianceClassifier — one verified bundle + ORT session per
+executor process, `chunk_notes` notes per call — through score.py's own functions
+(parse_line, rejection_reason, score_documents), so per-vehicle results and the summary are
+those of the single-process path. The driver streams the results back in input order into
+the same three files (vehicles.jsonl, summary.csv, rejected.jsonl)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+_CLASSIFIERS: dict = {}
+_REPLACEMENT = "\ufffd".encode()      # what Hadoop's line reader makes of bytes that are not UTF-8
+
+
+def classifier(payload: dict, threads: int = 1):
+    import hashlib
+
+    from agent.bundle import verify_bundle
+    from agent.classify import ComplianceClassifier
+    h = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(payload["files"].items()))).hexdigest()
+    if h not in _CLASSIFIERS:
+        d = Path(tempfile.mkdtemp(prefix="trey-bundle-"))
+        for name, data in payload["files"].items():
+            (d / name).write_bytes(data)
+        keys = None
+        if payload["keys"]:
+            (d / "_keys").mkdir()
+            for name, data in payload["keys"].items():
+                (d / "_keys" / name).write_bytes(data)
+            keys = [str(d / "_keys")]
+        target = d if payload["dir"] else d / next(iter(payload["files"]))
+        _CLASSIFIERS[h] = ComplianceClassifier.from_bundle(verify_bundle(target, keys), threads=threads)
+    return _CLASSIFIERS[h]
+
+
+def _score_partition(payload, chunk_notes, explain, threads):
+    from agent.components import SpecError
+    from export.compliance.score import new_stats, parse_line, rejection_reason, score_documents
+
+    def run(items):
+        clf = classifier(payload.value, threads)
+        pending, lines, n = [], [], 0
+        stats = new_stats()             # counted again on the driver from the documents
+
+        def flush():
+            for ln, (doc, row) in zip(lines, score_documents(clf, pending, explain, stats)):
+                yield ln, "v", json.dumps(doc, ensure_ascii=False), json.dumps(row)
+            pending.clear()
+            lines.clear()
+
+        for raw, idx in items:
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            if _REPLACEMENT in line:     # Hadoop decoded the line already: bytes that were not UTF-8
+                yield idx + 1, "r", "not_utf8", "not UTF-8 text (replaced by the reader)"
+                continue
+            try:
+                vin, comps = parse_line(line)
+            except (ValueError, SpecError) as exc:
+                yield idx + 1, "r", rejection_reason(exc), str(exc)[:200]
+                continue
+            pending.append((vin, comps))
+            lines.append(idx + 1)
+            n += len(comps)
+            if n >= chunk_notes:
+                yield from flush()
+                n = 0
+        yield from flush()
+    return run
+
+
+def score_spark(spark, bundle, spec_path, out_dir, trusted_keys=None, chunk_notes: int = 2048,
+                explain: bool = True, threads: int = 1) -> dict:
+    import logging
+
+    from export.lake.fs import uri
+    from export.lake.score_battery import bundle_payload
+    from export.lake.spark import StageProgress
+    log = logging.getLogger("export.compliance.score")
+    payload = spark.sparkContext.broadcast(bundle_payload(bundle, trusted_keys))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from export.compliance.score import SUMMARY_COLUMNS, count_vehicle, new_stats
+    stats = new_stats()
+    lines = spark.sparkContext.textFile(uri(spec_path), minPartitions=spark.sparkContext.defaultParallelism,
+                                        use_unicode=False).zipWithIndex()
+    results = lines.mapPartitions(_score_partition(payload, chunk_notes, explain, threads)).sortBy(lambda r: r[0])
+    with StageProgress(spark, "score compliance") as progress, progress.stage("parse + classify + write reports"), \
+            open(out / "vehicles.jsonl", "w", encoding="utf-8") as fv, \
+            open(out / "summary.csv", "w", newline="", encoding="utf-8") as fc, \
+            open(out / "rejected.jsonl", "w", encoding="utf-8") as fr:
+        w = csv.writer(fc)
+        w.writerow(SUMMARY_COLUMNS)
+        for lineno, kind, a, b in results.toLocalIterator():
+            if kind == "r":
+                if a not in stats["rejected"]:
+                    log.warning("%s:%d rejected (%s): %s", spec_path, lineno, a, b)
+                stats["rejected"][a] = stats["rejected"].get(a, 0) + 1
+                fr.write(json.dumps({"line": lineno, "reason": a, "error": b}) + "\n")
+                continue
+            count_vehicle(stats, json.loads(a))
+            fv.write(a + "\n")
+            w.writerow(json.loads(b))
+    stats["out"] = str(out)
+    return stats
