@@ -1,11 +1,12 @@
-"""trey-export score compliance SPEC.jsonl --out REPORT_DIR [--bundle DIR|TAR]
+"""trey-export score compliance SPEC.jsonl --out REPORT_DIR [--lake URI] [--bundle DIR|TAR]
 
 Streams vehicle spec documents through the compliance bundle (onnxruntime) with a progress
 bar; writes REPORT_DIR/vehicles.jsonl, summary.csv and rejected.jsonl (see
 export/compliance/score.py). With --master the same scoring runs as a Spark job
 (export/lake/score_compliance.py; `local[*]` = every core of this machine, or a cluster's
 master / spark-submit), with the same outputs. Exit 0 when every line was scored, 1 if some
-were rejected, 2 if the input or bundle cannot be used."""
+were rejected, 2 if the input or bundle cannot be used. --lake also appends this run's rows
+(one per component of every vehicle) to LAKE/compliance/ (docs/lake.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 def configure(p) -> None:
     p.add_argument("spec", help="vehicle spec documents, JSON lines")
     p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--lake", default=None, help="also write LAKE/compliance/date=D/ (docs/lake.md)")
     p.add_argument("--bundle", default=None, help="compliance bundle (default: shipped)")
     p.add_argument("--trusted-keys", default=None, help="public key file/dir (default: development keys)")
     p.add_argument("--chunk", type=int, default=2048, help="notes per model call")
@@ -47,11 +49,11 @@ def main(args) -> int:
             stats = score_spark(session(args.master, "trey-export score compliance"),
                                 args.bundle or DEFAULT_COMPLIANCE_BUNDLE, args.spec, args.out,
                                 trusted_keys=args.trusted_keys, chunk_notes=args.chunk, explain=not args.no_why,
-                                threads=args.threads)
+                                threads=args.threads, lake=args.lake)
         else:
             stats = score_file(clf, args.spec, args.out, chunk_notes=args.chunk,
-                               progress=not args.no_progress, explain=not args.no_why)
-    except OSError as exc:
+                               progress=not args.no_progress, explain=not args.no_why, lake=args.lake)
+    except (OSError, ValueError) as exc:
         log.error("cannot score %s: %s", args.spec, exc)
         return 2
     dt = time.monotonic() - t0

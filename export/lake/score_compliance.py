@@ -7,7 +7,9 @@ classified by agent.classify.ComplianceClassifier — one verified bundle + ORT 
 executor process, `chunk_notes` notes per call — through score.py's own functions
 (parse_line, rejection_reason, score_documents), so per-vehicle results and the summary are
 those of the single-process path. The driver streams the results back in input order into
-the same three files (vehicles.jsonl, summary.csv, rejected.jsonl)."""
+the same three files (vehicles.jsonl, summary.csv, rejected.jsonl). With `lake`, the scored
+vehicles also become rows of LAKE/compliance/ (export/compliance/lake_rows.compliance_rows, the
+single-process path's rows), appended by Spark's file commit (written, then renamed into place)."""
 
 from __future__ import annotations
 
@@ -64,13 +66,13 @@ def _score_partition(payload, chunk_notes, explain, threads):
                 yield idx + 1, "r", "not_utf8", "not UTF-8 text (replaced by the reader)"
                 continue
             try:
-                vin, comps = parse_line(line)
+                doc = parse_line(line)
             except (ValueError, SpecError) as exc:
                 yield idx + 1, "r", rejection_reason(exc), str(exc)[:200]
                 continue
-            pending.append((vin, comps))
+            pending.append(doc)
             lines.append(idx + 1)
-            n += len(comps)
+            n += len(doc[1])
             if n >= chunk_notes:
                 yield from flush()
                 n = 0
@@ -79,8 +81,11 @@ def _score_partition(payload, chunk_notes, explain, threads):
 
 
 def score_spark(spark, bundle, spec_path, out_dir, trusted_keys=None, chunk_notes: int = 2048,
-                explain: bool = True, threads: int = 1) -> dict:
+                explain: bool = True, threads: int = 1, lake=None) -> dict:
+    import datetime as dt
     import logging
+
+    from agent.bundle import verify_bundle
 
     from export.lake.fs import uri
     from export.lake.score_battery import bundle_payload
@@ -94,7 +99,23 @@ def score_spark(spark, bundle, spec_path, out_dir, trusted_keys=None, chunk_note
     lines = spark.sparkContext.textFile(uri(spec_path), minPartitions=spark.sparkContext.defaultParallelism,
                                         use_unicode=False).zipWithIndex()
     results = lines.mapPartitions(_score_partition(payload, chunk_notes, explain, threads)).sortBy(lambda r: r[0])
-    with StageProgress(spark, "score compliance") as progress, progress.stage("parse + classify + write reports"), \
+    progress = StageProgress(spark, "score compliance")
+    lake_rows = None
+    if lake is not None:           # classified once: the lake rows and the reports read the same results
+        from export.compliance.lake_rows import compliance_rows, schema_with_partition
+        from export.lake import tables as LT
+        from export.lake.compact import spark_schema
+        b = verify_bundle(bundle, trusted_keys)
+        model, scored_at = f"{b.name}@{b.version}", dt.datetime.now(dt.timezone.utc)
+        names = schema_with_partition().names
+        results = results.persist()
+        rows = results.filter(lambda r: r[1] == "v").flatMap(
+            lambda r: [tuple(x[c] for c in names) for x in compliance_rows(json.loads(r[2]), model, scored_at)])
+        with progress, progress.stage("parse + classify + write LAKE/compliance"):
+            (spark.createDataFrame(rows, spark_schema(schema_with_partition())).write.mode("append")
+             .partitionBy(LT.PARTITION).parquet(f"{uri(lake).rstrip('/')}/{LT.COMPLIANCE}"))
+        lake_rows = rows.count()
+    with progress, progress.stage("write reports" if lake is not None else "parse + classify + write reports"), \
             open(out / "vehicles.jsonl", "w", encoding="utf-8") as fv, \
             open(out / "summary.csv", "w", newline="", encoding="utf-8") as fc, \
             open(out / "rejected.jsonl", "w", encoding="utf-8") as fr:
@@ -111,4 +132,7 @@ def score_spark(spark, bundle, spec_path, out_dir, trusted_keys=None, chunk_note
             fv.write(a + "\n")
             w.writerow(json.loads(b))
     stats["out"] = str(out)
+    if lake is not None:
+        results.unpersist()
+        stats.update(lake_rows=lake_rows, scored_at=scored_at.isoformat())
     return stats
