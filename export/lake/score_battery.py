@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -47,13 +46,15 @@ def bundle_payload(path, trusted_keys=None) -> dict:
     return {"dir": p.is_dir(), "files": files, "keys": keys}
 
 
-def forecaster(payload: dict):
+def executor_model(cache: dict, payload: dict, build):
+    """The model of a bundle_payload() on this executor process: the bundle is written out,
+    verified against the shipped keys again (never trusted because the driver checked it),
+    and build(verified bundle) is kept per bundle content — one ORT session per process."""
     import hashlib
 
     from agent.bundle import verify_bundle
-    from agent.forecast import BatteryForecaster
     h = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(payload["files"].items()))).hexdigest()
-    if h not in _FORECASTERS:
+    if h not in cache:
         d = Path(tempfile.mkdtemp(prefix="trey-bundle-"))
         for name, data in payload["files"].items():
             (d / name).write_bytes(data)
@@ -65,8 +66,13 @@ def forecaster(payload: dict):
                 (kd / name).write_bytes(data)
             keys = [str(kd)]
         target = d if payload["dir"] else d / next(iter(payload["files"]))
-        _FORECASTERS[h] = BatteryForecaster.from_bundle(verify_bundle(target, keys))
-    return _FORECASTERS[h]
+        cache[h] = build(verify_bundle(target, keys))
+    return cache[h]
+
+
+def forecaster(payload: dict):
+    from agent.forecast import BatteryForecaster
+    return executor_model(_FORECASTERS, payload, BatteryForecaster.from_bundle)
 
 
 def answers_to_batch(answers: list[dict], vehicle_ids: list, scored_at) -> pa.RecordBatch:

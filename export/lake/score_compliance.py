@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from pathlib import Path
 
 _CLASSIFIERS: dict = {}
@@ -23,24 +22,9 @@ _REPLACEMENT = "\ufffd".encode()      # what Hadoop's line reader makes of bytes
 
 
 def classifier(payload: dict, threads: int = 1):
-    import hashlib
-
-    from agent.bundle import verify_bundle
     from agent.classify import ComplianceClassifier
-    h = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(payload["files"].items()))).hexdigest()
-    if h not in _CLASSIFIERS:
-        d = Path(tempfile.mkdtemp(prefix="trey-bundle-"))
-        for name, data in payload["files"].items():
-            (d / name).write_bytes(data)
-        keys = None
-        if payload["keys"]:
-            (d / "_keys").mkdir()
-            for name, data in payload["keys"].items():
-                (d / "_keys" / name).write_bytes(data)
-            keys = [str(d / "_keys")]
-        target = d if payload["dir"] else d / next(iter(payload["files"]))
-        _CLASSIFIERS[h] = ComplianceClassifier.from_bundle(verify_bundle(target, keys), threads=threads)
-    return _CLASSIFIERS[h]
+    from export.lake.score_battery import executor_model
+    return executor_model(_CLASSIFIERS, payload, lambda b: ComplianceClassifier.from_bundle(b, threads=threads))
 
 
 def _score_partition(payload, chunk_notes, explain, threads):
