@@ -16,11 +16,12 @@ classic CAN bus carries about 4,000 frames/s. Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import pin_one_core
 
 
 def main(argv=None) -> None:
@@ -41,10 +42,7 @@ def main(argv=None) -> None:
     from agent.store import StateStore
     from can_sim import Simulator, send_stream
 
-    try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})    # one core
-    except (AttributeError, OSError):
-        pass
+    pin_one_core()
     logging.getLogger("agent").setLevel(logging.ERROR)     # the bad frames are logged once per pass
     smap = load_signal_map()
     with tempfile.TemporaryDirectory() as tmp:

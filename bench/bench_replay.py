@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from bench import pin_one_core
 
 
 def main(argv=None) -> None:
@@ -43,10 +44,7 @@ def main(argv=None) -> None:
     from can_sim import Simulator
     from can_sim.production import profile_car
 
-    try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})    # one core
-    except (AttributeError, OSError):
-        pass
+    pin_one_core()
     logging.getLogger("agent").setLevel(logging.ERROR)
     start = int(datetime(2024, 5, 6, tzinfo=timezone.utc).timestamp())
     cases = [

@@ -42,10 +42,7 @@ def main(args) -> int:
     try:
         with fh:
             result = clean_csv(fh)
-    except CleaningError as exc:
-        print(f"error: {args.history}: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
+    except (CleaningError, OSError) as exc:
         print(f"error: {args.history}: {exc}", file=sys.stderr)
         return 2
     for answer in forecaster.forecast_batch(result.batch):
