@@ -176,11 +176,15 @@ class Pipeline:
         self._last_ck_wall = time.monotonic()
 
     def _log_unmapped(self, battery) -> None:
-        from agent.obd import PROVIDES
+        # agent.obd (and can-isotp with it) is imported only when OBD polling is on: every
+        # other start would pay its import in time and RSS for nothing.
+        provides = {}
+        if self.obd is not None:
+            from agent.obd import PROVIDES as provides
         missing = [c for c in S.ALL if not self.smap.has(c)]
         for c in missing:
-            if self.obd is not None and c in PROVIDES:
-                log.info("no %s in the signal map: from OBD-II %s", c, PROVIDES[c])
+            if c in provides:
+                log.info("no %s in the signal map: from OBD-II %s", c, provides[c])
             else:
                 log.info("no %s in the signal map: %s", c, _INSTEAD[c])
         if not self.smap.has(S.BATTERY_ID) and battery is None:
