@@ -68,8 +68,10 @@ def test_hostile_page_cannot_acknowledge(browser, tmp_path):
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{srv.server_address[1]}/evil.html")
             results = page.evaluate("attack()")
-            page.evaluate("document.getElementById('f').submit()")
-            page.wait_for_load_state()
+            # The form navigates asynchronously: wait for the agent's answer to it, or the
+            # refusal below may not have been counted yet.
+            with page.expect_navigation():
+                page.evaluate("document.getElementById('f').submit()")
             page.close()
         finally:
             srv.shutdown()
