@@ -129,7 +129,8 @@ def window_origins(n_days: int, params: dict, stride: int, rng: np.random.Genera
 def battery_windows(hist: BatteryHistory, ends: np.ndarray, params: dict, truth: dict | None = None) -> dict:
     """One battery's windows at origins `ends` -> {x, level, y, ordinal, lifetime, rated} (+
     expected, true_lifetime, true_alert with truth: targets are then the true cycles, and
-    origins without H true days after them are dropped). Young origins get the agent's padding."""
+    origins without H true days after them are dropped). `ends` ascending, as window_origins
+    gives them; young origins (before a full window) get the agent's padding."""
     w, h = int(params["window"]), HORIZON
     ends = np.asarray(ends, np.int64)
     days = day_matrix(hist)

@@ -102,6 +102,7 @@ def job_error(exc: BaseException) -> str | None:
         return None
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     first = re.sub(r"^(?:[a-z_$][\w$]*\.)+(?=[A-Z][\w$]*(?::|$))", "", first)   # java.io.Foo: -> Foo:
+    first = re.sub(r"\s*SQLSTATE: \w+$", "", first)
     return first.split("] ", 1)[-1] if first.startswith("[") else first          # [ERROR_CLASS] text
 
 
