@@ -82,7 +82,15 @@ def main(argv=None) -> int:
         mod.configure(chosen[0])
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    return run_command(args._module, args)
+    try:
+        return run_command(args._module, args)
+    except Exception as exc:          # a Spark job's error a user can act on: one line, not a JVM trace
+        spark = sys.modules.get("export.lake.spark")
+        msg = spark.job_error(exc) if spark else None
+        if msg is None:
+            raise
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -264,3 +264,30 @@ def test_compaction_process_killed_mid_run_then_rerun_gives_the_same_tables(tmp_
     cols = [c for c in got[0].columns if c != "received_at"]
     assert got[0][cols].equals(want[0][cols]) and len(got[1]) == len(want[1]) == 1
     assert compact(spark, str(lake))["run"] is None
+
+
+def test_cloud_cli_console_is_our_progress_lines_only_and_errors_one_line(tmp_path):
+    """A real `trey-export lake compact` process: stderr carries our one line per stage and
+    nothing of Spark's or the JVM's start-up banner; a bad --lake is one clear error line."""
+    lake = tmp_path / "lake"
+    LandingWriter(lake, "w1").write([_daily("CAR-1", "B1", d)[0] for d in range(3)])
+
+    def cli(lake_arg):
+        return subprocess.run([sys.executable, "-m", "export.cli", "lake", "compact", "--lake", lake_arg,
+                               "--master", "local[1]"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    r = cli(str(lake))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rows"]["daily"] == 3
+    lines = r.stderr.splitlines()
+    ours = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) export\.[\w.]+: ")
+    assert [ln for ln in lines if not ours.match(ln)] == [], r.stderr        # no banner, no log4j, no JVM notice
+    stages = [ln for ln in lines if " export.spark: compact: " in ln and " done in " in ln]
+    assert len(stages) >= 3 and any("drop duplicates" in ln for ln in stages), r.stderr
+    (tmp_path / "a_file").write_text("not a lake")
+    for bad, says in ((str(tmp_path / "a_file"), "not a directory"),
+                      ("nosuch://bucket/lake", 'No FileSystem for scheme "nosuch"')):
+        r = cli(bad)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith("error: ") and says in r.stderr, \
+            r.stderr

@@ -1,6 +1,7 @@
 """The loop closes: daily rows stored by cars go through their MQTT outboxes, the broker and
 `trey-export ingest` into the lake, `lake compact` curates them, and `trey-export train battery`
-trains a (tiny) signed model from the lake (a Spark job) which the agent's forecaster loads."""
+trains a (tiny) signed model from the lake (a Spark job cleans the batteries and builds their
+sampled windows) which the agent's forecaster loads."""
 
 from __future__ import annotations
 
@@ -71,13 +72,18 @@ def test_train_battery_model_from_ingested_rows(tmp_path, make_broker, spark):
                         "--data", str(tmp_path / "dataset"), "--master", "local[1]", "--out", str(bundle_dir),
                         "--artifacts", str(tmp_path / "art"), "--window", "28", "--max-epochs", "2",
                         "--lstm-budget", "10", "--search-budget", "5", "--train-stride", "4", "--threads", "1",
-                        "--no-mlflow", "--no-progress"],
+                        "--max-windows", "900", "--no-mlflow", "--no-progress"],
                        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     b = verify_bundle(bundle_dir)                       # signed, hashes OK
     training = b.manifest["training"]
     assert training["cleaning"]["rows"] == n            # trained on exactly the ingested rows
     assert sum(training["batteries"].values()) == 12
+    # the windows were built by Spark and sampled to what the trainer asked for
+    assert sum(training["windows"].values()) <= 900 < sum(training["window_sampling"]["planned"].values())
+    built = [ln for ln in r.stderr.splitlines() if "train data: build" in ln and " windows of 12 batteries" in ln]
+    assert len(built) == 1 and "done in" in built[0], r.stderr[-3000:]
+    assert "Setting default log level" not in r.stderr and "incubator" not in r.stderr
     fc = BatteryForecaster.from_bundle(b).forecast(fleet[list(fleet)[0]])
     assert len(fc["forecast_daily_cycles"]) == 30 and all(x >= 0 for x in fc["forecast_daily_cycles"])
     print(json.dumps({"rows": n, "winner": json.loads(r.stdout).get("winner")}))

@@ -1,7 +1,8 @@
 """`trey-export train battery` end to end:
 
-data (generated from --seed, or --data: a CSV / a directory of CSVs such as the ingest
-dataset) -> agent cleaning -> split by battery (train / validation / held-out test)
+data (generated from --seed, or --data: a CSV / a directory of CSVs / a lake, whose
+sampled windows are built by a Spark job) -> agent cleaning -> split by battery (train /
+validation / held-out test) -> windows (export/battery/data.py, sampled to --max-windows)
 -> model search (FLAML, rolling-origin CV by battery, NRMSE, budget, exit score)
 -> final fits (the global LSTM always, for the report; the search winner is exported)
 -> held-out evaluation vs naive, seasonal naive, ridge and the oracle
@@ -21,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.forecast_features import FEATURES, HORIZON, default_params, levels, day_matrix
+from agent.forecast_features import FEATURES, HORIZON
 
 from . import evaluate
-from .data import build_windows, fleet_norm, load_histories, split_batteries
+from .data import training_data, training_source
 from .fleet import FLEET_SIZE, generate_fleet
 from .interpret import permutation_importance, surrogate_tree
 from .models import LinearForecaster, fit_ridge, predict
@@ -50,6 +51,7 @@ class TrainConfig:
     lstm_input: str = "weekly"                 # the LSTM reads 52 weekly steps (see models.py)
     eval_stride: int = 3
     max_per_battery: int | None = None
+    max_windows: int | None = 400_000          # all roles together: W x 9 x 4 bytes each in memory
     hidden: int | None = None                 # None = the search's best LSTM config
     lr: float | None = None
     max_epochs: int = 25
@@ -65,12 +67,6 @@ class TrainConfig:
     key_path: str | None = None
     progress: bool = True
     timings: dict = field(default_factory=dict)
-
-
-def _fleet_scaler(histories, ids, params) -> tuple[float, float]:
-    lv = np.concatenate([np.log(levels(day_matrix(histories[b]), np.arange(len(histories[b])), params))
-                         for b in ids])
-    return float(lv.mean()), float(lv.std() + 1e-6)
 
 
 def _as_linear(kind: str, n_features: int, horizon: int) -> LinearForecaster:
@@ -100,14 +96,15 @@ def run_training(cfg: TrainConfig) -> dict:
     if data_path is None:
         data_path = str(art / "fleet")
         generate_fleet(cfg.batteries, cfg.seed, data_path)
-    histories, clean_stats, truth = load_histories(data_path, cfg.master, cfg.max_batteries, cfg.seed)
-    train_ids, val_ids, test_ids = split_batteries(list(histories), cfg.seed)
-    params = default_params(cfg.window)
-    params["log_level_mean"], params["log_level_std"] = _fleet_scaler(histories, train_ids, params)
-    rng = np.random.default_rng(cfg.seed)
-    train_ws = build_windows(histories, train_ids, params, cfg.train_stride, rng, max_per_battery=cfg.max_per_battery)
-    val_ws = build_windows(histories, val_ids, params, 7)
-    test_ws = build_windows(histories, test_ids, params, cfg.eval_stride, truth=truth)
+    source = training_source(data_path, cfg.master, cfg.max_batteries, cfg.seed)
+    try:
+        td = training_data(source, cfg.window, cfg.seed, cfg.train_stride, cfg.eval_stride, cfg.max_per_battery,
+                           cfg.max_windows)
+    finally:
+        source.close()
+    clean_stats, params = source.cleaning, td.params
+    train_ids, val_ids, test_ids = td.split["train"], td.split["validation"], td.split["test"]
+    train_ws, val_ws, test_ws = td.train, td.validation, td.test
     tm["data_s"] = round(time.monotonic() - t, 1)
     log.info("windows: train %d, val %d, test %d", len(train_ws), len(val_ws), len(test_ws))
 
@@ -187,7 +184,7 @@ def run_training(cfg: TrainConfig) -> dict:
     # -- bundle ------------------------------------------------------------------------------
     from export.bundle import build_bundle
     created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    norm = fleet_norm(histories, train_ids)
+    norm = td.fleet_norm
     manifest = {
         "name": MODEL_NAME,
         "version": f"{created:%Y%m%d%H%M%S}-seed{cfg.seed}-{winner_kind}",
@@ -210,6 +207,7 @@ def run_training(cfg: TrainConfig) -> dict:
         "training": {"seed": cfg.seed, "data": "generated" if cfg.data is None else "given",
                      "batteries": {"train": len(train_ids), "validation": len(val_ids), "test": len(test_ids)},
                      "windows": {"train": len(train_ws), "validation": len(val_ws), "test": len(test_ws)},
+                     "window_sampling": {"planned": td.sampling["planned"], "max_windows": cfg.max_windows},
                      "cleaning": clean_stats, "epochs": len(history),
                      "best_val_loss": min(h["val_loss"] for h in history)},
         "metrics_heldout": {k: {m: (round(v, 6) if isinstance(v, float) else v) for m, v in d.items()}

@@ -17,7 +17,10 @@ def configure(p) -> None:
 
 def main(args) -> int:
     from export.lake.compact import compact
+    from export.lake.fs import LakeFS, uri
     from export.lake.spark import session
+    if uri(args.lake).startswith("file:"):
+        LakeFS(None, args.lake).require_root()          # a wrong local path: say so before starting Spark
     spark = session(args.master, "trey-export lake compact")
     print(json.dumps(compact(spark, args.lake, expire_landing_days=args.expire_landing_days)))
     return 0

@@ -4,8 +4,9 @@ Without --data a fleet is generated from --seed/--batteries (the shipped bundle 
 `trey-export train battery --seed 7 --out agent/models/battery`). --data takes the raw CSV,
 a generator output directory (its truth file then enables the oracle), a directory of CSVs
 (the old ingest layout), or a lake root (`trey-export ingest --lake` + `lake compact`), read
-by a Spark job (--master) that samples at most --max-batteries batteries and cleans them;
-all go through the agent's cleaning."""
+by a Spark job (--master) that samples at most --max-batteries batteries, cleans them and
+builds their sampled windows in Spark; all go through the agent's cleaning. At most
+--max-windows windows (train + validation + test) reach the trainer, from any source."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def configure(p) -> None:
                    help="LSTM steps: 52 weekly means of the window, or the last 56 days")
     p.add_argument("--train-stride", type=int, default=10, help="days between training window origins")
     p.add_argument("--max-per-battery", type=int, default=None, help="cap on training windows per battery")
+    p.add_argument("--max-windows", type=int, default=400_000,
+                   help="cap on all windows the trainer holds, a seeded sample (default 400000; each window is "
+                        "WINDOW x 9 float32: 13 KB at --window 364)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the build machine is shared)")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                    help="MLflow tracking URI (default: local sqlite store ./mlruns/mlflow.db, artifacts in ./mlruns/artifacts)")
@@ -52,7 +56,7 @@ def main(args) -> int:
                       lstm_budget_s=args.lstm_budget, sum_weight=args.sum_weight,
                       lstm_input=args.lstm_input, search_budget_s=args.search_budget,
                       exit_score=args.exit_score, hidden=args.hidden, train_stride=args.train_stride,
-                      max_per_battery=args.max_per_battery, threads=args.threads,
+                      max_per_battery=args.max_per_battery, max_windows=args.max_windows, threads=args.threads,
                       mlflow_uri=args.mlflow_uri, mlflow=not args.no_mlflow, key_path=args.key,
                       progress=not args.no_progress)
     s = run_training(cfg)

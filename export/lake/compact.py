@@ -101,6 +101,7 @@ def compact(spark, lake, expire_landing_days: float | None = None, fail_at: str 
     from export.lake.spark import StageProgress
     t0 = time.monotonic()
     fs = LakeFS(spark, lake)
+    fs.require_root()
     rec = recover(fs)
     consumed = {f for r in rec["runs"].values() for f in r["consumed"]}
     landing = fs.glob(f"{LT.LANDING}/date=*/part-*.parquet")
@@ -152,6 +153,7 @@ def _run(spark, fs: LakeFS, run: str, new: list[str], progress) -> dict:
     out = {"landing_rows": n_land, "duplicates": n_land - n_uniq, "already_compacted": n_uniq - n_fresh,
            "rows": {}, "moves": []}
     counts = {r["kind"]: r["count"] for r in fresh.groupBy("kind").count().collect()} if n_fresh else {}
+    n_tasks = max(1, spark.sparkContext.defaultParallelism)
     for kind, (table, _) in ROW.items():
         if not counts.get(kind):
             out["rows"][table] = 0
@@ -161,7 +163,10 @@ def _run(spark, fs: LakeFS, run: str, new: list[str], progress) -> dict:
         rows = part.mapInArrow(lambda it, k=kind: (project(k, b) for b in it), schema)
         stage = f"{STAGING}/{run}/{table}"
         with progress.stage(f"stage {table}"):
-            rows.repartition(LT.PARTITION).write.partitionBy(LT.PARTITION).parquet(fs.abs(stage))
+            # each date in one task (one file per date partition), the dates spread over every core:
+            # a backfill writes thousands of small files and Spark would otherwise coalesce them
+            # into one task writing them all in turn
+            rows.repartition(n_tasks, LT.PARTITION).write.partitionBy(LT.PARTITION).parquet(fs.abs(stage))
         files = fs.glob(f"{stage}/{LT.PARTITION}=*/part-*.parquet")
         for i, f in enumerate(files):
             out["moves"].append([f, f"{table}/{f.split('/')[-2]}/part-{run}-{i:05d}.parquet"])

@@ -20,6 +20,14 @@ def LakeFS(spark, root):
     return LocalLakeFS(u) if u.startswith("file:") else HadoopLakeFS(spark, u)
 
 
+def _require_root(root: str, exists: bool, is_dir: bool) -> None:
+    from export.lake.spark import LakeError
+    if not exists:
+        raise LakeError(f"lake {root}: no such directory (nothing ingested there yet?)")
+    if not is_dir:
+        raise LakeError(f"lake {root}: not a directory")
+
+
 class LocalLakeFS:
     def __init__(self, root_uri: str):
         import os
@@ -30,6 +38,9 @@ class LocalLakeFS:
 
     def abs(self, rel: str) -> str:
         return f"{self.root}/{rel}"
+
+    def require_root(self) -> None:
+        _require_root(self.root, self.base.exists(), self.base.is_dir())
 
     def _p(self, rel: str):
         return self.base / rel
@@ -105,6 +116,11 @@ class HadoopLakeFS:
 
     def abs(self, rel: str) -> str:
         return f"{self.root}/{rel}"
+
+    def require_root(self) -> None:
+        p = self._path(self.root)
+        exists = bool(self.fs.exists(p))
+        _require_root(self.root, exists, exists and bool(self.fs.getFileStatus(p).isDirectory()))
 
     def rel(self, full: str) -> str:
         full = str(full)

@@ -177,11 +177,13 @@ def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys
     payload = spark.sparkContext.broadcast(bundle_payload(bundle, trusted_keys))
     scored_at = dt.datetime.now(dt.timezone.utc)
     out_schema = spark_schema(LT.SCHEMAS[LT.FORECASTS].append(pa.field(LT.PARTITION, pa.date32(), False)))
-    n_parts = max(1, spark.sparkContext.defaultParallelism)
+    n_parts = max(1, spark.sparkContext.defaultParallelism)      # one scoring task per core
+    progress = StageProgress(spark, "score battery")
     if lake is not None:
         fs = LakeFS(spark, lake)
-        rows = (spark.read.schema(spark_schema(LT.SCHEMAS[LT.DAILY])).parquet(fs.abs(LT.DAILY))
-                .select(*LT.SCHEMAS[LT.DAILY].names))
+        with progress.stage("list the daily table"):
+            rows = (spark.read.schema(spark_schema(LT.SCHEMAS[LT.DAILY])).parquet(fs.abs(LT.DAILY))
+                    .select(*LT.SCHEMAS[LT.DAILY].names))
         keys = ["vehicle_id", "Battery_ID"]
         rows = rows.repartition(n_parts, *keys).sortWithinPartitions(*keys, "Date", "received_at", "msg_id")
         score = _score_lake_rows
@@ -199,10 +201,13 @@ def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys
 
     forecasts = rows.mapInArrow(run, out_schema).persist()     # written, then summarised: scored once
     dest = f"{uri(out).rstrip('/')}/{LT.FORECASTS}"
-    with StageProgress(spark, "score battery") as progress:
-        with progress.stage("clean + forecast + write forecasts"):
+    with progress:
+        with progress.stage("read, clean + forecast, write forecasts"):
             try:
-                forecasts.write.mode("append").partitionBy(LT.PARTITION).parquet(dest)
+                # one file per as_of date, not one per date per task (retired batteries end on
+                # many dates: with every task writing each date, files multiply by the tasks)
+                forecasts.repartition(n_parts, LT.PARTITION).write.mode("append").partitionBy(
+                    LT.PARTITION).parquet(dest)
             except Exception as exc:                  # a malformed row: say which, not a JVM trace
                 msg = str(exc)
                 if "CleaningError" in msg:
@@ -225,4 +230,5 @@ def score_battery(spark, out, lake=None, history=None, bundle=None, trusted_keys
             f"{str(out).rstrip('/')}/forecast_summary")
     return {"batteries": int(summary["batteries"].sum()) if len(summary) else 0,
             "alerts": int(summary["alerts"].sum()) if len(summary) else 0,
-            "model": f"{b.name}@{b.version}", "scored_at": scored_at.isoformat(), "out": dest}
+            "model": f"{b.name}@{b.version}", "scored_at": scored_at.isoformat(), "out": dest,
+            "stages_s": progress.times}
