@@ -1,1 +1,1 @@
-jDfKlQ6s6G/ih1jD/HcijFZZeQxBjsMstr2zSxBmGrS3NgwhuHXgPUS4y2YtWjUN4mIn7ZFyvwnShOhrRcDlBA==
+Q/9/C4Dfwxge0BaysOfGUpfz5tnBlF5aqnuOWx+R7IU7/Aushmhc/B9xhoi8VUId8gQYI5vQNSQ0C+LpM3fBAQ==
