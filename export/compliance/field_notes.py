@@ -87,7 +87,7 @@ DATED_FILLER = [
     lambda r, y: f"Booked in on {r.randint(1, 28):02d}.{r.randint(1, 12):02d}.{y}",
     lambda r, y: f"Last service was done in {y} according to the booklet",
     lambda r, y: f"Previous visit {MONTHS[r.randrange(12)]} {y} for an oil leak",
-    lambda r, y: f"Invoice dated {r.randint(1, 28)}/{r.randint(1, 12)}/{y} sent to the fleet account",
+    lambda r, y: f"Invoice of {r.randint(1, 28)}/{r.randint(1, 12)}/{y} sent to the fleet account",
     lambda r, y: f"Inspection due again in {y}",
     lambda r, y: f"Warranty on the previous repair ran out in {y}",
     lambda r, y: f"Customer has had the car since {y}",
@@ -105,13 +105,17 @@ DISTRACTORS = [  # year-like numbers that are NOT the manufacture year
     lambda r, y: f"SKU {y}", lambda r, y: f"bin {y}", lambda r, y: f"campaign {y}", lambda r, y: f"TSB {y}",
     lambda r, y: f"report no {y}", lambda r, y: f"torque {y} Nm", lambda r, y: f"{y} rpm at idle",
     lambda r, y: f"{y} hours on the meter", lambda r, y: f"{y} km since last service",
+    lambda r, y: f"mileage {y}", lambda r, y: f"odo {y}",
 ]
 # the words that mark a number as a reference or a measurement (protected from word dropout
 # in training, see train.KEEP_WORDS)
 DISTRACTOR_WORDS = ("job", "pn", "odometer", "invoice", "ticket", "ref", "bay", "slot", "work", "order", "miles",
                     "km", "mi", "mileage", "clock", "on", "batch", "lot", "po", "case", "docket", "booking", "serial",
                     "s", "n", "warranty", "quote", "receipt", "tag", "cert", "wo", "card", "part", "sku", "bin",
-                    "campaign", "tsb", "report", "torque", "nm", "rpm", "idle", "hours", "meter", "since", "service")
+                    "campaign", "tsb", "report", "torque", "nm", "rpm", "idle", "hours", "meter", "since", "service",
+                    "odo",
+                    # what marks a date in the narrative as a visit, not the manufacture (DATED_FILLER)
+                    "booked", "last", "previous", "visit", "due", "inspection", "warranty", "had", "expired")
 
 
 def year_words(y: int, r: random.Random) -> str:
@@ -411,7 +415,7 @@ class FieldNoteGenerator:
         the manufacture year itself, so the year pointer's target stays unique)."""
         r = self.r
         lines = r.sample(self.filler, min(n, len(self.filler)))
-        if lines and r.random() < 0.3:
+        if lines and r.random() < 0.15:
             y = r.choice([y for y in range(1990, 2031) if y != avoid_year])
             lines[r.randrange(len(lines))] = r.choice(DATED_FILLER)(r, y)
         return ". ".join(lines)

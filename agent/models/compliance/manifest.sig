@@ -1,1 +1,1 @@
-Q/9/C4Dfwxge0BaysOfGUpfz5tnBlF5aqnuOWx+R7IU7/Aushmhc/B9xhoi8VUId8gQYI5vQNSQ0C+LpM3fBAQ==
+9gxMnRk80rVCM06MzcGvS84jH/1S+EisF3fQNFN3RrY2LanWNW9ndiyHcef2Ufn/Vuqdu3nGly8ugp+jzXpQDA==
