@@ -47,13 +47,14 @@ MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for
 
 
 def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
-    """[(surface, position of its last token in the padded row)] for every year word."""
+    """[(surface, position of its last token in the padded row)] for every word that can be a
+    manufacture year (regulation.plausible_year)."""
     groups = tok.word_ids(text)
     n = sum(len(ids) for _, ids in groups)
     pos, out = tok.padded_len(n) - n, []
     for surface, ids in groups:
         pos += len(ids)
-        if year_value(surface) is not None:
+        if R.plausible_year(year_value(surface)):
             out.append((surface, pos - 1))
     return out
 
@@ -82,7 +83,8 @@ def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
 
 class ComplianceClassifier:
     def __init__(self, model_bytes: bytes, tokenizer: Tokenizer, threshold: float = 0.5,
-                 name: str = "compliance", version: str = "?", threads: int = 1):
+                 name: str = "compliance", version: str = "?", threads: int = 1,
+                 min_p_complies: float = 0.5):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -96,6 +98,7 @@ class ComplianceClassifier:
         self._out_logit = "logit" if "logit" in outs else None
         self.tokenizer = tokenizer
         self.threshold = float(threshold)
+        self.min_p_complies = float(min_p_complies)
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
@@ -109,8 +112,10 @@ class ComplianceClassifier:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{bundle.source}: not a compliance bundle (no tokenizer): {exc}") from None
         R.check_manifest(m.get("regulation"))
-        thr = (m.get("decision") or {}).get("threshold", 0.5)
-        return cls(bundle.model_bytes, tok, thr, m.get("name", "compliance"), m.get("version", "?"), threads)
+        dec = m.get("decision") or {}
+        # older fact bundles (no min_p_complies): the plain argmax they were evaluated with
+        return cls(bundle.model_bytes, tok, dec.get("threshold", 0.5), m.get("name", "compliance"),
+                   m.get("version", "?"), threads, dec.get("min_p_complies", 0.5))
 
     # -- model runs ---------------------------------------------------------------------
     def _run_facts(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
@@ -147,8 +152,8 @@ class ComplianceClassifier:
             for surface, ids in groups:
                 if any(i != self._unk for i in ids):
                     spans.append((surface, pos, len(ids)))
-                if ids[0] in self._century_ids:          # a year word (bucket tokens start with <ycNN>)
-                    years.append((surface, pos + len(ids) - 1))
+                if ids[0] in self._century_ids and R.plausible_year(year_value(surface)):
+                    years.append((surface, pos + len(ids) - 1))   # a year word (bucket tokens start <ycNN>)
                 pos += len(ids)
             notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
         # one run per length: every note's row, then (explain) its occlusion variants; a long
@@ -250,10 +255,13 @@ class ComplianceClassifier:
         for h in R.ATTRIBUTES:
             logits = np.asarray(out[h], dtype=np.float64)
             pr = _softmax(logits)
-            cls = int(np.argmax(logits))
-            state = R.STATES[cls]
+            state = R.read_fact(h, pr, self.min_p_complies, has_year=bool(years))
+            cls = R.STATES.index(state)
             pv.append(float(pr[0]))
             f = {"state": state, "p": round(float(pr[cls]), 6)}
+            top = int(np.argmax(logits))
+            if top != cls:              # the head leaned this way, but not enough to count (regulation.read_fact)
+                f["unsure"] = {"state": R.STATES[top], "p": round(float(pr[top]), 6)}
             why: list[str] = []
             if h == "year":
                 f["value"] = None

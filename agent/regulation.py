@@ -20,6 +20,8 @@ checks that the bundle was trained for this regulation (`check_manifest`).
 
 from __future__ import annotations
 
+import datetime as _dt
+
 YEAR_CUTOFF = 1995                          # manufactured BEFORE this year violates
 BAD_MATERIALS = ("plastic", "iron")
 BAD_CONDITIONS = ("fair", "poor")
@@ -60,6 +62,40 @@ def verdict(states: dict[str, str]) -> str:
     if all(v == COMPLIES for v in vals):
         return "compliant"
     return "undetermined"
+
+
+# A head's "complies" counts only when the model is at least this sure of it; below, the
+# fact is treated as not stated (-> undetermined, never compliant). A doubtful "violates"
+# stays violates: a non-compliance alert is checked at the next visit, a false "compliant"
+# never is. Bundles carry their own value (manifest decision.min_p_complies).
+MIN_P_COMPLIES = 0.8
+
+
+# A year later than a few model years past today is no manufacture year (a job, claim or
+# stock number that looks like one, "label code 2075-A"): the year fact is read only from
+# plausible years. The floor of the clock is this code's year, so a head unit whose RTC
+# came up in 1970 does not turn every year implausible.
+YEARS_AHEAD = 4
+_CODE_YEAR = 2026
+
+
+def plausible_year(year: int | None, this_year: int | None = None) -> bool:
+    now = max(this_year or _dt.date.today().year, _CODE_YEAR)
+    return year is not None and 1900 <= year <= now + YEARS_AHEAD
+
+
+def read_fact(attribute: str, probs, min_p_complies: float = MIN_P_COMPLIES, has_year: bool = True) -> str:
+    """One head's class probabilities (in STATES order) -> the fact's state, by the two
+    rules above the model: `complies` needs p >= min_p_complies, and a year can only be
+    read from a note that holds a plausible year (a head that reads one from nowhere is
+    ignored)."""
+    p = [float(x) for x in probs]
+    state = STATES[max(range(len(STATES)), key=lambda i: (p[i], -i))]
+    if attribute == "year" and not has_year:
+        return NOT_STATED
+    if state == COMPLIES and p[1] < min_p_complies:
+        return NOT_STATED
+    return state
 
 
 def combine(per_component: list[dict[str, str]]) -> dict[str, str]:

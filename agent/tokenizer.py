@@ -23,6 +23,11 @@ Why it looks like this
   applies the same mapping, so "plastc" and "stainles" read like their real words.
 - Years in words ("nineteen ninety-four", "two thousand and twelve") become the same
   bucket tokens as "1994" / "2012" (one surface word), so the model reads them alike.
+- Normalisation a bundle may ask for (`normalize` in its tokenizer manifest; none for older
+  bundles): "arrows" reads `->`, `=>`, `→`, `>` between words as the word "to" ("plastic ->
+  steel" = "plastic to steel": punctuation is otherwise dropped, and the arrow is the only
+  thing saying which material is the current one); "contractions" reads "isn't" as "is not"
+  (else the negation is the lone letter "t"); "copula" reads "it's" as "it is" (else "s").
 - Sequences are pre-padded with 0 (the LSTM's last step then always sees the note's last
   word; no masking op needed in ONNX). A bundle with `buckets` pads each note to the
   smallest bucket length that holds it (48 tokens for a note of a few lines, up to the
@@ -89,11 +94,23 @@ def _word_year(ws: list[str], i: int) -> tuple[int, int] | None:
     return None
 
 
-def words(text: str, year_grain: int = 5) -> list[tuple[str, list[str]]]:
+NORMALIZERS = ("arrows", "contractions", "copula")
+_ARROW = re.compile(r"\s*(?:-+>|=+>|[\u2192\u21d2\u27f6\u2794\u279c]|(?<=\w)\s*>(?=\s*\w))\s*")
+_NOT = re.compile(r"(?<=[^\W\d_])n['\u2019]t\b", re.IGNORECASE)
+_IS = re.compile(r"\b(it|that|there|here|what|which|who|this)['\u2019]s\b", re.IGNORECASE)
+
+
+def words(text: str, year_grain: int = 5, normalize=()) -> list[tuple[str, list[str]]]:
     """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]."""
     if year_grain not in (1, 5):
         raise ValueError("year_grain must be 1 or 5")
     text = unicodedata.normalize("NFKC", text)
+    if "arrows" in normalize:
+        text = _ARROW.sub(" to ", text)
+    if "contractions" in normalize:
+        text = _NOT.sub(" not", text)
+    if "copula" in normalize:
+        text = _IS.sub(r"\1 is", text)
     out: list[tuple[str, list[str]]] = []
     ms = list(_WORD.finditer(text))
     low = [m.group(0).lower() for m in ms]
@@ -145,8 +162,12 @@ class Tokenizer:
     manifest's `vocab` list (agent); both encode identically."""
 
     def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5,
-                 buckets=None):
+                 buckets=None, normalize=()):
         self.vocab = list(vocab)
+        unknown = set(normalize) - set(NORMALIZERS)
+        if unknown:
+            raise ValueError(f"unknown tokenizer normalisation {sorted(unknown)}")
+        self.normalize = tuple(n for n in NORMALIZERS if n in normalize)
         self.buckets = tuple(sorted(int(b) for b in buckets)) if buckets else None
         if self.buckets:
             if self.buckets[0] < 1:
@@ -172,26 +193,29 @@ class Tokenizer:
 
     @classmethod
     def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
-            fuzzy: bool = True, year_grain: int = 5, buckets=None) -> "Tokenizer":
+            fuzzy: bool = True, year_grain: int = 5, buckets=None, normalize=()) -> "Tokenizer":
         counts: Counter = Counter()
         for t in texts:
-            for _, toks in words(t, year_grain):
+            for _, toks in words(t, year_grain, normalize):
                 counts.update(x for x in toks if x not in RESERVED)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets)
+        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets, normalize)
 
     def to_manifest(self) -> dict:
         d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
              "year_grain": self.year_grain, "padding": "pre", "truncating": "post", "vocab": self.vocab}
         if self.buckets:
             d["buckets"] = list(self.buckets)
+        if self.normalize:
+            d["normalize"] = list(self.normalize)
         return d
 
     @classmethod
     def from_manifest(cls, d: dict) -> "Tokenizer":
         if d.get("kind") != "trey-note-tokenizer/1":
             raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
-        return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5), d.get("buckets"))
+        return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5), d.get("buckets"),
+                   d.get("normalize", ()))
 
     def token_id(self, tok: str) -> int:
         i = self.index.get(tok)
@@ -213,7 +237,7 @@ class Tokenizer:
     def word_ids(self, text: str) -> list[tuple[str, list[int]]]:
         """[(surface word, [ids])] truncated so the total fits max_len."""
         out, n = [], 0
-        for surface, toks in words(text, self.year_grain):
+        for surface, toks in words(text, self.year_grain, self.normalize):
             ids = [self.token_id(t) for t in toks]
             if n + len(ids) > self.max_len:
                 break

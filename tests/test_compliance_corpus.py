@@ -150,20 +150,33 @@ def test_field_notes_are_labelled_by_the_rule_and_missing_facts_are_really_missi
         assert not [t for _, t in words(s) if t[0].startswith("<yc")], s
     notes = FieldNoteGenerator(5).notes(3000)
     kinds = {p for n in notes for p in n["phenomena"]}
-    assert {"missing", "narrative", "replacement", "negation", "distractor", "multi", "decade"} <= kinds
+    assert {"missing", "narrative", "replacement", "negation", "distractor", "multi", "decade", "part_replaced"} <= kinds
     counts = {v: sum(n["verdict"] == v for n in notes) for v in R.VERDICTS}
     assert all(800 < c < 1200 for c in counts.values()), counts          # balanced verdicts
     for n in notes:
         assert n["verdict"] == R.verdict(n["states"]) and len(n["text"]) <= 2000 and n["text"].strip()
         assert n["label"] == {"compliant": 0, "non_compliant": 1}.get(n["verdict"])
         low = n["text"].lower()
-        if n["components"] == 1 and n["states"]["condition"] == R.NOT_STATED:
+        # (a replaced part may name the old one's condition: the new one's is what counts)
+        if n["components"] == 1 and n["states"]["condition"] == R.NOT_STATED and "part_replaced" not in n["phenomena"]:
             assert not any(f" {c} " in f" {low} " for c in ("poor", "fair", "excellent")), n["text"]
         if n["states"]["year"] == R.NOT_STATED and n["components"] == 1:
             assert n["year_value"] is None
         elif "decade" not in n["phenomena"]:
             assert any(year_value(s) == n["year_value"] for s, _ in words(n["text"])), n["text"]
     assert [n["text"] for n in FieldNoteGenerator(5).notes(50)] == [n["text"] for n in notes[:50]]
+    # every stated fact of a one-part note is in its text (typos off): a label never claims
+    # a material or condition the note does not write
+    forms = {k: {w for f in v for w in f.lower().replace("(", " ").replace(")", " ").split()}
+             for k, v in (*C.MATERIALS.items(), *C.CONDITIONS.items())}
+    for n in FieldNoteGenerator(6, typo_rate=0.0).notes(3000):
+        if n["components"] != 1:
+            continue
+        low = set(n["text"].lower().replace(",", " ").replace(".", " ").replace(";", " ").replace(":", " ")
+                  .replace("(", " ").replace(")", " ").split())
+        for h in ("material", "condition"):
+            if n["states"][h] != R.NOT_STATED:
+                assert any(forms[k] & low for k in (C.MATERIALS if h == "material" else C.CONDITIONS)), (h, n["text"])
 
 
 def test_long_notes_fit_the_largest_bucket_and_are_not_truncated():
@@ -200,11 +213,19 @@ def test_the_held_out_author_and_hand_written_notes_are_not_the_training_generat
     from agent import regulation as R
     from export.compliance.field_notes import FieldNoteGenerator
     from export.compliance.heldout_author import AuthorNoteGenerator, load_handwritten
+    import re
     train = " ".join(n["text"].lower() for n in FieldNoteGenerator(1).notes(3000))
     train += " ".join(n["text"].lower() for n in C.NoteGenerator(1).notes(3000))
+    # the second author's distinctive wordings (heldout_author.py) never come out of training
     for phrase in ("fabricated", "production year", "came off the line", "composed of", "constructed from",
-                   "graded", "changed out", "customer dropped the car off", "isn't"):
+                   "changed out", "after the swap from", "i'd call it", "label code", "claim no",
+                   "mileage reading", "build date", "manufactured circa", "customer dropped the car off",
+                   "apprentice assisted", "penetrating oil", "recall database", "isn't", "->"):
         assert phrase not in train, phrase
+    for pattern in (r"\b(graded|rated|looks) (pretty |quite |only |really |factory |in )?(poor|fair|good|new|excellent)",
+                    r"\bdates to (early |late |week )?\d", r"\bstamped \d", r"\bcast in (early |late )?\d",
+                    r"[/;,] stock \d{4}", r"\bro \d{4}"):   # (a sprinkled filler word "stock" may precede a year)
+        assert not re.search(pattern, train), (pattern, re.search(pattern, train))
     author = AuthorNoteGenerator(9).notes(500)
     assert {n["verdict"] for n in author} == set(R.VERDICTS)
     hand = load_handwritten()
@@ -214,3 +235,23 @@ def test_the_held_out_author_and_hand_written_notes_are_not_the_training_generat
     tagged = {t for n in hand for t in n["phenomena"]}
     assert {"missing", "narrative", "replacement", "negation", "distractor", "multi", "year_words", "typo",
             "decade", "date", "issue"} <= tagged
+
+
+def test_tokenizer_reads_arrows_and_negated_contractions_when_the_bundle_asks():
+    norm = ("arrows", "contractions")
+    for arrow in ("->", "=>", "→", " > ", "-->"):
+        assert [w for w, _ in words(f"plastic{arrow}steel", normalize=norm)] == ["plastic", "to", "steel"], arrow
+    assert [w for w, _ in words("isn't plastic, it's steel", normalize=norm)][:3] == ["is", "not", "plastic"]
+    assert [w for w, _ in words("doesn’t look like iron", normalize=norm)][:2] == ["does", "not"]
+    assert [w for w, _ in words("it's steel", normalize=(*norm, "copula"))] == ["it", "is", "steel"]
+    assert [w for w, _ in words("it's steel", normalize=norm)] == ["it", "s", "steel"]
+    # older bundles (no `normalize`) encode exactly as before; a year range keeps its digits
+    assert [w for w, _ in words("plastic -> steel")] == ["plastic", "steel"]
+    assert [w for w, _ in words("1994-11-30 > 50 km", normalize=norm)][:3] == ["1994", "11", "30"]
+    tok = Tokenizer.fit(["plastic to steel", "is not iron"] * 5, normalize=norm)
+    again = Tokenizer.from_manifest(tok.to_manifest())
+    assert again.normalize == norm and again.encode("iron -> steel") == tok.encode("iron to steel")
+    assert Tokenizer.from_manifest({**tok.to_manifest(), "normalize": []}).encode("iron -> steel") != tok.encode(
+        "iron to steel")
+    with pytest.raises(ValueError):
+        Tokenizer(tok.vocab, normalize=("stemming",))

@@ -72,3 +72,27 @@ def test_the_corpus_labels_with_the_same_rule():
     from export.compliance import corpus as Co
     assert Co.CUTOFF == R.YEAR_CUTOFF and Co.BAD_MATERIALS == set(R.BAD_MATERIALS)
     assert Co.BAD_CONDITIONS == set(R.BAD_CONDITIONS)
+
+
+def test_read_fact_complies_only_when_sure_and_a_year_only_from_a_year():
+    """The two rules between the heads and the verdict (agent/regulation.read_fact)."""
+    assert R.read_fact("material", [0.1, 0.85, 0.05], 0.8) == C
+    assert R.read_fact("material", [0.1, 0.7, 0.2], 0.8) == N          # leaning complies is not enough
+    assert R.read_fact("material", [0.45, 0.4, 0.15], 0.8) == V        # a doubtful violation stays one
+    assert R.read_fact("condition", [0.0, 0.0, 1.0], 0.8) == N
+    assert R.read_fact("year", [0.0, 1.0, 0.0], 0.8, has_year=False) == N
+    assert R.read_fact("year", [1.0, 0.0, 0.0], 0.8, has_year=False) == N
+    assert R.read_fact("year", [0.0, 1.0, 0.0], 0.8, has_year=True) == C
+    # a head can never make a note compliant below the bar, whatever the other two say
+    for p in (0.5, 0.6, 0.79):
+        st = {"year": R.read_fact("year", [0, p, 1 - p], 0.8), "material": C, "condition": C}
+        assert R.verdict(st) == "undetermined"
+
+
+def test_a_year_far_in_the_future_is_no_manufacture_year():
+    assert R.plausible_year(2030, this_year=2026) and R.plausible_year(1900, this_year=2026)
+    assert not R.plausible_year(2031, this_year=2026) and not R.plausible_year(2075, this_year=2026)
+    assert R.plausible_year(2033, this_year=2029)
+    # a head unit whose clock came up in 1970 still reads this decade's years
+    assert R.plausible_year(2026, this_year=1970) and R.plausible_year(1899) is False
+    assert R.plausible_year(None) is False

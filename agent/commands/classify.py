@@ -7,7 +7,9 @@ JSON line per input line, in order:
      "missing": [attributes not stated]}
 verdict is compliant / non_compliant / undetermined (agent/regulation.py: a note that leaves
 a fact out and violates nothing is undetermined, never compliant); `compliant` is true /
-false / null accordingly; a fact's state is violates / complies / not_stated.
+false / null accordingly; a fact's state is violates / complies / not_stated. A fact the model
+leaned to but was not sure enough of (agent/regulation.read_fact) is not_stated and carries
+"unsure": {"state", "p"}.
 Lines end at LF, CRLF or a lone CR. A line that is empty, longer than 2,000 characters, not
 UTF-8, JSON the agent refuses (a lone surrogate, NaN/1e999, duplicate keys, nesting deeper
 than 32), an "id" that is not a string/number, or a JSON object with an "id" but no string

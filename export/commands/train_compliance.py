@@ -34,6 +34,8 @@ def configure(p) -> None:
     p.add_argument("--time-budget", type=float, default=T.time_budget_s, help="training budget, seconds")
     p.add_argument("--threads", type=int, default=T.threads, help="TF threads (the build machine is shared)")
     p.add_argument("--version", default=T.version)
+    p.add_argument("--min-p-complies", type=float, default=T.min_p_complies,
+                   help="a head's complies counts only at this probability (agent/regulation.read_fact)")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                    help="MLflow tracking URI (default: local sqlite store ./mlruns/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true")
@@ -49,6 +51,7 @@ def main(args) -> int:
                       max_len=args.max_len, year_grain=args.year_grain, emb=args.emb, units=args.units, lr=args.lr, batch=args.batch,
                       max_epochs=args.max_epochs, patience=args.patience, time_budget_s=args.time_budget,
                       threads=args.threads, version=args.version, mlflow=not args.no_mlflow,
+                      min_p_complies=args.min_p_complies,
                       mlflow_uri=args.mlflow_uri, key_path=args.key, progress=args.progress)
     s = run_training(cfg)
     m = s["metrics"]

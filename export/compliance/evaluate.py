@@ -2,6 +2,7 @@
 Runtime, int8 — what the car runs):
 
     python -m export.compliance.evaluate [BUNDLE] [--notes N] [--seed S] [--errors FILE]
+                                         [--min-p-complies P ...]
 
 Sets (none of them reachable by the training generators' seeds or templates):
   classic      corpus.py in its held-out styles and years (the old held-out set)
@@ -68,8 +69,19 @@ def main(argv=None) -> int:
     p.add_argument("--notes", type=int, default=2000, help="notes per generated set")
     p.add_argument("--seed", type=int, default=424242)
     p.add_argument("--errors", default=None, help="write the misclassified notes here (JSON lines)")
+    p.add_argument("--min-p-complies", type=float, nargs="+", default=None,
+                   help="score with these bars instead of the bundle's (a sweep: one summary line each)")
     a = p.parse_args(argv)
     clf = ComplianceClassifier.from_bundle(verify_bundle(a.bundle))
+    if a.min_p_complies:
+        sets = heldout_sets(a.notes, a.seed)
+        for mp in a.min_p_complies:
+            clf.min_p_complies = mp
+            res = {k: score(clf, v) for k, v in sets.items()}
+            print(json.dumps({"min_p_complies": mp, **{k: {"accuracy": round(s["accuracy"], 4),
+                              "not_compliant_called_compliant": s["not_compliant_called_compliant"]}
+                              for k, s in res.items()}}))
+        return 0
     out, errs = {}, []
     total = right = 0
     for name, recs in heldout_sets(a.notes, a.seed).items():

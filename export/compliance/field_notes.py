@@ -60,13 +60,62 @@ FILLER = [
     "Checked for play by hand and with a pry bar",
     "Diagnosis took longer than the booked hour",
     "Nothing else found during the visual check of the engine bay",
+    "Car arrived with the warning light on and a note from the driver on the seat",
+    "Ran the engine up to temperature and listened with a stethoscope",
+    "Wiring loom looked tidy with no signs of rodent damage",
+    "Had to order a special tool from the dealer network",
+    "Driver wanted it back by the end of the day so we prioritised it",
+    "Jacked up the corner and spun the wheel by hand to listen",
+    "Sent a message to the fleet manager with the findings",
+    "Checked the technical bulletins on the manufacturer portal",
+    "The area around it was covered in road salt and grime",
+    "Found a loose heat shield on the way in and secured it",
+    "Followed the repair manual procedure step by step",
+    "Nothing unusual on the live data while idling",
+    "Left a tag on the steering wheel for the valet",
+    "Pressure tested the system and it held for twenty minutes",
+    "Second technician verified the work before release",
+    "Water ingress marks inside the boot, customer informed",
+    "Removed the trim panels carefully to avoid breaking the clips",
+    "Re-routed a chafing hose while we were in there",
+    "Checked the underbody for damage after the reported pothole strike",
+    "Scan tool update was needed before the reset",
+]
+# Narrative sentences that carry a year-like number which is NOT the manufacture year (a
+# service date, a booking, a previous visit): real notes have them, the year head must not read them.
+DATED_FILLER = [
+    lambda r, y: f"Booked in on {r.randint(1, 28):02d}.{r.randint(1, 12):02d}.{y}",
+    lambda r, y: f"Last service was done in {y} according to the booklet",
+    lambda r, y: f"Previous visit {MONTHS[r.randrange(12)]} {y} for an oil leak",
+    lambda r, y: f"Invoice of {r.randint(1, 28)}/{r.randint(1, 12)}/{y} sent to the fleet account",
+    lambda r, y: f"Inspection due again in {y}",
+    lambda r, y: f"Warranty on the previous repair ran out in {y}",
+    lambda r, y: f"Customer has had the car since {y}",
 ]
 DISTRACTORS = [  # year-like numbers that are NOT the manufacture year
     lambda r, y: f"job {y}-{r.randint(10, 9999):04d}", lambda r, y: f"PN {y}-{r.randint(10, 99)}",
     lambda r, y: f"odometer {y} km", lambda r, y: f"invoice {y}", lambda r, y: f"ticket #{y}",
     lambda r, y: f"ref {y}/{r.randint(1, 99)}", lambda r, y: f"bay {r.randint(1, 9)} slot {y}",
     lambda r, y: f"work order {y}", lambda r, y: f"{y} miles on the clock",
+    lambda r, y: f"batch {y}", lambda r, y: f"lot {y}-{r.randint(1, 99)}", lambda r, y: f"PO {y}",
+    lambda r, y: f"case {y}", lambda r, y: f"docket {y}", lambda r, y: f"booking ref {y}",
+    lambda r, y: f"serial {y}{r.randint(100, 999)}", lambda r, y: f"S/N {y}", lambda r, y: f"warranty no {y}",
+    lambda r, y: f"quote {y}", lambda r, y: f"receipt {y}", lambda r, y: f"tag {y}", lambda r, y: f"cert {y}",
+    lambda r, y: f"WO {y}", lambda r, y: f"job card {y}", lambda r, y: f"part no {y}-{r.randint(1, 9)}",
+    lambda r, y: f"SKU {y}", lambda r, y: f"bin {y}", lambda r, y: f"campaign {y}", lambda r, y: f"TSB {y}",
+    lambda r, y: f"report no {y}", lambda r, y: f"torque {y} Nm", lambda r, y: f"{y} rpm at idle",
+    lambda r, y: f"{y} hours on the meter", lambda r, y: f"{y} km since last service",
+    lambda r, y: f"mileage {y}", lambda r, y: f"odo {y}",
 ]
+# the words that mark a number as a reference or a measurement (protected from word dropout
+# in training, see train.KEEP_WORDS)
+DISTRACTOR_WORDS = ("job", "pn", "odometer", "invoice", "ticket", "ref", "bay", "slot", "work", "order", "miles",
+                    "km", "mi", "mileage", "clock", "on", "batch", "lot", "po", "case", "docket", "booking", "serial",
+                    "s", "n", "warranty", "quote", "receipt", "tag", "cert", "wo", "card", "part", "sku", "bin",
+                    "campaign", "tsb", "report", "torque", "nm", "rpm", "idle", "hours", "meter", "since", "service",
+                    "odo",
+                    # what marks a date in the narrative as a visit, not the manufacture (DATED_FILLER)
+                    "booked", "last", "previous", "visit", "due", "inspection", "warranty", "had", "expired")
 
 
 def year_words(y: int, r: random.Random) -> str:
@@ -111,7 +160,12 @@ def year_phrase(y: int, r: random.Random) -> str:
     return r.choice([f"manufactured in {t}", f"built {t}", f"made in {t}", f"dated {t}", f"DOM {t}",
                      f"yr {t}", f"year {t}", f"from {t}", f"mfd {t}", f"produced {t}",
                      f"manufacture date {t}", f"built in {t}", f"date of manufacture {t}",
-                     f"{t} build", f"year of manufacture {t}"])
+                     f"{t} build", f"year of manufacture {t}",
+                     f"assembled in {t}", f"rolled out {t}", f"made around {t}", f"manufacture year {t}",
+                     f"mfg date {t}", f"build year {t}", f"date code {t}", f"produced during {t}",
+                     f"from around {t}", f"approx. {t}", f"{t}-built", f"{t} vintage", f"a {t} unit",
+                     f"({t})", f"c. {t}", f"dating to {t}", f"made back in {t}", t, t, f"{t} manufacture",
+                     f"manufactured during {t}", f"origin {t}", f"the date on it is {t}", f"new in {t}"])
 
 
 def decade_phrase(y: int, r: random.Random) -> str:
@@ -119,14 +173,28 @@ def decade_phrase(y: int, r: random.Random) -> str:
     return r.choice([f"from the {d}s", f"built in the {d}s", f"a {d}s part", f"dates from the {d}s"])
 
 
+# A fact written down as unknown is not stated (never a guess).
+UNSTATED = {
+    "year": ["year unknown", "no date visible", "date not legible", "year: ?", "no year on it", "year n/a",
+             "date stamp worn off", "manufacture date unknown", "couldn't find a date", "age unknown"],
+    "material": ["material unknown", "material: ?", "material n/a", "material not confirmed",
+                 "couldn't tell the material", "material to be checked", "unsure of the material"],
+    "condition": ["condition not assessed", "condition: ?", "condition n/a", "condition to be confirmed",
+                  "did not check the condition", "condition unknown", "not graded yet"],
+}
+
+
 def mat_phrase(m: str, r: random.Random) -> str:
     return r.choice([f"made of {m}", f"{m}", f"material {m}", f"{m} construction", f"mat: {m}",
-                     f"made from {m}", f"{m} body", f"matl {m}"])
+                     f"made from {m}", f"{m} body", f"matl {m}", f"it is {m}", f"in {m}", f"{m} type",
+                     f"all {m}", f"a {m} one", f"{m} version", f"material: {m}", f"{m} item", m])
 
 
 def cond_phrase(c: str, r: random.Random) -> str:
     return r.choice([f"in {c} condition", f"condition {c}", f"{c} shape", f"cond {c}", f"{c} condition",
-                     f"condition is {c}", f"overall {c}", f"{c} state"])
+                     f"condition is {c}", f"overall {c}", f"{c} state", f"condition: {c}", f"{c}",
+                     f"it is in {c} nick", f"seems {c} to me", f"assessed as {c}", f"found {c}",
+                     f"{c} on inspection", f"cond. {c}", f"checked {c}", f"in {c} order"])
 
 
 _NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
@@ -147,8 +215,8 @@ def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
     ws = text.split(" ")
     for _ in range(k or r.choice([1, 1, 2, 3])):
         i = r.randint(0, len(ws))
-        left = ws[i - 1].lower().strip(",.;") if i else ""
-        right = ws[i].lower().strip(",.;") if i < len(ws) else ""
+        left = ws[i - 1].lower().strip(",.;()") if i else ""
+        right = ws[i].lower().strip(",.;()") if i < len(ws) else ""
         if left in _NUMBER_WORDS or right in _NUMBER_WORDS:
             continue
         ws.insert(i, r.choice(NARRATIVE_WORDS))
@@ -159,9 +227,23 @@ def _noisy(text: str, r: random.Random, typo_rate: float) -> str:
     """corpus._noisy, but a year written in words keeps its spelling (a typo there would
     make the stated year unreadable and the label wrong)."""
     ws = text.split(" ")
-    ws = [C._typo(w, r) if r.random() < typo_rate and w.lower().strip(",.;-") not in _NUMBER_WORDS
+    ws = [C._typo(w, r) if r.random() < typo_rate and w.lower().strip(",.;-()") not in _NUMBER_WORDS
           and "-" not in w else w for w in ws]
     return C._case(" ".join(ws), r)
+
+
+# How a changed material is written ({om} the old one, {m} the part as it is now).
+REPLACED = ["original {om} {part} replaced with a {m} one", "swapped the {om} one for {m}", "{m} (was {om})",
+            "{om} cover replaced by {m}", "{om} removed, {m} fitted", "{m} fitted in place of the {om}",
+            "{m} instead of {om}", "upgraded from {om} to {m}", "changed from {om} to {m}", "{om} → {m}",
+            "{om} => {m}", "was {om}, now {m}", "{m} now (previously {om})", "{m} replaces the {om}",
+            "the {om} one was swapped out for {m}", "{om} part gone, {m} part in", "{om} to {m}",
+            "replaced {om} with {m}", "fitted a {m} one, the {om} one is scrap", "{m} (the {om} one failed)",
+            "old {om}, new {m}", "converted to {m} from {om}", "{m} (previously {om})", "{m} (formerly {om})"]
+NEGATED = ["{m}, not {om} as the old record said", "not {om} but {m}", "{m}, never {om}", "no longer {om}, {m}",
+           "listed as {om} but actually {m}", "{om}? no, {m}", "not {om}, {m}", "wrongly recorded as {om}; it is {m}",
+           "doesn't look like {om}, it is {m}", "{m} (not {om})", "is not {om}, is {m}",
+           "the system says {om}, it is {m}", "{m} rather than {om}"]
 
 
 class FieldNoteGenerator:
@@ -189,6 +271,7 @@ class FieldNoteGenerator:
         material = None if "material" in missing else self._pick(C.MATERIALS, R.BAD_MATERIALS, lean)
         condition = None if "condition" in missing else self._pick(C.CONDITIONS, R.BAD_CONDITIONS, lean)
         clauses = []
+        plain_mat = None
         if year is not None:
             if r.random() < 0.05 and (year // 10 * 10 + 9 < R.YEAR_CUTOFF or year // 10 * 10 >= R.YEAR_CUTOFF):
                 clauses.append(decade_phrase(year, r))
@@ -197,6 +280,11 @@ class FieldNoteGenerator:
             elif r.random() < 0.15:               # year replaced/corrected
                 old = r.choice(self.years)
                 clauses.append(r.choice([
+                    f"new unit {self.yp(year, r)} fitted in place of one from {year_text(old, r)}",
+                    f"{self.yp(year, r)}, not {year_text(old, r)}",
+                    f"the {year_text(old, r)} one was removed, this one is {self.yp(year, r)}",
+                    f"record shows {year_text(old, r)} but the part is {self.yp(year, r)}",
+                    f"{year_text(old, r)} → {year_text(year, r)} after the swap",
                     f"replacement unit {self.yp(year, r)}, the original was from {year_text(old, r)}",
                     f"{self.yp(year, r)} (record said {year_text(old, r)})",
                     f"not {year_text(old, r)} as the old record said, {self.yp(year, r)}",
@@ -209,24 +297,34 @@ class FieldNoteGenerator:
             if r.random() < 0.25:
                 old = r.choice([m for m in C.MATERIALS if m != material])
                 om = r.choice(C.MATERIALS[old])
-                kind = r.randrange(6)
-                clauses.append([f"original {om} {part} replaced with a {mat} one",
-                                f"swapped the {om} one for {mat}", f"{mat} (was {om})",
-                                f"{mat}, not {om} as the old record said", f"not {om} but {mat}",
-                                f"{om} cover replaced by {mat}"][kind])
-                phen.append("replacement" if kind in (0, 1, 2, 5) else "negation")
+                forms = REPLACED + NEGATED
+                kind = r.randrange(len(forms))
+                clauses.append(forms[kind].format(om=om, m=mat, part=part))
+                phen.append("replacement" if kind < len(REPLACED) else "negation")
             else:
-                clauses.append(self.mp(mat, r))
+                plain_mat = self.mp(mat, r)
+                clauses.append(plain_mat)
         if condition is not None:
             cond = r.choice(C.CONDITIONS[condition])
             if r.random() < 0.15:
                 old = r.choice([c for c in C.CONDITIONS if c != condition])
                 clauses.append(r.choice([f"{self.cp(cond, r)} (was {old})", f"was {old}, now {cond}",
-                                         f"{self.cp(cond, r)}, not {old}", f"{old} before repair, now {cond}"]))
+                                         f"{self.cp(cond, r)}, not {old}", f"{old} before repair, now {cond}",
+                                         f"{old} to {cond} after the repair", f"{old} → {cond}",
+                                         f"upgraded from {old} to {cond}", f"no longer {old}, {cond} now",
+                                         f"{cond} now (previously {old})", f"listed as {old} but it is {cond}",
+                                         f"{cond} these days, not {old}", f"improved from {old} to {cond}"]))
                 phen.append("condition_changed")
             else:
                 clauses.append(self.cp(cond, r))
+        for a in sorted(missing):
+            if r.random() < 0.3:                    # the unknown written down as unknown
+                clauses.append(r.choice(UNSTATED[a]))
         r.shuffle(clauses)
+        adjective = None
+        if plain_mat is not None and r.random() < 0.2:   # "the steel bracket ...": material before the part
+            clauses.remove(plain_mat)
+            adjective = r.choice([f"the {mat} {part} ", f"{mat} {part}: ", f"a {mat} {part}, ", f"{mat} {part} "])
         if r.random() < 0.2:
             d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
             clauses.insert(r.randint(0, len(clauses)), d)
@@ -234,13 +332,24 @@ class FieldNoteGenerator:
         sep = r.choice([", ", "; ", ". ", " - ", " ", ", ", " and "])
         head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. ",
                          f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
-                        + [""] * bool(clauses))
+                        + [""] * bool(clauses)) if adjective is None else adjective
         text = head + sep.join(clauses)
+        if clauses and adjective is None and r.random() < 0.07:   # the whole part replaced: the old one's facts first
+            om = r.choice([x for v in C.MATERIALS.values() for x in v])
+            oy, oc = year_text(r.choice([y for y in self.years if y != year]), r), r.choice([x for v in C.CONDITIONS.values() for x in v])
+            old_facts = r.sample([om, oy, f"{oc} condition"], r.choice([1, 2, 3]))
+            text = r.choice([
+                f"the old {part} ({', '.join(old_facts)}) was removed; new one fitted: ",
+                f"replaced the {part} that was {', '.join(old_facts)}. New part: ",
+                f"previous {part} was {' and '.join(old_facts)}, we fitted a new one, ",
+                f"took out the old {part} ({', '.join(old_facts)}) and put in one that is "]) + sep.join(clauses)
+            phen.append("part_replaced")
         if clauses and r.random() < 0.3:
             text = sprinkle(text, r)
             phen.append("sprinkled")
         if clauses and r.random() < 0.15:          # facts inside a narrative sentence
-            text = f"{r.choice(self.filler)} and the {part} is {', '.join(clauses)}, then {r.choice(self.filler).lower()}"
+            subject = adjective.strip(" :,").removeprefix("the ").removeprefix("a ") if adjective else part
+            text = f"{r.choice(self.filler)} and the {subject} is {', '.join(clauses)}, then {r.choice(self.filler).lower()}"
             phen.append("narrative")
         return text, R.states_of(year, material, condition), year
 
@@ -281,11 +390,12 @@ class FieldNoteGenerator:
             yv = next(y for y, s in zip(years, states) if s["year"] == R.VIOLATES)
         else:
             yv = next((y for y in years if y is not None), None)
-        body = r.choice([". ", ".\n", "; ", " and the "]).join(texts)
+        body = r.choice([". ", ".\n", "; ", " and the ", "\n- ", ". Next, the ", ". Then the ", "; plus the ",
+                         " | ", ", ", " and "]).join(texts)
         # narrative before/after/between (a long note: facts after 50+ words of story)
         if r.random() < 0.45:
-            before = self._story(r.choice([1, 2, 3, 5, 8, 12]))
-            after = self._story(r.choice([0, 0, 1, 2, 4]))
+            before = self._story(r.choice([1, 2, 3, 5, 8, 12]), yv)
+            after = self._story(r.choice([0, 0, 1, 2, 4]), yv)
             text = (before + ". " if before else "") + body + (". " + after if after else "")
             phen.append("narrative")
             if len(text) > MAX_NOTE_CHARS:
@@ -300,8 +410,15 @@ class FieldNoteGenerator:
         rec["year"] = yv
         return rec
 
-    def _story(self, n: int) -> str:
-        return ". ".join(self.r.sample(self.filler, min(n, len(self.filler))))
+    def _story(self, n: int, avoid_year=None) -> str:
+        """n narrative sentences; now and then one with a service/booking date in it (never
+        the manufacture year itself, so the year pointer's target stays unique)."""
+        r = self.r
+        lines = r.sample(self.filler, min(n, len(self.filler)))
+        if lines and r.random() < 0.15:
+            y = r.choice([y for y in range(1990, 2031) if y != avoid_year])
+            lines[r.randrange(len(lines))] = r.choice(DATED_FILLER)(r, y)
+        return ". ".join(lines)
 
     def notes(self, n: int) -> list[dict]:
         return [self.note() for _ in range(n)]

@@ -115,14 +115,20 @@ def canonicalize(model):
     return model
 
 
-def quantize_int8(fp32: bytes) -> bytes:
+# What dynamic int8 may cover, most to least: every supported op (embedding table too), the
+# LSTM and Dense weights, the LSTM weights only. train.choose_quantization picks one.
+QUANT_OPS = {"all": None, "lstm+matmul": ["LSTM", "MatMul"], "lstm": ["LSTM"]}
+
+
+def quantize_int8(fp32: bytes, ops: str = "all") -> bytes:
     """Dynamic quantization: int8 weights, activations quantized on the fly — no
-    calibration set needed; shrinks the embedding/LSTM/Dense weights ~4x."""
+    calibration set needed; shrinks the covered weights ~4x."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         src.write_bytes(fp32)
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        kw = {} if QUANT_OPS[ops] is None else {"op_types_to_quantize": QUANT_OPS[ops]}
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, **kw)
         return dst.read_bytes()
 
 

@@ -1,1 +1,1 @@
-jDfKlQ6s6G/ih1jD/HcijFZZeQxBjsMstr2zSxBmGrS3NgwhuHXgPUS4y2YtWjUN4mIn7ZFyvwnShOhrRcDlBA==
+9gxMnRk80rVCM06MzcGvS84jH/1S+EisF3fQNFN3RrY2LanWNW9ndiyHcef2Ufn/Vuqdu3nGly8ugp+jzXpQDA==
