@@ -70,7 +70,8 @@ FACT_HEADS = ("year", "material", "condition")
 def lenient_compliance_bundle(tmp: Path, version: str) -> Path:
     """A compliance model whose every head says "complies": a shadow that disagrees with the
     live model on every non-compliant note."""
-    return scaled_bundle(tmp, version, 0.0, DEFAULT_COMPLIANCE_BUNDLE, FACT_HEADS, add=[0.0, 1.0, 0.0])
+    # logits (0, 5, 0): p(complies) 0.99, over the bundle's min_p_complies bar (agent/regulation.read_fact)
+    return scaled_bundle(tmp, version, 0.0, DEFAULT_COMPLIANCE_BUNDLE, FACT_HEADS, add=[0.0, 5.0, 0.0])
 
 
 def nan_compliance_bundle(tmp: Path, version: str) -> Path:
