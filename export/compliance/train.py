@@ -302,14 +302,10 @@ def onnx_predict(sess, enc: dict, n: int) -> list[dict]:
     return out
 
 
-def _softmax(x):
-    e = np.exp(np.asarray(x, np.float64) - np.max(x))
-    return e / e.sum()
-
-
 def _decide(pred: dict, min_p: float = 0.5, has_year: bool = True) -> tuple[dict, str]:
     """The car's reading of the heads (agent/regulation.read_fact), then the rule."""
-    st = {h: R.read_fact(h, _softmax(pred[h]), min_p, has_year) for h in HEADS}
+    from agent.classify import _softmax
+    st = {h: R.read_fact(h, _softmax(np.asarray(pred[h], np.float64)), min_p, has_year) for h in HEADS}
     return st, R.verdict(st)
 
 
