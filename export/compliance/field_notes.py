@@ -16,6 +16,7 @@ model never saw. Deterministic per seed.
 from __future__ import annotations
 
 import random
+import re
 
 from agent import regulation as R
 from agent.tokenizer import MAX_NOTE_CHARS
@@ -198,6 +199,8 @@ def cond_phrase(c: str, r: random.Random) -> str:
 
 
 _NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_PROTECTED: frozenset | None = None
 # Narrative words that can fall anywhere in a note without changing a fact (no negation,
 # replacement, time or number words): sprinkled between the words of fact clauses, so a
 # word the model associates with narrative ("this", "left", "the") never cancels a fact.
@@ -210,8 +213,57 @@ NARRATIVE_WORDS = sorted({w for line in FILLER for w in line.lower().replace(","
                                             "odometer", "miles", "km", "clock", "on", "mileage", "label"})
 
 
-def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
-    """Insert 1-3 narrative words at random word boundaries (never inside a year in words)."""
+# Pseudo-words: syllables that spell no word of this generator. Another author's narrative
+# and labels are words the model never saw (<unk>, or one edit from some narrative word);
+# training on made-up words teaches that an unknown word around the facts is no fact, so
+# 300 words of someone else's story do not wash out the facts after it. A pseudo-word is
+# never one edit from a fact, cue, negation or number word (the tokenizer's fuzzy lookup
+# would read it as that word).
+_ONSETS = "b bl br d dr f fl g gl gr k kl kr m n p pl pr s sk sl sp t tr v w z".split()
+_NUCLEI = "a e i o u ai ea ou oo".split()
+_CODAS = ["", "", "", "", "n", "m", "k", "r", "t", "sh", "rt", "x", "nd", "st", "ck"]
+_CUE_WORDS = ("manufactured manufacture made built build dated date dom yr year years from mfd mfg produced "
+              "assembled rolled out around code during approx vintage unit dating back origin condition cond "
+              "material mat matl shape state overall nick seems assessed found inspection checked order "
+              "construction body type version item all it is in of the and").split()
+
+
+def _fuzzy_keys(w: str) -> set[str]:
+    return {w} | ({w[:i] + w[i + 1:] for i in range(len(w))} if len(w) >= 4 else set())
+
+
+def _protected_keys() -> frozenset:
+    from string import Formatter
+    texts = [f for forms in (*C.MATERIALS.values(), *C.CONDITIONS.values()) for f in forms]
+    texts += [lit for t in REPLACED + NEGATED for lit, *_ in Formatter().parse(t)]
+    texts += [u for v in UNSTATED.values() for u in v] + MONTHS + list(DISTRACTOR_WORDS) + _CUE_WORDS
+    ws = {w for t in texts for w in _WORD_RE.findall(t.lower())} | _NUMBER_WORDS
+    return frozenset(k for w in ws for k in _fuzzy_keys(w))
+
+
+def pseudo_word(r: random.Random) -> str:
+    """A made-up word (1-3 syllables), or a 2-3 letter consonant label ("KZ", "TRV")."""
+    global _PROTECTED
+    if _PROTECTED is None:
+        _PROTECTED = _protected_keys()
+    while True:
+        if r.random() < 0.15:
+            w = "".join(r.choice("bcdfghjklmnpqrstvwxz") for _ in range(r.choice([2, 3])))
+        else:
+            w = "".join(r.choice(_ONSETS) + r.choice(_NUCLEI) + r.choice(_CODAS) for _ in range(r.choice([1, 2, 2, 2, 3])))
+        if not _fuzzy_keys(w) & _PROTECTED:
+            return w
+
+
+def salad(r: random.Random, n: int | None = None) -> str:
+    """One narrative 'sentence' of narrative words and pseudo-words: no fact in it."""
+    ws = [pseudo_word(r) if r.random() < 0.45 else r.choice(NARRATIVE_WORDS) for _ in range(n or r.randint(4, 14))]
+    return ws[0].capitalize() + (" " + " ".join(ws[1:]) if len(ws) > 1 else "")
+
+
+def sprinkle(text: str, r: random.Random, k: int | None = None, made_up: bool = True) -> str:
+    """Insert 1-3 narrative (or, with `made_up`, made-up) words at random word boundaries
+    (never inside a year in words)."""
     ws = text.split(" ")
     for _ in range(k or r.choice([1, 1, 2, 3])):
         i = r.randint(0, len(ws))
@@ -219,7 +271,7 @@ def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
         right = ws[i].lower().strip(",.;()") if i < len(ws) else ""
         if left in _NUMBER_WORDS or right in _NUMBER_WORDS:
             continue
-        ws.insert(i, r.choice(NARRATIVE_WORDS))
+        ws.insert(i, pseudo_word(r) if made_up and r.random() < 0.3 else r.choice(NARRATIVE_WORDS))
     return " ".join(ws)
 
 
@@ -250,12 +302,13 @@ class FieldNoteGenerator:
     """notes(n) -> records like corpus.NoteGenerator's, with `phenomena` naming what each shows."""
 
     def __init__(self, seed: int = 0, years=None, typo_rate: float = 0.03, filler=None,
-                 year_phrase=year_phrase, mat_phrase=mat_phrase, cond_phrase=cond_phrase):
+                 year_phrase=year_phrase, mat_phrase=mat_phrase, cond_phrase=cond_phrase, salad: bool = True):
         self.r = random.Random(seed)
         self.years = list(years or range(C.YEAR_MIN, C.YEAR_MAX + 1))
         self.typo_rate = typo_rate
         self.filler = list(filler or FILLER)
         self.yp, self.mp, self.cp = year_phrase, mat_phrase, cond_phrase
+        self.salad = salad                          # made-up words in narrative and labels
         self.n = 0
 
     # -- one component's facts ----------------------------------------------------------
@@ -299,7 +352,10 @@ class FieldNoteGenerator:
                 om = r.choice(C.MATERIALS[old])
                 forms = REPLACED + NEGATED
                 kind = r.randrange(len(forms))
-                clauses.append(forms[kind].format(om=om, m=mat, part=part))
+                txt = forms[kind].format(om=om, m=mat, part=part)
+                if self.salad and " one" in txt and r.random() < 0.3:     # "the iron one" / "the iron flywheel"
+                    txt = txt.replace(" one", " " + part, 1)
+                clauses.append(txt)
                 phen.append("replacement" if kind < len(REPLACED) else "negation")
             else:
                 plain_mat = self.mp(mat, r)
@@ -329,6 +385,14 @@ class FieldNoteGenerator:
             d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
             clauses.insert(r.randint(0, len(clauses)), d)
             phen.append("distractor")
+        elif self.salad and r.random() < 0.08:
+            # a year-like number right behind a label never seen is a reference, not the
+            # manufacture year (the safe reading: a note with only that is "year not stated");
+            # next to a stated manufacture year, the year with a manufacture cue counts
+            y = r.choice([x for x in range(1900, 2100) if x != year])
+            label = pseudo_word(r)
+            clauses.insert(r.randint(0, len(clauses)), f"{label.upper() if len(label) <= 3 else label} {y}")
+            phen.append("distractor")
         sep = r.choice([", ", "; ", ". ", " - ", " ", ", ", " and "])
         head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. ",
                          f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
@@ -345,7 +409,7 @@ class FieldNoteGenerator:
                 f"took out the old {part} ({', '.join(old_facts)}) and put in one that is "]) + sep.join(clauses)
             phen.append("part_replaced")
         if clauses and r.random() < 0.3:
-            text = sprinkle(text, r)
+            text = sprinkle(text, r, made_up=self.salad)
             phen.append("sprinkled")
         if clauses and r.random() < 0.15:          # facts inside a narrative sentence
             subject = adjective.strip(" :,").removeprefix("the ").removeprefix("a ") if adjective else part
@@ -390,11 +454,18 @@ class FieldNoteGenerator:
             yv = next(y for y, s in zip(years, states) if s["year"] == R.VIOLATES)
         else:
             yv = next((y for y in years if y is not None), None)
-        body = r.choice([". ", ".\n", "; ", " and the ", "\n- ", ". Next, the ", ". Then the ", "; plus the ",
-                         " | ", ", ", " and "]).join(texts)
+        joins = [". ", ".\n", "; ", " and the ", "\n- ", ". Next, the ", ". Then the ", "; plus the ",
+                 " | ", ", ", " and "]
+        if self.salad and n_comp > 1 and r.random() < 0.3:
+            # components joined by words never seen ("Also", "Item 2:" in another author's hand)
+            body = texts[0]
+            for t in texts[1:]:
+                body += r.choice([". ", " ", "; ", ", "]) + pseudo_word(r).capitalize() + r.choice([" ", ": ", " - "]) + t
+        else:
+            body = r.choice(joins).join(texts)
         # narrative before/after/between (a long note: facts after 50+ words of story)
         if r.random() < 0.45:
-            before = self._story(r.choice([1, 2, 3, 5, 8, 12]), yv)
+            before = self._story(r.choice([1, 2, 3, 5, 8, 12, 16]), yv)
             after = self._story(r.choice([0, 0, 1, 2, 4]), yv)
             text = (before + ". " if before else "") + body + (". " + after if after else "")
             phen.append("narrative")
@@ -415,6 +486,8 @@ class FieldNoteGenerator:
         the manufacture year itself, so the year pointer's target stays unique)."""
         r = self.r
         lines = r.sample(self.filler, min(n, len(self.filler)))
+        if self.salad:                             # someone else's story: words never seen
+            lines = [salad(r) if r.random() < 0.35 else ln for ln in lines]
         if lines and r.random() < 0.15:
             y = r.choice([y for y in range(1990, 2031) if y != avoid_year])
             lines[r.randrange(len(lines))] = r.choice(DATED_FILLER)(r, y)
