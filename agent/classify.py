@@ -88,6 +88,11 @@ class ComplianceClassifier:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # A weight-only int8 bundle (export/compliance/onnx_export.quantize_weights_int8):
+        # with QDQ fusion off ORT folds each weight's DequantizeLinear once at load, so the
+        # model runs at float speed and a note's result never depends on its batch-mates.
+        # (No effect on dynamic int8 or float bundles: they have no QDQ pairs.)
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         outs = [o.name for o in self.session.get_outputs()]

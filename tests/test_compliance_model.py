@@ -87,6 +87,28 @@ def test_onnx_fp32_matches_keras_and_int8_agrees_on_verdicts(trained):
     assert par["fp32_vs_keras_verdict_agreement"] == 1.0 and par["int8_vs_keras_verdict_agreement"] >= 0.99
 
 
+def test_weight_only_int8_reads_a_note_the_same_in_any_batch(trained):
+    """The "weights" int8 form: a note's logits do not depend on the other notes in the same
+    ONNX Runtime run (dynamic int8 rescales activations per run), stay within a small error
+    of the float model, and the file is a fraction of the float one."""
+    from export.compliance import onnx_export as OX
+    from export.compliance.train import encode
+    fp32 = trained["objects"]["fp32"]
+    w8 = OX.quantize_int8(fp32, "weights")
+    assert len(w8) < 0.5 * len(fp32)
+    s8, s32 = OX.session(w8), OX.session(fp32)
+    enc = encode(trained["objects"]["tokenizer"], trained["objects"]["test"])
+    L, g = max(enc.items(), key=lambda kv: len(kv[1]["x"]))
+    x = g["x"][:64]
+    batch = s8.run(None, {OX.INPUT: x})
+    ref = s32.run(None, {OX.INPUT: x})
+    for i in range(0, 64, 7):
+        alone = s8.run(None, {OX.INPUT: x[i:i + 1]})
+        for a, b in zip(alone, batch):
+            assert np.max(np.abs(a[0] - b[i])) < 1e-4
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(batch, ref)) < 0.5
+
+
 def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     import mlflow
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{trained['dir'] / 'mlflow.db'}")

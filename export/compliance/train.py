@@ -335,7 +335,8 @@ def has_years(tok: Tokenizer, recs: list[dict]) -> list[bool]:
 
 def choose_quantization(fp32: bytes, model, tok: Tokenizer, val: list[dict], min_p: float) -> tuple[str, bytes, dict]:
     """The int8 form (export/compliance/onnx_export.QUANT_OPS) whose fact states agree best
-    with Keras on the VALIDATION notes (never the held-out sets); on a tie the more compact.
+    with Keras on the VALIDATION notes (never the held-out sets); on a tie the one first in
+    QUANT_OPS (batch-independent weight-only int8 first, then the more compact).
     (A bar such as ">= 99.9 % on validation" picked the most compact form whose held-out
     agreement then fell below it: the best-agreeing form is the one that holds up.)"""
     from export.compliance import onnx_export as OX
@@ -344,7 +345,7 @@ def choose_quantization(fp32: bytes, model, tok: Tokenizer, val: list[dict], min
     hy = has_years(tok, val)
     ref = [_decide(a, min_p, y)[0] for a, y in zip(pk, hy)]
     report, best = {}, None
-    for name in OX.QUANT_OPS:                       # most compact first: ">" keeps it on a tie
+    for name in OX.QUANT_OPS:                       # in order of preference: ">" keeps it on a tie
         q = OX.quantize_int8(fp32, name)
         p8 = onnx_predict(OX.session(q), enc, len(val))
         ag = sum(_decide(c, min_p, y)[0] == s for c, y, s in zip(p8, hy, ref)) / max(len(val), 1)
