@@ -343,6 +343,14 @@ class FieldNoteGenerator:
                     f"not {year_text(old, r)} as the old record said, {self.yp(year, r)}",
                     f"original from {year_text(old, r)} swapped for one {self.yp(year, r)}"]))
                 phen.append("year_replaced")
+            elif self.salad and r.random() < 0.08:
+                # a manufacture year behind a verb phrase never seen ("cast in", "left the works
+                # in"): "<words> in/during <year>" with nothing marking a visit or a reference is
+                # the manufacture year (a label right before the number is not: see below)
+                w1, w2 = pseudo_word(r), pseudo_word(r)
+                clauses.append(r.choice([f"{w1} in", f"{w1} {w2} in", f"{w1} the {w2} in", f"was {w1} in",
+                                         f"{w1} during", f"{w1} {w2} during"]) + " " + year_text(year, r))
+                phen.append("unknown_cue")
             else:
                 clauses.append(self.yp(year, r))
         if material is not None:
