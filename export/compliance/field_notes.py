@@ -261,6 +261,13 @@ def salad(r: random.Random, n: int | None = None) -> str:
     return ws[0].capitalize() + (" " + " ".join(ws[1:]) if len(ws) > 1 else "")
 
 
+def qualified(fact: str, r: random.Random) -> str:
+    """A fact word with words never seen around it ("<w> steel", "steel <w>", "<w> good
+    <w>"): qualifiers another author writes ("chromoly steel", "good again") keep the fact."""
+    w = pseudo_word(r)
+    return r.choice([f"{w} {fact}", f"{fact} {w}", f"{w} {fact} {pseudo_word(r)}"])
+
+
 def sprinkle(text: str, r: random.Random, k: int | None = None, made_up: bool = True) -> str:
     """Insert 1-3 narrative (or, with `made_up`, made-up) words at random word boundaries
     (never inside a year in words)."""
@@ -351,10 +358,20 @@ class FieldNoteGenerator:
                 clauses.append(r.choice([f"{w1} in", f"{w1} {w2} in", f"{w1} the {w2} in", f"was {w1} in",
                                          f"{w1} during", f"{w1} {w2} during"]) + " " + year_text(year, r))
                 phen.append("unknown_cue")
+            elif self.salad and r.random() < 0.06:
+                # a known cue, then words never seen before the year ("built late 2011",
+                # "made week <n> of 2013"): still the manufacture year
+                cue = r.choice(["built", "made", "manufactured", "dated", "from", "year", "mfd", "produced", "built in"])
+                w = pseudo_word(r)
+                clauses.append(r.choice([f"{cue} {w} {year_text(year, r)}",
+                                         f"{cue} {w} {r.randint(1, 52)} of {year_text(year, r)}"]))
+                phen.append("unknown_cue")
             else:
                 clauses.append(self.yp(year, r))
         if material is not None:
             mat = r.choice(C.MATERIALS[material])
+            if self.salad and r.random() < 0.15:
+                mat = qualified(mat, r)
             if r.random() < 0.25:
                 old = r.choice([m for m in C.MATERIALS if m != material])
                 om = r.choice(C.MATERIALS[old])
@@ -380,7 +397,7 @@ class FieldNoteGenerator:
                                          f"{cond} these days, not {old}", f"improved from {old} to {cond}"]))
                 phen.append("condition_changed")
             else:
-                clauses.append(self.cp(cond, r))
+                clauses.append(self.cp(qualified(cond, r) if self.salad and r.random() < 0.15 else cond, r))
         for a in sorted(missing):
             if r.random() < 0.3:                    # the unknown written down as unknown
                 clauses.append(r.choice(UNSTATED[a]))
@@ -474,7 +491,7 @@ class FieldNoteGenerator:
         # narrative before/after/between (a long note: facts after 50+ words of story)
         if r.random() < 0.45:
             before = self._story(r.choice([1, 2, 3, 5, 8, 12, 16]), yv)
-            after = self._story(r.choice([0, 0, 1, 2, 4]), yv)
+            after = self._story(r.choice([0, 0, 1, 2, 4, 8, 14]), yv)
             text = (before + ". " if before else "") + body + (". " + after if after else "")
             phen.append("narrative")
             if len(text) > MAX_NOTE_CHARS:
