@@ -81,6 +81,10 @@ def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
     return logits[..., cls] - np.max(other, axis=-1)
 
 
+_STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
+_KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
+
+
 class ComplianceClassifier:
     def __init__(self, model_bytes: bytes, tokenizer: Tokenizer, threshold: float = 0.5,
                  name: str = "compliance", version: str = "?", threads: int = 1,
@@ -102,6 +106,8 @@ class ComplianceClassifier:
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
+        self._names = (self._outs if self._has_pos else list(R.ATTRIBUTES)) if self.facts_model else None
+        self._winfo: dict[str, int] = {}          # surface word -> span / year flags (_note)
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> "ComplianceClassifier":
@@ -118,11 +124,12 @@ class ComplianceClassifier:
                    m.get("version", "?"), threads, dec.get("min_p_complies", 0.5))
 
     # -- model runs ---------------------------------------------------------------------
-    def _run_facts(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
-        """Rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
-        x = np.asarray(rows, dtype=np.int32)
+    def _run_facts(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """int32 rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
         step = max(1, MAX_ROW_TOKENS // max(x.shape[1], 1))
-        names = self._outs if self._has_pos else list(R.ATTRIBUTES)
+        names = self._names
+        if len(x) <= step:
+            return dict(zip(names, self.session.run(names, {self.input: x})))
         parts = [self.session.run(names, {self.input: x[i:i + step]}) for i in range(0, len(x), step)]
         return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
 
@@ -138,86 +145,148 @@ class ComplianceClassifier:
         return self._run(ids)[0]
 
     # -- classification -----------------------------------------------------------------
+    def _note(self, text: str) -> tuple:
+        """-> (L, ids, spans [(surface, pos, n)], years [(surface, pos)], text, n tokens)."""
+        tok = self.tokenizer
+        groups = tok.word_ids(text)
+        info = self._winfo
+        flat: list[int] = []
+        for _, ids in groups:
+            flat += ids
+        n = len(flat)
+        L = tok.padded_len(n)
+        pos, spans, years = L - n, [], []
+        for surface, ids in groups:
+            kind = info.get(surface)
+            if kind is None:
+                # 1: a word that can matter (not all <unk>), 2: that and a plausible manufacture year
+                kind = (1 if any(i != self._unk for i in ids) else 0) | (
+                    2 if ids[0] in self._century_ids and R.plausible_year(year_value(surface)) else 0)
+                if len(info) < 100000:
+                    info[surface] = kind
+            if kind & 1:
+                spans.append((surface, pos, len(ids)))
+            if kind & 2:
+                years.append((surface, pos + len(ids) - 1))   # a year word (bucket tokens start <ycNN>)
+            pos += len(ids)
+        return (L, flat, spans, years, text)
+
     def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
         """One result per text, in input order (see the module docstring)."""
         if not self.facts_model:
             return self._classify_binary(texts, explain)
-        tok = self.tokenizer
-        notes = []                        # (L, row, spans [(surface, pos, n)], year positions)
-        for text in texts:
-            groups = tok.word_ids(text)
-            flat = [i for _, ids in groups for i in ids]
-            L = tok.padded_len(len(flat))
-            pos, spans, years = L - len(flat), [], []
-            for surface, ids in groups:
-                if any(i != self._unk for i in ids):
-                    spans.append((surface, pos, len(ids)))
-                if ids[0] in self._century_ids and R.plausible_year(year_value(surface)):
-                    years.append((surface, pos + len(ids) - 1))   # a year word (bucket tokens start <ycNN>)
-                pos += len(ids)
-            notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
+        notes = [self._note(t) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
         # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
-        base: list[dict | None] = [None] * len(texts)
-        occl: list[dict[int, dict]] = [dict() for _ in texts]
-        clause_occl: list[dict[int, dict]] = [dict() for _ in texts]
+        base: list = [None] * len(texts)
+        occl: list = [None] * len(texts)            # per note: (span indices, {head: logits})
+        clause_occl: list = [None] * len(texts)
         clauses = [self._clauses(n) if explain and len(n[2]) > LONG_NOTE_WORDS else None for n in notes]
-        variants = []                       # (note, kind "w"/"c", index, spans to occlude)
-        for k, (_, _, spans, _, _) in enumerate(notes):
-            if not explain:
-                continue
-            if clauses[k]:
-                variants += [(k, "c", ci, members) for ci, members in enumerate(clauses[k])]
-            else:
-                variants += [(k, "w", j, [j]) for j in range(len(spans))]
+        variants = []                       # (note, kind "w"/"c", [index], [spans to occlude per index])
+        if explain:
+            for k, n in enumerate(notes):
+                if clauses[k]:
+                    variants.append((k, "c", list(range(len(clauses[k]))), clauses[k]))
+                elif n[2]:
+                    variants.append((k, "w", list(range(len(n[2]))), None))
         self._occlude(notes, variants, base, occl, clause_occl)
         if explain and any(clauses):
             stage2 = []
             for k, cl in enumerate(clauses):
                 if cl:
                     keep = self._top_clauses(base[k], clause_occl[k])
-                    stage2 += [(k, "w", j, [j]) for ci in keep for j in cl[ci]]
+                    js = [j for ci in keep for j in cl[ci]]
+                    if js:
+                        stage2.append((k, "w", js, None))
             self._occlude(notes, stage2, None, occl, clause_occl)
         return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
 
     def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
-        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length."""
+        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length
+        (rows in the same order as ever: the base rows of the notes, then each note's variants)."""
         by_len: dict[int, list] = {}
-        for k, (L, row, _, _, _) in enumerate(notes):
-            if base is not None:
-                by_len.setdefault(L, []).append(((k, None, None), row))
-        for k, kind, idx, members in variants:
-            L, row, spans = notes[k][0], notes[k][1], notes[k][2]
-            v = list(row)
-            for j in members:
-                _, p, n = spans[j]
-                v[p:p + n] = [self._unk] * n
-            by_len.setdefault(L, []).append(((k, kind, idx), v))
-        for L, items in by_len.items():
-            out = self._run_facts([v for _, v in items])
-            for r, ((k, kind, idx), _) in enumerate(items):
-                row_out = {n: a[r] for n, a in out.items()}
-                if kind is None:
-                    base[k] = row_out
-                elif kind == "w":
-                    occl[k][idx] = row_out
+        if base is not None:
+            for k, note in enumerate(notes):
+                by_len.setdefault(note[0], [[], []])[0].append(k)
+        for v in variants:
+            by_len.setdefault(notes[v[0]][0], [[], []])[1].append(v)
+        unk = self._unk
+        for L, (bases, vs) in by_len.items():
+            n_rows = len(bases) + sum(len(v[2]) for v in vs)
+            x = np.zeros((n_rows, L), dtype=np.int32)
+            for r, k in enumerate(bases):
+                ids = notes[k][1]
+                if ids:
+                    x[r, L - len(ids):] = ids
+            r = len(bases)
+            rr: list[int] = []
+            cc: list[int] = []
+            starts = []
+            for k, kind, idx, members in vs:
+                ids, spans = notes[k][1], notes[k][2]
+                m = len(idx)
+                if ids:
+                    x[r:r + m, L - len(ids):] = ids
+                starts.append(r)
+                for q, j in enumerate(idx):
+                    for jj in (members[j] if members is not None else (j,)):
+                        _, p, n = spans[jj]
+                        if n == 1:
+                            rr.append(r + q)
+                            cc.append(p)
+                        else:
+                            rr += [r + q] * n
+                            cc += range(p, p + n)
+                r += m
+            if rr:
+                x[rr, cc] = unk
+            out = self._run_facts(x)
+            heads = {h: out[h].astype(np.float64) for h in R.ATTRIBUTES}
+            if bases:
+                nb = len(bases)
+                probs = {h: _softmax(heads[h][:nb]) for h in R.ATTRIBUTES}
+                yp = out.get("year_pos")
+                for r, k in enumerate(bases):
+                    base[k] = ({h: (heads[h][r], probs[h][r]) for h in R.ATTRIBUTES},
+                               None if yp is None else yp[r])
+            for (k, kind, idx, _), s in zip(vs, starts):
+                got = (idx, {h: a[s:s + len(idx)] for h, a in heads.items()})
+                if kind == "w":
+                    occl[k] = got
                 else:
-                    clause_occl[k][idx] = row_out
+                    clause_occl[k] = got
 
     @staticmethod
-    def _top_clauses(out: dict, clause_occl: dict) -> set[int]:
+    def _deltas(m0: float, o: np.ndarray, cls: int) -> np.ndarray:
+        """m0 minus the margin (logit of `cls` minus the best other) of every row of o."""
+        a, b = [c for c in range(o.shape[-1]) if c != cls][:2] if o.shape[-1] == 3 else (None, None)
+        if a is None:
+            return m0 - _margin(o, cls)
+        return m0 - (o[:, cls] - np.maximum(o[:, a], o[:, b]))
+
+    @classmethod
+    def _ranked(cls_, m0: float, occl, h: str, cls: int, k: int) -> list[tuple[float, int]]:
+        """The k (delta, index) pairs of largest delta (ties: smaller index first)."""
+        idx, logits = occl
+        d = cls_._deltas(m0, logits[h], cls)
+        js = np.asarray(idx)
+        order = np.lexsort((js, -d))[:k]
+        return list(zip(d[order].tolist(), js[order].tolist()))
+
+    @classmethod
+    def _top_clauses(cls_, out, clause_occl) -> set[int]:
         """Per stated fact, the WHY_CLAUSES clauses whose occlusion weakens its head most."""
         keep: set[int] = set()
+        heads = out[0]
         for h in R.ATTRIBUTES:
-            logits = np.asarray(out[h], dtype=np.float64)
+            logits = heads[h][0]
             cls = int(np.argmax(logits))
             if R.STATES[cls] == R.NOT_STATED:
                 continue
             m0 = float(_margin(logits, cls))
-            d = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), ci) for ci, o in clause_occl.items()),
-                       key=lambda c: (-c[0], c[1]))
-            keep |= {ci for delta, ci in d[:WHY_CLAUSES] if delta > 0}
+            d = cls_._ranked(m0, clause_occl, h, cls, WHY_CLAUSES) if clause_occl and clause_occl[0] else []
+            keep |= {ci for delta, ci in d if delta > 0}
         return keep
 
     def _clauses(self, note) -> list[list[int]] | None:
@@ -249,19 +318,22 @@ class ComplianceClassifier:
             out[ci].append(j)
         return [c for c in out if c] or None
 
-    def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
+    def _result(self, note, out, occl, explain: bool) -> dict:
         _, _, spans, years, text = note
+        heads, year_pos = out
         facts, pv = {}, []
+        states = {}
         for h in R.ATTRIBUTES:
-            logits = np.asarray(out[h], dtype=np.float64)
-            pr = _softmax(logits)
+            lg, prow = heads[h]
+            pr = prow.tolist()
             state = R.read_fact(h, pr, self.min_p_complies, has_year=bool(years))
-            cls = R.STATES.index(state)
-            pv.append(float(pr[0]))
-            f = {"state": state, "p": round(float(pr[cls]), 6)}
-            top = int(np.argmax(logits))
+            cls = _STATE_INDEX[state]
+            pv.append(pr[0])
+            f = {"state": state, "p": round(pr[cls], 6)}
+            lgl = lg.tolist()
+            top = lgl.index(max(lgl))
             if top != cls:              # the head leaned this way, but not enough to count (regulation.read_fact)
-                f["unsure"] = {"state": R.STATES[top], "p": round(float(pr[top]), 6)}
+                f["unsure"] = {"state": R.STATES[top], "p": round(pr[top], 6)}
             why: list[str] = []
             if h == "year":
                 f["value"] = None
@@ -270,19 +342,18 @@ class ComplianceClassifier:
                     # components the violating year is the one that decides): candidates on
                     # the state's side of the cut-off first, then the pointer's best
                     side = [y for y in years if R.year_state(year_value(y[0])) == state] or years
-                    if "year_pos" in out:
-                        sc = np.asarray(out["year_pos"], dtype=np.float64)
+                    if year_pos is not None:
+                        sc = year_pos.tolist()
                         surface = max(side, key=lambda y: sc[y[1]])[0]
                     else:
                         surface = side[0][0]
                     f["value"] = year_value(surface)
                     why.append(surface)
             if explain and state != R.NOT_STATED and occl:
-                m0 = float(_margin(logits, cls))
-                cands = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), j)
-                                for j, o in occl.items()), key=lambda c: (-c[0], c[1]))
+                m0 = lgl[cls] - max(lgl[c] for c in range(len(lgl)) if c != cls)
+                cands = self._ranked(m0, occl, h, cls, WHY_MAX_WORDS)
                 top = cands[0][0] if cands else 0.0
-                for rank, (d, j) in enumerate(cands[:WHY_MAX_WORDS]):
+                for rank, (d, j) in enumerate(cands):
                     # further words only if they matter about as much as the first (a fact's
                     # words, e.g. "cast" + "iron", not the other facts' words nearby)
                     if d <= 0 or (rank and d < max(WHY_MIN_LOGIT_DELTA, 0.5 * top)) or (h == "year" and why and rank):
@@ -292,18 +363,18 @@ class ComplianceClassifier:
             if why:
                 f["where"] = _clause(text, why[0])
             facts[h] = f
-        states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
+            states[h] = state
         verdict = R.verdict(states)
-        keep = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,),
-                "undetermined": (R.COMPLIES, R.VIOLATES)}[verdict]
+        keep = _KEEP[verdict]
         note_why: list[str] = []
-        for h in R.ATTRIBUTES:
-            if states[h] in keep:
-                for w in facts[h]["why"]:
-                    self._add(note_why, w)
+        if explain:
+            for h in R.ATTRIBUTES:
+                if states[h] in keep:
+                    for w in facts[h]["why"]:
+                        self._add(note_why, w)
         p_nc = 1.0 - float(np.prod([1.0 - p for p in pv]))
         return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(p_nc, 6),
-                "why": note_why if explain else [], "facts": facts,
+                "why": note_why, "facts": facts,
                 "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
 
     # -- older single-output bundles ----------------------------------------------------
