@@ -62,12 +62,21 @@ def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
 _CLAUSE = re.compile(r"[^.;\n]+")
 
 
+_WORD_AT: dict[str, re.Pattern] = {}
+
+
 def _clause(text: str, word: str) -> str:
     """The sentence/clause of the note holding `word` (names the component in a note about
     several: "Bracket: 1985, cast iron, poor"), at most 120 characters."""
+    pat = _WORD_AT.get(word)
+    if pat is None:
+        pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
+        if len(_WORD_AT) < 20000:
+            _WORD_AT[word] = pat
     for m in _CLAUSE.finditer(text):
-        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", m.group(0)):
-            return m.group(0).strip()[:120]
+        c = m.group(0)
+        if word in c and pat.search(c):           # (the pattern matches only where the word is)
+            return c.strip()[:120]
     return ""
 
 
@@ -76,9 +85,23 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def _softmax_last(x: np.ndarray) -> np.ndarray:
+    """_softmax(x) (the same ufuncs, so the same bits), without the np.* wrapper overhead."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
     other = np.delete(logits, cls, axis=-1)
     return logits[..., cls] - np.max(other, axis=-1)
+
+
+def _margins(logits: np.ndarray) -> np.ndarray:
+    """[..., c] = _margin(logits, c) for every class c (the same float64 operations)."""
+    if logits.shape[-1] == 3:
+        o0, o1, o2 = logits[..., 0], logits[..., 1], logits[..., 2]
+        return np.stack([o0 - np.maximum(o1, o2), o1 - np.maximum(o0, o2), o2 - np.maximum(o0, o1)], axis=-1)
+    return np.stack([_margin(logits, c) for c in range(logits.shape[-1])], axis=-1)
 
 
 _STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
@@ -106,8 +129,15 @@ class ComplianceClassifier:
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
+        # the session's own run (InferenceSession.run re-checks the feed names on every call)
+        self._sess_run = getattr(getattr(self.session, "_sess", None), "run", None)
+        if self._sess_run is None:
+            self._sess_run = self.session.run
+        else:
+            inner = self._sess_run
+            self._sess_run = lambda names, feed: inner(names, feed, None)
         self._names = (self._outs if self._has_pos else list(R.ATTRIBUTES)) if self.facts_model else None
-        self._winfo: dict[str, int] = {}          # surface word -> span / year flags (_note)
+        self._winfo: dict[str, tuple] = {}        # surface word -> (matters, year, n tokens) (_note)
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> "ComplianceClassifier":
@@ -129,7 +159,7 @@ class ComplianceClassifier:
         step = max(1, MAX_ROW_TOKENS // max(x.shape[1], 1))
         names = self._names
         if len(x) <= step:
-            return dict(zip(names, self.session.run(names, {self.input: x})))
+            return dict(zip(names, self._sess_run(names, {self.input: x})))
         parts = [self.session.run(names, {self.input: x[i:i + step]}) for i in range(0, len(x), step)]
         return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
 
@@ -146,7 +176,8 @@ class ComplianceClassifier:
 
     # -- classification -----------------------------------------------------------------
     def _note(self, text: str) -> tuple:
-        """-> (L, ids, spans [(surface, pos, n)], years [(surface, pos)], text, n tokens)."""
+        """-> (L, ids, spans [(surface, first position, n tokens)], years [(surface, position of
+        its last token, year)], text); positions in the row padded to L."""
         tok = self.tokenizer
         groups = tok.word_ids(text)
         info = self._winfo
@@ -159,16 +190,17 @@ class ComplianceClassifier:
         for surface, ids in groups:
             kind = info.get(surface)
             if kind is None:
-                # 1: a word that can matter (not all <unk>), 2: that and a plausible manufacture year
-                kind = (1 if any(i != self._unk for i in ids) else 0) | (
-                    2 if ids[0] in self._century_ids and R.plausible_year(year_value(surface)) else 0)
+                # (matters: not all <unk>, year it stands for (bucket tokens start <ycNN>), n tokens)
+                kind = (any(i != self._unk for i in ids),
+                        year_value(surface) if ids[0] in self._century_ids else None, len(ids))
                 if len(info) < 100000:
                     info[surface] = kind
-            if kind & 1:
-                spans.append((surface, pos, len(ids)))
-            if kind & 2:
-                years.append((surface, pos + len(ids) - 1))   # a year word (bucket tokens start <ycNN>)
-            pos += len(ids)
+            m = kind[2]
+            if kind[0]:
+                spans.append((surface, pos, m))
+            if kind[1] is not None and R.plausible_year(kind[1]):     # (plausible: as of today)
+                years.append((surface, pos + m - 1, kind[1]))
+            pos += m
         return (L, flat, spans, years, text)
 
     def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
@@ -242,50 +274,45 @@ class ComplianceClassifier:
             if rr:
                 x[rr, cc] = unk
             out = self._run_facts(x)
-            heads = {h: out[h].astype(np.float64) for h in R.ATTRIBUTES}
+            # (rows, head, class) float64 logits, as the heads are read (regulation.STATES order)
+            lg = np.stack([out[h] for h in R.ATTRIBUTES], axis=1).astype(np.float64)
             if bases:
                 nb = len(bases)
-                probs = {h: _softmax(heads[h][:nb]) for h in R.ATTRIBUTES}
+                lgl = lg[:nb].tolist()
+                pl = _softmax_last(lg[:nb]).tolist()
                 yp = out.get("year_pos")
                 for r, k in enumerate(bases):
-                    base[k] = ({h: (heads[h][r], probs[h][r]) for h in R.ATTRIBUTES},
-                               None if yp is None else yp[r])
-            for (k, kind, idx, _), s in zip(vs, starts):
-                got = (idx, {h: a[s:s + len(idx)] for h, a in heads.items()})
-                if kind == "w":
-                    occl[k] = got
-                else:
-                    clause_occl[k] = got
+                    base[k] = (lgl[r], pl[r], None if yp is None else yp[r])
+            if vs:
+                s0 = len(bases)
+                ml = _margins(lg[s0:]).tolist()       # [row][head][class]: margin if that class is chosen
+                for (k, kind, idx, _), s in zip(vs, starts):
+                    got = (idx, ml[s - s0:s - s0 + len(idx)])
+                    if kind == "w":
+                        occl[k] = got
+                    else:
+                        clause_occl[k] = got
 
     @staticmethod
-    def _deltas(m0: float, o: np.ndarray, cls: int) -> np.ndarray:
-        """m0 minus the margin (logit of `cls` minus the best other) of every row of o."""
-        a, b = [c for c in range(o.shape[-1]) if c != cls][:2] if o.shape[-1] == 3 else (None, None)
-        if a is None:
-            return m0 - _margin(o, cls)
-        return m0 - (o[:, cls] - np.maximum(o[:, a], o[:, b]))
-
-    @classmethod
-    def _ranked(cls_, m0: float, occl, h: str, cls: int, k: int) -> list[tuple[float, int]]:
-        """The k (delta, index) pairs of largest delta (ties: smaller index first)."""
-        idx, logits = occl
-        d = cls_._deltas(m0, logits[h], cls)
-        js = np.asarray(idx)
-        order = np.lexsort((js, -d))[:k]
-        return list(zip(d[order].tolist(), js[order].tolist()))
+    def _ranked(m0: float, occl, hi: int, cls: int, k: int) -> list[tuple[float, int]]:
+        """The k (delta, index) pairs of largest delta = m0 minus the occluded row's margin of
+        class `cls` (ties: smaller index first)."""
+        idx, rows = occl
+        ds = [m0 - row[hi][cls] for row in rows]
+        order = sorted(range(len(ds)), key=lambda q: (-ds[q], idx[q]))[:k]
+        return [(ds[q], idx[q]) for q in order]
 
     @classmethod
     def _top_clauses(cls_, out, clause_occl) -> set[int]:
         """Per stated fact, the WHY_CLAUSES clauses whose occlusion weakens its head most."""
         keep: set[int] = set()
-        heads = out[0]
-        for h in R.ATTRIBUTES:
-            logits = heads[h][0]
-            cls = int(np.argmax(logits))
+        for hi, h in enumerate(R.ATTRIBUTES):
+            logits = out[0][hi]
+            cls = logits.index(max(logits))
             if R.STATES[cls] == R.NOT_STATED:
                 continue
-            m0 = float(_margin(logits, cls))
-            d = cls_._ranked(m0, clause_occl, h, cls, WHY_CLAUSES) if clause_occl and clause_occl[0] else []
+            m0 = logits[cls] - max(v for c, v in enumerate(logits) if c != cls)
+            d = cls_._ranked(m0, clause_occl, hi, cls, WHY_CLAUSES) if clause_occl and clause_occl[0] else []
             keep |= {ci for delta, ci in d if delta > 0}
         return keep
 
@@ -320,18 +347,17 @@ class ComplianceClassifier:
 
     def _result(self, note, out, occl, explain: bool) -> dict:
         _, _, spans, years, text = note
-        heads, year_pos = out
-        facts, pv = {}, []
-        states = {}
-        for h in R.ATTRIBUTES:
-            lg, prow = heads[h]
-            pr = prow.tolist()
-            state = R.read_fact(h, pr, self.min_p_complies, has_year=bool(years))
+        lgs, prs, year_pos = out
+        facts, states = {}, {}
+        has_year = bool(years)
+        q = 1.0
+        for hi, h in enumerate(R.ATTRIBUTES):
+            lg, pr = lgs[hi], prs[hi]
+            state = R.read_fact(h, pr, self.min_p_complies, has_year=has_year)
             cls = _STATE_INDEX[state]
-            pv.append(pr[0])
+            q *= 1.0 - pr[0]
             f = {"state": state, "p": round(pr[cls], 6)}
-            lgl = lg.tolist()
-            top = lgl.index(max(lgl))
+            top = lg.index(max(lg))
             if top != cls:              # the head leaned this way, but not enough to count (regulation.read_fact)
                 f["unsure"] = {"state": R.STATES[top], "p": round(pr[top], 6)}
             why: list[str] = []
@@ -341,17 +367,17 @@ class ComplianceClassifier:
                     # the value must agree with the head's state (in a note about several
                     # components the violating year is the one that decides): candidates on
                     # the state's side of the cut-off first, then the pointer's best
-                    side = [y for y in years if R.year_state(year_value(y[0])) == state] or years
+                    side = [y for y in years if R.year_state(y[2]) == state] or years
                     if year_pos is not None:
                         sc = year_pos.tolist()
-                        surface = max(side, key=lambda y: sc[y[1]])[0]
+                        best = max(side, key=lambda y: sc[y[1]])
                     else:
-                        surface = side[0][0]
-                    f["value"] = year_value(surface)
-                    why.append(surface)
+                        best = side[0]
+                    f["value"] = best[2]
+                    why.append(best[0])
             if explain and state != R.NOT_STATED and occl:
-                m0 = lgl[cls] - max(lgl[c] for c in range(len(lgl)) if c != cls)
-                cands = self._ranked(m0, occl, h, cls, WHY_MAX_WORDS)
+                m0 = lg[cls] - max(v for c, v in enumerate(lg) if c != cls)
+                cands = self._ranked(m0, occl, hi, cls, WHY_MAX_WORDS)
                 top = cands[0][0] if cands else 0.0
                 for rank, (d, j) in enumerate(cands):
                     # further words only if they matter about as much as the first (a fact's
@@ -365,15 +391,15 @@ class ComplianceClassifier:
             facts[h] = f
             states[h] = state
         verdict = R.verdict(states)
-        keep = _KEEP[verdict]
         note_why: list[str] = []
         if explain:
+            keep = _KEEP[verdict]
             for h in R.ATTRIBUTES:
                 if states[h] in keep:
                     for w in facts[h]["why"]:
                         self._add(note_why, w)
-        p_nc = 1.0 - float(np.prod([1.0 - p for p in pv]))
-        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(p_nc, 6),
+        # 1 - prod(1 - P(violates)): the same left-to-right products as np.prod of the three
+        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(1.0 - q, 6),
                 "why": note_why, "facts": facts,
                 "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
 

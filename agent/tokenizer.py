@@ -287,10 +287,10 @@ class Tokenizer:
                     ids = [self.token_id(t) for t in _word_tokens(w, lw, self.year_grain)]
                     if len(cache) < 100000:
                         cache[w] = ids
-            if n + len(ids) > max_len:
+            n += len(ids)
+            if n > max_len:
                 break
             out.append((w, ids))
-            n += len(ids)
             k += 1
         return out
 
