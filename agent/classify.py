@@ -30,6 +30,7 @@ Older single-output bundles (`p_noncompliant` only) still load: verdict from the
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 
 import numpy as np
@@ -73,11 +74,24 @@ def _clause(text: str, word: str) -> str:
         pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
         if len(_WORD_AT) < 20000:
             _WORD_AT[word] = pat
-    for m in _CLAUSE.finditer(text):
-        c = m.group(0)
-        if word in c and pat.search(c):           # (the pattern matches only where the word is)
-            return c.strip()[:120]
-    return ""
+    if any(c in word for c in ".;\n"):          # (a year in words may span a clause end)
+        for m in _CLAUSE.finditer(text):
+            if pat.search(m.group(0)):
+                return m.group(0).strip()[:120]
+        return ""
+    # the clauses are the runs between . ; and newlines, which are no word characters: the
+    # first clause holding the word is the one around its first whole-word match in the text
+    m = pat.search(text)
+    if m is None:
+        return ""
+    i, j = m.start(), m.end()
+    a = max(text.rfind(".", 0, i), text.rfind(";", 0, i), text.rfind("\n", 0, i)) + 1
+    b = len(text)
+    for sep in ".;\n":
+        e = text.find(sep, j)
+        if 0 <= e < b:
+            b = e
+    return text[a:b].strip()[:120]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -89,6 +103,27 @@ def _softmax_last(x: np.ndarray) -> np.ndarray:
     """_softmax(x) (the same ufuncs, so the same bits), without the np.* wrapper overhead."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_lists(rows: list) -> list:
+    """_softmax of [note][head][class] nested lists with the same bits as _softmax (the max
+    and the subtraction are exact, np.exp is the same ufunc, the three-term sum adds left to
+    right as numpy's does, the division is IEEE): cheaper for a row or two (one note)."""
+    flat = [v - m for r in rows for h in r for m in (max(h),) for v in h]
+    e = np.exp(flat).tolist()
+    out, i = [], 0
+    for r in rows:
+        heads = []
+        for h in r:
+            n = len(h)
+            part = e[i:i + n]
+            i += n
+            t = part[0]
+            for v in part[1:]:
+                t += v
+            heads.append([v / t for v in part])
+        out.append(heads)
+    return out
 
 
 def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
@@ -175,7 +210,7 @@ class ComplianceClassifier:
         return self._run(ids)[0]
 
     # -- classification -----------------------------------------------------------------
-    def _note(self, text: str) -> tuple:
+    def _note(self, text: str, this_year: int | None = None) -> tuple:
         """-> (L, ids, spans [(surface, first position, n tokens)], years [(surface, position of
         its last token, year)], text); positions in the row padded to L."""
         tok = self.tokenizer
@@ -198,7 +233,7 @@ class ComplianceClassifier:
             m = kind[2]
             if kind[0]:
                 spans.append((surface, pos, m))
-            if kind[1] is not None and R.plausible_year(kind[1]):     # (plausible: as of today)
+            if kind[1] is not None and R.plausible_year(kind[1], this_year):     # (plausible: as of today)
                 years.append((surface, pos + m - 1, kind[1]))
             pos += m
         return (L, flat, spans, years, text)
@@ -207,7 +242,8 @@ class ComplianceClassifier:
         """One result per text, in input order (see the module docstring)."""
         if not self.facts_model:
             return self._classify_binary(texts, explain)
-        notes = [self._note(t) for t in texts]
+        this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
+        notes = [self._note(t, this_year) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
         # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
@@ -275,11 +311,12 @@ class ComplianceClassifier:
                 x[rr, cc] = unk
             out = self._run_facts(x)
             # (rows, head, class) float64 logits, as the heads are read (regulation.STATES order)
-            lg = np.stack([out[h] for h in R.ATTRIBUTES], axis=1).astype(np.float64)
+            heads = [out[h] for h in R.ATTRIBUTES]
+            lg = np.concatenate(heads, axis=1).astype(np.float64).reshape(len(x), len(heads), -1)
             if bases:
                 nb = len(bases)
                 lgl = lg[:nb].tolist()
-                pl = _softmax_last(lg[:nb]).tolist()
+                pl = _softmax_last(lg[:nb]).tolist() if nb > 4 else _softmax_lists(lgl)
                 yp = out.get("year_pos")
                 for r, k in enumerate(bases):
                     base[k] = (lgl[r], pl[r], None if yp is None else yp[r])
