@@ -31,6 +31,7 @@ Older single-output bundles (`p_noncompliant` only) still load: verdict from the
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import re
 
 import numpy as np
@@ -242,6 +243,20 @@ class ComplianceClassifier:
         """One result per text, in input order (see the module docstring)."""
         if not self.facts_model:
             return self._classify_binary(texts, explain)
+        # the results are many small dicts and lists (no cycles): the cyclic garbage collector
+        # would walk every live object again and again while they are built (a fifth of the
+        # time of a batch), so it waits until the call returns (it is switched back on only
+        # if it was on: two threads classifying at once cannot leave it off)
+        was_on = gc.isenabled()
+        if was_on:
+            gc.disable()
+        try:
+            return self._classify_facts(texts, explain)
+        finally:
+            if was_on:
+                gc.enable()
+
+    def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
         notes = [self._note(t, this_year) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
@@ -322,9 +337,10 @@ class ComplianceClassifier:
                     base[k] = (lgl[r], pl[r], None if yp is None else yp[r])
             if vs:
                 s0 = len(bases)
-                ml = _margins(lg[s0:]).tolist()       # [row][head][class]: margin if that class is chosen
+                mg = _margins(lg[s0:])               # [row, head, class]: margin if that class is chosen
+                cols = [[mg[:, h, c].tolist() for c in range(mg.shape[2])] for h in range(mg.shape[1])]
                 for (k, kind, idx, _), s in zip(vs, starts):
-                    got = (idx, ml[s - s0:s - s0 + len(idx)])
+                    got = (idx, cols, s - s0)
                     if kind == "w":
                         occl[k] = got
                     else:
@@ -334,8 +350,8 @@ class ComplianceClassifier:
     def _ranked(m0: float, occl, hi: int, cls: int, k: int) -> list[tuple[float, int]]:
         """The k (delta, index) pairs of largest delta = m0 minus the occluded row's margin of
         class `cls` (ties: smaller index first)."""
-        idx, rows = occl
-        ds = [m0 - row[hi][cls] for row in rows]
+        idx, cols, a = occl
+        ds = [m0 - v for v in cols[hi][cls][a:a + len(idx)]]
         order = sorted(range(len(ds)), key=lambda q: (-ds[q], idx[q]))[:k]
         return [(ds[q], idx[q]) for q in order]
 
