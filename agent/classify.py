@@ -132,14 +132,6 @@ def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
     return logits[..., cls] - np.max(other, axis=-1)
 
 
-def _margins(logits: np.ndarray) -> np.ndarray:
-    """[..., c] = _margin(logits, c) for every class c (the same float64 operations)."""
-    if logits.shape[-1] == 3:
-        o0, o1, o2 = logits[..., 0], logits[..., 1], logits[..., 2]
-        return np.stack([o0 - np.maximum(o1, o2), o1 - np.maximum(o0, o2), o2 - np.maximum(o0, o1)], axis=-1)
-    return np.stack([_margin(logits, c) for c in range(logits.shape[-1])], axis=-1)
-
-
 _STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
 _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
 
@@ -270,9 +262,9 @@ class ComplianceClassifier:
         if explain:
             for k, n in enumerate(notes):
                 if clauses[k]:
-                    variants.append((k, "c", list(range(len(clauses[k]))), clauses[k]))
+                    variants.append((k, "c", range(len(clauses[k])), clauses[k]))
                 elif n[2]:
-                    variants.append((k, "w", list(range(len(n[2]))), None))
+                    variants.append((k, "w", range(len(n[2])), None))
         self._occlude(notes, variants, base, occl, clause_occl)
         if explain and any(clauses):
             stage2 = []
@@ -288,6 +280,16 @@ class ComplianceClassifier:
     def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
         """Run (base rows if `base` is given, plus) the occlusion variants, one run per length
         (rows in the same order as ever: the base rows of the notes, then each note's variants)."""
+        if base is not None and not variants and len(notes) == 1:
+            L, ids = notes[0][0], notes[0][1]
+            x = np.zeros((1, L), dtype=np.int32)
+            if ids:
+                x[0, L - len(ids):] = ids
+            out = self._run_facts(x)
+            lgl = [[out[h][0].tolist() for h in R.ATTRIBUTES]]
+            yp = out.get("year_pos")
+            base[0] = (lgl[0], _softmax_lists(lgl)[0], None if yp is None else yp[0])
+            return
         by_len: dict[int, list] = {}
         if base is not None:
             for k, note in enumerate(notes):
@@ -337,8 +339,7 @@ class ComplianceClassifier:
                     base[k] = (lgl[r], pl[r], None if yp is None else yp[r])
             if vs:
                 s0 = len(bases)
-                mg = _margins(lg[s0:])               # [row, head, class]: margin if that class is chosen
-                cols = [[mg[:, h, c].tolist() for c in range(mg.shape[2])] for h in range(mg.shape[1])]
+                cols = lg[s0:].transpose(1, 2, 0).tolist()       # [head][class][variant row]
                 for (k, kind, idx, _), s in zip(vs, starts):
                     got = (idx, cols, s - s0)
                     if kind == "w":
@@ -351,8 +352,18 @@ class ComplianceClassifier:
         """The k (delta, index) pairs of largest delta = m0 minus the occluded row's margin of
         class `cls` (ties: smaller index first)."""
         idx, cols, a = occl
-        ds = [m0 - v for v in cols[hi][cls][a:a + len(idx)]]
-        order = sorted(range(len(ds)), key=lambda q: (-ds[q], idx[q]))[:k]
+        b = a + len(idx)
+        hc = cols[hi]
+        others = [c for c in range(len(hc)) if c != cls]
+        mine = hc[cls][a:b]
+        if len(others) == 2:        # (the margin of a row: its cls logit minus the best other)
+            ds = [m0 - (v - (p if p > q else q)) for v, p, q in zip(mine, hc[others[0]][a:b], hc[others[1]][a:b])]
+        else:
+            ds = [m0 - (v - max(hc[c][a + i] for c in others)) for i, v in enumerate(mine)]
+        if isinstance(idx, range):  # ascending indices: a stable sort by -delta breaks ties by index
+            order = sorted(range(len(ds)), key=ds.__getitem__, reverse=True)[:k]
+        else:
+            order = sorted(range(len(ds)), key=lambda q: (-ds[q], idx[q]))[:k]
         return [(ds[q], idx[q]) for q in order]
 
     @classmethod
