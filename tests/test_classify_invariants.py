@@ -11,6 +11,8 @@ the hot path was rewritten for speed; these pin the behaviour it must keep).
 - `why` names words of the note, a fact's `where` is the clause of the note holding its
   first word (or "" when that word is not a whole word of the raw text), the note's `why` is made of its facts' words as the verdict says, and the
   year value is the year the fact's word stands for.
+- Note by note, the same note always gives the same result (a length's one-row runs move to
+  a fixed-shape session after a few).
 - The tokenizer's fast word_ids gives what the reference words() + token_id give.
 """
 
@@ -184,6 +186,17 @@ def test_the_order_of_the_notes_does_not_matter(shipped, explain):
     assert [b[perm.index(i)] for i in range(len(notes))] == a
     twice = shipped.classify(notes[:7] + notes[:7], explain=explain)
     assert twice[:7] == twice[7:]
+
+
+def test_one_note_at_a_time_gives_the_same_result_every_time():
+    """Note by note (the daemon), a length gets a fixed-shape ORT session after a few one-row
+    runs: the results must not change when it does."""
+    clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    notes = _notes(15, 10)
+    first = [clf.classify([n], explain=False)[0] for n in notes]
+    for _ in range(3):
+        assert [clf.classify([n], explain=False)[0] for n in notes] == first
+    assert [clf.classify([n])[0]["verdict"] for n in notes] == [v["verdict"] for v in first]
 
 
 def test_why_names_words_of_the_note_and_follows_the_verdict(shipped):
