@@ -26,6 +26,16 @@ components, which one: "Bracket: 1985, cast iron, poor"); the note's `why` is th
 fact's words (compliant) or the stated facts' words (undetermined).
 
 Older single-output bundles (`p_noncompliant` only) still load: verdict from the threshold.
+
+Speed (issue 14; bench/bench_classify.py measures it against the single-verdict model of
+8513cd2): the rows of a run are built in numpy (no per-variant list copies), the heads'
+logits come back as one (rows, head, class) array read into lists once per run, the
+occlusion margins are computed per (head, class) column, words are tokenised once per
+surface word (agent/tokenizer.py), the cyclic GC waits until the call returns, and a
+length that is run one row at a time (a daemon, note by note) gets a session with fixed
+shapes. None of it changes a result: the rows of every ORT run are the same rows in the
+same order as before (the int8 model quantizes activations per run, so which notes share
+a run moves their last digits), and the float64 arithmetic is the same operations.
 """
 
 from __future__ import annotations
@@ -300,7 +310,7 @@ class ComplianceClassifier:
         # note's variants are its clauses first (stage 1), then the words of the clauses that
         # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
         base: list = [None] * len(texts)
-        occl: list = [None] * len(texts)            # per note: (span indices, {head: logits})
+        occl: list = [None] * len(texts)            # per note: (span indices, columns, offset) (_occlude)
         clause_occl: list = [None] * len(texts)
         clauses = [self._clauses(n) if explain and len(n[2]) > LONG_NOTE_WORDS else None for n in notes]
         variants = []                       # (note, kind "w"/"c", [index], [spans to occlude per index])
