@@ -87,6 +87,8 @@ def _clause(text: str, word: str) -> str:
         pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
         if len(_WORD_AT) < 20000:
             _WORD_AT[word] = pat
+    if "." not in text and ";" not in text and "\n" not in text:      # one clause: the note
+        return text.strip()[:120] if pat.search(text) else ""
     if any(c in word for c in ".;\n"):          # (a year in words may span a clause end)
         for m in _CLAUSE.finditer(text):
             if pat.search(m.group(0)):
@@ -305,6 +307,10 @@ class ComplianceClassifier:
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
+        if not explain and len(texts) == 1:
+            note, base = self._note(texts[0], this_year), [None]
+            self._occlude([note], (), base, None, None)
+            return [self._result(note, base[0], None, False)]
         notes = [self._note(t, this_year) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
@@ -472,7 +478,7 @@ class ComplianceClassifier:
         q = 1.0
         for hi, h in enumerate(R.ATTRIBUTES):
             lg, pr = lgs[hi], prs[hi]
-            state = R.read_fact(h, pr, self.min_p_complies, has_year=has_year)
+            state = R.read_fact(h, pr, self.min_p_complies, has_year)
             cls = _STATE_INDEX[state]
             q *= 1.0 - pr[0]
             f = {"state": state, "p": round(pr[cls], 6)}

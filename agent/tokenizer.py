@@ -297,14 +297,16 @@ class Tokenizer:
     def _normalized(self, text: str) -> str:
         """words()'s normalisation, skipping the steps that cannot change this text (an ASCII
         text is NFKC already; the arrow / contraction / copula patterns need their characters)."""
-        if not text.isascii():
+        plain = text.isascii()
+        if not plain:
             text = unicodedata.normalize("NFKC", text)
+            plain = text.isascii()
         norm = self.normalize
         if not norm:
             return text
-        if "arrows" in norm and (">" in text or _ARROW_CHARS.intersection(text)):
+        if "arrows" in norm and (">" in text or not (plain or _ARROW_CHARS.isdisjoint(text))):
             text = _ARROW.sub(" to ", text)
-        if "'" in text or "\u2019" in text:
+        if "'" in text or not plain and "\u2019" in text:
             if "contractions" in norm:
                 text = _NOT.sub(" not", text)
             if "copula" in norm:
