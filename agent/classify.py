@@ -179,7 +179,7 @@ class ComplianceClassifier:
         self._model_bytes = model_bytes if self.facts_model else None
         self._one_row: dict[int, object] = {}     # length -> one-row runs so far, or its fixed-shape run
         self._names = (self._outs if self._has_pos else list(R.ATTRIBUTES)) if self.facts_model else None
-        self._winfo: dict[str, tuple] = {}        # surface word -> (matters, year, n tokens) (_note)
+        self._winfo: dict[str, tuple] = {}        # surface word -> _word_entry (_note)
 
     def _session_options(self) -> ort.SessionOptions:
         opts = ort.SessionOptions()
@@ -264,29 +264,26 @@ class ComplianceClassifier:
         """-> (L, ids, spans [(surface, first position, n tokens)], years [(surface, position of
         its last token, year)], text); positions in the row padded to L."""
         tok = self.tokenizer
-        groups = tok.word_ids(text)
-        info = self._winfo
+        entries = tok.word_entries(text, self._word_entry, self._winfo)
         flat: list[int] = []
-        for _, ids in groups:
-            flat += ids
+        for e in entries:
+            flat += e[1]
         n = len(flat)
         L = tok.padded_len(n)
         pos, spans, years = L - n, [], []
-        for surface, ids in groups:
-            kind = info.get(surface)
-            if kind is None:
-                # (matters: not all <unk>, year it stands for (bucket tokens start <ycNN>), n tokens)
-                kind = (any(i != self._unk for i in ids),
-                        year_value(surface) if ids[0] in self._century_ids else None, len(ids))
-                if len(info) < 100000:
-                    info[surface] = kind
-            m = kind[2]
-            if kind[0]:
+        for surface, _, matters, yv, m in entries:
+            if matters:
                 spans.append((surface, pos, m))
-            if kind[1] is not None and R.plausible_year(kind[1], this_year):     # (plausible: as of today)
-                years.append((surface, pos + m - 1, kind[1]))
+            if yv is not None and R.plausible_year(yv, this_year):     # (plausible: as of today)
+                years.append((surface, pos + m - 1, yv))
             pos += m
         return (L, flat, spans, years, text)
+
+    def _word_entry(self, surface: str, ids: list[int]) -> tuple:
+        """(surface, ids, matters: not all <unk>, the year it stands for (bucket tokens start
+        <ycNN>) or None, n tokens)."""
+        return (surface, ids, any(i != self._unk for i in ids),
+                year_value(surface) if ids[0] in self._century_ids else None, len(ids))
 
     def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
         """One result per text, in input order (see the module docstring)."""
@@ -493,7 +490,7 @@ class ComplianceClassifier:
                     # components the violating year is the one that decides): candidates on
                     # the state's side of the cut-off first, then the pointer's best
                     side = [y for y in years if R.year_state(y[2]) == state] or years
-                    if year_pos is not None:
+                    if year_pos is not None and len(side) > 1:
                         sc = year_pos.tolist()
                         best = max(side, key=lambda y: sc[y[1]])
                     else:

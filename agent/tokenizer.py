@@ -294,6 +294,33 @@ class Tokenizer:
             k += 1
         return out
 
+    def word_entries(self, text: str, make, cache: dict) -> list:
+        """[make(surface, ids) for surface, ids in word_ids(text)], an entry made once per
+        plain surface word and kept in `cache` (only words whose ids never depend on the
+        words around them; a note with a word that may start a year in words is read
+        through word_ids)."""
+        t = self._normalized(text)
+        ws = _WORD.findall(t)
+        out, n, max_len = [], 0, self.max_len
+        for w in ws:
+            e = cache.get(w)
+            if e is None:
+                if w.lower() in _YEAR_WORD_STARTS:
+                    return [make(s, ids) for s, ids in self.word_ids(text)]
+                ids = self._wcache.get(w)
+                if ids is None:
+                    ids = [self.token_id(x) for x in _word_tokens(w, w.lower(), self.year_grain)]
+                    if len(self._wcache) < 100000:
+                        self._wcache[w] = ids
+                e = make(w, ids)
+                if len(cache) < 100000:
+                    cache[w] = e
+            n += len(e[1])
+            if n > max_len:
+                break
+            out.append(e)
+        return out
+
     def _normalized(self, text: str) -> str:
         """words()'s normalisation, skipping the steps that cannot change this text (an ASCII
         text is NFKC already; the arrow / contraction / copula patterns need their characters)."""

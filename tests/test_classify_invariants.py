@@ -13,7 +13,7 @@ the hot path was rewritten for speed; these pin the behaviour it must keep).
   year value is the year the fact's word stands for.
 - Note by note, the same note always gives the same result (a length's one-row runs move to
   a fixed-shape session after a few).
-- The tokenizer's fast word_ids gives what the reference words() + token_id give.
+- The tokenizer's fast word_ids / word_entries give what the reference words() + token_id give.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def test_why_names_words_of_the_note_and_follows_the_verdict(shipped):
     assert np.mean([a["verdict"] == b["verdict"] for a, b in zip(res, plain)]) >= 0.99
 
 
-def test_fast_word_ids_equals_words_and_token_id(shipped):
+def test_fast_word_ids_and_word_entries_equal_words_and_token_id(shipped):
     def ref(tok, text):
         out, n = [], 0
         for surface, toks in words(text, tok.year_grain, tok.normalize):
@@ -273,6 +273,9 @@ def test_fast_word_ids_equals_words_and_token_id(shipped):
     texts.append("nineteen ninety four " * 500)
     m = shipped.tokenizer.to_manifest()
     for tok in (shipped.tokenizer, Tokenizer(m["vocab"], 20, True, 1, None, ("copula",))):
-        for _ in range(2):                          # the second pass reads the per-word cache
+        entries: dict = {}
+        for _ in range(2):                          # the second pass reads the per-word caches
             for t in texts:
-                assert tok.word_ids(t) == ref(tok, t), t
+                want = ref(tok, t)
+                assert tok.word_ids(t) == want, t
+                assert [(e[0], e[1]) for e in tok.word_entries(t, lambda s, ids: (s, ids, len(s)), entries)] == want, t
