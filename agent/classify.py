@@ -473,9 +473,10 @@ class ComplianceClassifier:
         facts, states = {}, {}
         has_year = bool(years)
         q = 1.0
+        read_fact, min_p, not_stated = R.read_fact, self.min_p_complies, R.NOT_STATED
         for hi, h in enumerate(R.ATTRIBUTES):
             lg, pr = lgs[hi], prs[hi]
-            state = R.read_fact(h, pr, self.min_p_complies, has_year)
+            state = read_fact(h, pr, min_p, has_year)
             cls = _STATE_INDEX[state]
             q *= 1.0 - pr[0]
             f = {"state": state, "p": round(pr[cls], 6)}
@@ -485,7 +486,7 @@ class ComplianceClassifier:
             why: list[str] = []
             if h == "year":
                 f["value"] = None
-                if state != R.NOT_STATED and years:
+                if state != not_stated and years:
                     # the value must agree with the head's state (in a note about several
                     # components the violating year is the one that decides): candidates on
                     # the state's side of the cut-off first, then the pointer's best
@@ -497,7 +498,7 @@ class ComplianceClassifier:
                         best = side[0]
                     f["value"] = best[2]
                     why.append(best[0])
-            if explain and state != R.NOT_STATED and occl:
+            if explain and state != not_stated and occl:
                 m0 = lg[cls] - max(v for c, v in enumerate(lg) if c != cls)
                 cands = self._ranked(m0, occl, hi, cls, WHY_MAX_WORDS)
                 top = cands[0][0] if cands else 0.0
@@ -523,7 +524,7 @@ class ComplianceClassifier:
         # 1 - prod(1 - P(violates)): the same left-to-right products as np.prod of the three
         return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(1.0 - q, 6),
                 "why": note_why, "facts": facts,
-                "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
+                "missing": [h for h, st in states.items() if st == not_stated]}
 
     # -- older single-output bundles ----------------------------------------------------
     def _run(self, ids: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
