@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,7 @@ def _ab(notes: list[str], ref: str, rounds: int, single: int) -> dict:
         for p in workers.values():
             p.stdin.close()
             p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
     res = {"ref": ref, "notes": len(notes), "mean_words_per_note": round(float(np.mean([len(n.split()) for n in notes])), 1),
            "rounds": rounds, "single_calls_per_round": single, "code": ready,
            "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in load1],
