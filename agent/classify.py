@@ -34,8 +34,9 @@ occlusion margins are computed per (head, class) column, words are tokenised onc
 surface word (agent/tokenizer.py), the cyclic GC waits until the call returns, and a
 length that is run one row at a time (a daemon, note by note) gets a session with fixed
 shapes. None of it changes a result: the rows of every ORT run are the same rows in the
-same order as before (the int8 model quantizes activations per run, so which notes share
-a run moves their last digits), and the float64 arithmetic is the same operations.
+same order as before (a dynamically quantized int8 model scales activations per run, so
+which notes share a run moves its results; the weight-only int8 form does not), and the
+float64 arithmetic is the same operations.
 """
 
 from __future__ import annotations

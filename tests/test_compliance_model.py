@@ -140,14 +140,28 @@ def test_shipped_bundle_carries_the_regulation_and_parity():
     assert set(m["training"]["holdout_styles"]) == set(C.HOLDOUT_STYLES)
     assert set(m["training"]["holdout_years"]) == set(C.HOLDOUT_YEARS)
     assert m["parity"]["fp32_vs_keras_verdict_agreement"] == 1.0
-    assert m["parity"]["int8_vs_keras_verdict_agreement"] >= 0.998, m["parity"]      # measured 0.9987
     assert m["parity"]["quantization"] in m["parity"]["quantization_candidates"]
 
 
-@pytest.mark.xfail(reason="issue #14 bar not met yet: int8 vs Keras verdict agreement 99.87 % on 13,307 "
-                          "test + held-out notes (dynamic int8 LSTM weights)", strict=True)
 def test_shipped_bundle_int8_agrees_with_keras_on_999_per_mille():
-    assert verify_bundle(SHIPPED).manifest["parity"]["int8_vs_keras_verdict_agreement"] >= 0.999
+    """Issue 14's bar, on the test split + every held-out set (13,307 notes)."""
+    par = verify_bundle(SHIPPED).manifest["parity"]
+    assert par["n"] >= 13000 and par["int8_vs_keras_verdict_agreement"] >= 0.999, par
+
+
+def test_shipped_bundle_reads_a_note_the_same_whatever_else_is_in_the_call(shipped):
+    """Weight-only int8 (the shipped form): the facts and probabilities of a note do not
+    depend on the other notes classified with it — `trey-agent classify` on a file, the
+    daemon on one spec and `score compliance` in chunks give a note the same result."""
+    from export.compliance.evaluate import heldout_sets
+    assert verify_bundle(SHIPPED).manifest["parity"]["quantization"] == "weights"
+    sets = heldout_sets(120, 9)
+    notes = [r["text"] for v in sets.values() for r in v[:120]]
+    batch = shipped.classify(notes, explain=False)
+    for k in range(0, len(notes), 9):
+        one = shipped.classify([notes[k]], explain=False)[0]
+        assert {h: f["state"] for h, f in one["facts"].items()} == {h: f["state"] for h, f in batch[k]["facts"].items()}
+        assert abs(one["p_noncompliant"] - batch[k]["p_noncompliant"]) < 1e-4, (notes[k], one, batch[k])
 
 
 @pytest.fixture(scope="module")
@@ -245,10 +259,8 @@ def test_shipped_bundle_reads_long_notes_whole(shipped):
     assert v["verdict"] == "compliant" and v["facts"]["year"]["value"] == 2009, v
 
 
-@pytest.mark.xfail(reason="regression of the #14 retrain: beside a violating material after 300 words of narrative, "
-                          "or with the facts before it, the year/condition heads lean complies at p 0.70-0.95, "
-                          "under the 0.8 bar (not stated; never a false compliant)", strict=True)
 def test_shipped_bundle_reads_every_fact_of_a_long_note(shipped):
+    """Every fact, not only the violating one, with the facts before or after 300 words."""
     for facts_first in (False, True):
         note = _long_note(facts_first)
         v = shipped.classify([note])[0]
