@@ -52,7 +52,7 @@ class TrainConfig:
     emb: int = 32
     units: int = 48                       # per direction
     bidirectional: bool = True
-    pool: str = "attention"               # build_model: what each head reads ("max" or "attention")
+    pool: str = "max"                     # build_model: what each head reads ("max" or "attention")
     word_dropout: float = 0.2             # non-fact words -> <unk> at random while training
     min_count: int = 5                    # rarer words (one-off typos) are left to the fuzzy lookup
     lr: float = 2e-3
