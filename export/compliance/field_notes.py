@@ -408,13 +408,6 @@ class FieldNoteGenerator:
             adjective = r.choice([f"the {mat} {part} ", f"{mat} {part}: ", f"a {mat} {part}, ", f"{mat} {part} "])
         if r.random() < 0.2:
             d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
-            if self.salad and r.random() < 0.25:
-                # a word never seen between the label and its number ("odometer reads 1990",
-                # "job number 2019-0042"): still a reference, not the manufacture year
-                ws = d.split(" ")
-                k = next((i for i, w in enumerate(ws) if any(ch.isdigit() for ch in w)), len(ws))
-                if k:
-                    d = " ".join(ws[:k] + [pseudo_word(r)] + ws[k:])
             clauses.insert(r.randint(0, len(clauses)), d)
             phen.append("distractor")
         elif self.salad and r.random() < 0.08:
@@ -463,14 +456,12 @@ class FieldNoteGenerator:
     def _note(self, lean: bool) -> dict:
         r = self.r
         phen: list[str] = []
-        n_comp = 1 if r.random() < (0.65 if self.salad else 0.75) else r.choice([2, 2, 2, 3, 4])
+        n_comp = 1 if r.random() < 0.75 else r.choice([2, 2, 2, 3, 4])
         parts = r.sample(PARTS, n_comp)
         texts, states, years = [], [], []
         for p in parts:
             missing = set()
-            # ~40 % of components leave something out (half of the parts of a multi-part note:
-            # one part without its year makes the whole note undetermined)
-            if r.random() < (0.5 if self.salad and n_comp > 1 else 0.4):
+            if r.random() < 0.4:                    # ~40 % of components leave something out
                 # (all three only when the note is about one part: a part named with no fact
                 # at all inside a list of others is not a record of it)
                 k = r.choice([1, 1, 1, 2, 3] if n_comp == 1 else [1, 1, 2])
