@@ -28,7 +28,7 @@ def configure(p) -> None:
     p.add_argument("--emb", type=int, default=T.emb)
     p.add_argument("--units", type=int, default=T.units)
     p.add_argument("--pool", choices=("max", "attention"), default=T.pool,
-                   help="what each fact head reads: attention over the steps (default) or their max")
+                   help="what each fact head reads: the max over the steps (default) or attention")
     p.add_argument("--lr", type=float, default=T.lr)
     p.add_argument("--batch", type=int, default=T.batch)
     p.add_argument("--max-epochs", type=int, default=T.max_epochs)

@@ -52,7 +52,7 @@ class TrainConfig:
     emb: int = 32
     units: int = 48                       # per direction
     bidirectional: bool = True
-    pool: str = "attention"               # build_model: what each head reads ("max" or "attention")
+    pool: str = "max"                     # build_model: what each head reads ("max" or "attention")
     word_dropout: float = 0.2             # non-fact words -> <unk> at random while training
     min_count: int = 5                    # rarer words (one-off typos) are left to the fuzzy lookup
     lr: float = 2e-3
@@ -61,7 +61,7 @@ class TrainConfig:
     patience: int = 3
     time_budget_s: float = 1800.0         # stop training (best weights kept) past this
     threads: int = 2
-    version: str = "2.1.0"
+    version: str = "2.2.0"
     mlflow: bool = True
     mlflow_uri: str | None = None         # None = local store ./mlruns/mlflow.db (sqlite)
     key_path: str | None = None
@@ -516,7 +516,8 @@ def run_training(cfg: TrainConfig) -> dict:
                      "field_frac": cfg.field_frac,
                      "holdout_styles": list(C.HOLDOUT_STYLES) if cfg.holdout else [],
                      "holdout_years": list(C.HOLDOUT_YEARS) if cfg.holdout else [],
-                     "reproduce": f"trey-export train compliance --seed {cfg.seed} --notes {cfg.notes} --out {cfg.out}"},
+                     "reproduce": f"trey-export train compliance --seed {cfg.seed} --notes {cfg.notes} --threads {cfg.threads} "
+                                  f"--out {cfg.out}"},
         "metrics": {"eval_accuracy": eval_acc, "eval_sets": eval_keys,
                     "eval_loss": float(min(h["val_loss"] for h in history)),
                     **{k: {kk: vv for kk, vv in v.items() if kk != "confusion"} for k, v in metrics.items()}},
