@@ -1,1 +1,1 @@
-9gxMnRk80rVCM06MzcGvS84jH/1S+EisF3fQNFN3RrY2LanWNW9ndiyHcef2Ufn/Vuqdu3nGly8ugp+jzXpQDA==
+F1atrcIdNAYJGppgnc120uCZgVDmlD2ycHkiaiCRS7Ufdqlfpa2BBKZmijWG9b5oNzKXQYdwFKZHi4L6TksoAA==
