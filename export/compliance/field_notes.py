@@ -331,7 +331,7 @@ class FieldNoteGenerator:
         material = None if "material" in missing else self._pick(C.MATERIALS, R.BAD_MATERIALS, lean)
         condition = None if "condition" in missing else self._pick(C.CONDITIONS, R.BAD_CONDITIONS, lean)
         clauses = []
-        plain_mat = None
+        plain_mat = year_plain = None
         if year is not None:
             if r.random() < 0.05 and (year // 10 * 10 + 9 < R.YEAR_CUTOFF or year // 10 * 10 >= R.YEAR_CUTOFF):
                 clauses.append(decade_phrase(year, r))
@@ -367,7 +367,8 @@ class FieldNoteGenerator:
                                          f"{cue} {w} {r.randint(1, 52)} of {year_text(year, r)}"]))
                 phen.append("unknown_cue")
             else:
-                clauses.append(self.yp(year, r))
+                year_plain = self.yp(year, r)
+                clauses.append(year_plain)
         if material is not None:
             mat = r.choice(C.MATERIALS[material])
             if self.salad and r.random() < 0.15:
@@ -423,6 +424,13 @@ class FieldNoteGenerator:
                          f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
                         + [""] * bool(clauses)) if adjective is None else adjective
         text = head + sep.join(clauses)
+        if self.salad and year_plain in clauses and adjective is None and r.random() < 0.12:
+            # the commonest field format: the part, then its bare year ("Bracket: 1985, steel,
+            # good"), in any part of a multi-part note: a part name before a year is no label
+            clauses.remove(year_plain)
+            clauses.insert(0, year_text(year, r))
+            head = r.choice([f"{part}: ", f"{part} ", f"{part.capitalize()}: ", f"{part} - "])
+            text = head + sep.join(clauses)
         if clauses and adjective is None and r.random() < 0.07:   # the whole part replaced: the old one's facts first
             om = r.choice([x for v in C.MATERIALS.values() for x in v])
             oy, oc = year_text(r.choice([y for y in self.years if y != year]), r), r.choice([x for v in C.CONDITIONS.values() for x in v])
