@@ -509,7 +509,8 @@ def run_training(cfg: TrainConfig) -> dict:
                                      " -> Dense(3)")
                                   + "; year pointer Dense(32, tanh) -> Dense(1) per step",
                   "pool": cfg.pool,
-                  "framework": "keras -> tf2onnx (opset %d) -> onnxruntime dynamic int8 (%s)" % (OX.OPSET, quant),
+                  "framework": "keras -> tf2onnx (opset %d) -> int8 %s" % (
+                      OX.OPSET, "weight-only (weights)" if quant == "weights" else f"onnxruntime dynamic ({quant})"),
                   "best_epoch": best_epoch, "epochs_run": len(history)},
         "training": {"seed": cfg.seed, "notes": len(train_all), "train": len(train), "val": len(val),
                      "test": len(test), "heldout": {k: len(v) for k, v in held.items()}, "data": cfg.data or "generated",
