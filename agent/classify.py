@@ -26,10 +26,23 @@ components, which one: "Bracket: 1985, cast iron, poor"); the note's `why` is th
 fact's words (compliant) or the stated facts' words (undetermined).
 
 Older single-output bundles (`p_noncompliant` only) still load: verdict from the threshold.
+
+Speed (issue 14; bench/bench_classify.py measures it against the single-verdict model of
+8513cd2): the rows of a run are built in numpy (no per-variant list copies), the heads'
+logits come back as one (rows, head, class) array read into lists once per run, the
+occlusion margins are computed per (head, class) column, words are tokenised once per
+surface word (agent/tokenizer.py), the cyclic GC waits until the call returns, and a
+length that is run one row at a time (a daemon, note by note) gets a session with fixed
+shapes. None of it changes a result: the rows of every ORT run are the same rows in the
+same order as before (a dynamically quantized int8 model scales activations per run, so
+which notes share a run moves its results; the weight-only int8 form does not), and the
+float64 arithmetic is the same operations.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import gc
 import re
 
 import numpy as np
@@ -44,6 +57,8 @@ WHY_MIN_STEP_DELTA = 0.2      # legacy bundles: a further greedy step must still
 LONG_NOTE_WORDS = 40         # more words than this: `why` in two stages (clauses, then their words)
 WHY_CLAUSES = 2              # clauses kept per stated fact in stage 1
 MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for long notes)
+ONE_ROW_FIXED_AFTER = 3       # one-row runs of a length before it gets a fixed-shape session
+ONE_ROW_FIXED_MAX_LEN = 64    # ... for lengths up to this (at most 5 extra sessions, ~1 MB each)
 
 
 def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
@@ -62,13 +77,37 @@ def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
 _CLAUSE = re.compile(r"[^.;\n]+")
 
 
+_WORD_AT: dict[str, re.Pattern] = {}
+
+
 def _clause(text: str, word: str) -> str:
     """The sentence/clause of the note holding `word` (names the component in a note about
     several: "Bracket: 1985, cast iron, poor"), at most 120 characters."""
-    for m in _CLAUSE.finditer(text):
-        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", m.group(0)):
-            return m.group(0).strip()[:120]
-    return ""
+    pat = _WORD_AT.get(word)
+    if pat is None:
+        pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
+        if len(_WORD_AT) < 20000:
+            _WORD_AT[word] = pat
+    if "." not in text and ";" not in text and "\n" not in text:      # one clause: the note
+        return text.strip()[:120] if pat.search(text) else ""
+    if any(c in word for c in ".;\n"):          # (a year in words may span a clause end)
+        for m in _CLAUSE.finditer(text):
+            if pat.search(m.group(0)):
+                return m.group(0).strip()[:120]
+        return ""
+    # the clauses are the runs between . ; and newlines, which are no word characters: the
+    # first clause holding the word is the one around its first whole-word match in the text
+    m = pat.search(text)
+    if m is None:
+        return ""
+    i, j = m.start(), m.end()
+    a = max(text.rfind(".", 0, i), text.rfind(";", 0, i), text.rfind("\n", 0, i)) + 1
+    b = len(text)
+    for sep in ".;\n":
+        e = text.find(sep, j)
+        if 0 <= e < b:
+            b = e
+    return text[a:b].strip()[:120]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -76,19 +115,48 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def _softmax_last(x: np.ndarray) -> np.ndarray:
+    """_softmax(x) (the same ufuncs, so the same bits), without the np.* wrapper overhead."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_lists(rows: list) -> list:
+    """_softmax of [note][head][class] nested lists with the same bits as _softmax (the max
+    and the subtraction are exact, np.exp is the same ufunc, the three-term sum adds left to
+    right as numpy's does, the division is IEEE): cheaper for a row or two (one note)."""
+    flat = [v - m for r in rows for h in r for m in (max(h),) for v in h]
+    e = np.exp(flat).tolist()
+    out, i = [], 0
+    for r in rows:
+        heads = []
+        for h in r:
+            n = len(h)
+            part = e[i:i + n]
+            i += n
+            t = part[0]
+            for v in part[1:]:
+                t += v
+            heads.append([v / t for v in part])
+        out.append(heads)
+    return out
+
+
 def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
     other = np.delete(logits, cls, axis=-1)
     return logits[..., cls] - np.max(other, axis=-1)
+
+
+_STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
+_KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
 
 
 class ComplianceClassifier:
     def __init__(self, model_bytes: bytes, tokenizer: Tokenizer, threshold: float = 0.5,
                  name: str = "compliance", version: str = "?", threads: int = 1,
                  min_p_complies: float = 0.5):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        self._threads = threads
+        self.session = ort.InferenceSession(model_bytes, self._session_options(), providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         outs = [o.name for o in self.session.get_outputs()]
         self.facts_model = all(h in outs for h in R.ATTRIBUTES)
@@ -102,6 +170,28 @@ class ComplianceClassifier:
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
+        # the session's own run (InferenceSession.run re-checks the feed names on every call)
+        self._sess_run = getattr(getattr(self.session, "_sess", None), "run", None)
+        if self._sess_run is None:
+            self._sess_run = self.session.run
+        else:
+            inner = self._sess_run
+            self._sess_run = lambda names, feed: inner(names, feed, None)
+        self._model_bytes = model_bytes if self.facts_model else None
+        self._one_row: dict[int, object] = {}     # length -> one-row runs so far, or its fixed-shape run
+        self._names = (self._outs if self._has_pos else list(R.ATTRIBUTES)) if self.facts_model else None
+        self._winfo: dict[str, tuple] = {}        # surface word -> _word_entry (_note)
+
+    def _session_options(self) -> ort.SessionOptions:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self._threads
+        opts.inter_op_num_threads = 1
+        # A weight-only int8 bundle (export/compliance/onnx_export.quantize_weights_int8):
+        # with QDQ fusion off ORT folds each weight's DequantizeLinear once at load, so the
+        # model runs at float speed and a note's result never depends on its batch-mates.
+        # (No effect on dynamic int8 or float bundles: they have no QDQ pairs.)
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
+        return opts
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> "ComplianceClassifier":
@@ -118,13 +208,51 @@ class ComplianceClassifier:
                    m.get("version", "?"), threads, dec.get("min_p_complies", 0.5))
 
     # -- model runs ---------------------------------------------------------------------
-    def _run_facts(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
-        """Rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
-        x = np.asarray(rows, dtype=np.int32)
+    def _run_facts(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """int32 rows of ONE length -> {output: array}, in chunks of <= MAX_ROW_TOKENS tokens."""
         step = max(1, MAX_ROW_TOKENS // max(x.shape[1], 1))
-        names = self._outs if self._has_pos else list(R.ATTRIBUTES)
+        names = self._names
+        if len(x) == 1:
+            return dict(zip(names, self._run_one_row(x)))
+        if len(x) <= step:
+            return dict(zip(names, self._sess_run(names, {self.input: x})))
         parts = [self.session.run(names, {self.input: x[i:i + step]}) for i in range(0, len(x), step)]
         return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
+
+    def _run_one_row(self, x: np.ndarray) -> list:
+        """One row: after ONE_ROW_FIXED_AFTER one-row runs of a length (a daemon classifying
+        note by note), a session of its own with the batch and length dimensions fixed (ORT
+        then folds the shape arithmetic of the graph away: ~6 us of ~38 per note). It is
+        kept only if it gives the very same bits as the shared session on the row that
+        created it (else that length stays on the shared session)."""
+        L = x.shape[1]
+        run = self._one_row.get(L)
+        if run is None or isinstance(run, int):
+            out = self._sess_run(self._names, {self.input: x})
+            n = (run or 0) + 1
+            self._one_row[L] = n
+            if n >= ONE_ROW_FIXED_AFTER and L <= ONE_ROW_FIXED_MAX_LEN:
+                self._one_row[L] = self._fixed_session(L, x, out)
+            return out
+        if run is False:
+            return self._sess_run(self._names, {self.input: x})
+        return run(self._names, {self.input: x}, None)
+
+    def _fixed_session(self, L: int, x: np.ndarray, out: list):
+        dims = self.session.get_inputs()[0].shape
+        if self._model_bytes is None or len(dims) != 2 or not all(isinstance(d, str) for d in dims):
+            return False
+        try:
+            opts = self._session_options()
+            opts.add_free_dimension_override_by_name(dims[0], 1)
+            opts.add_free_dimension_override_by_name(dims[1], L)
+            sess = ort.InferenceSession(self._model_bytes, opts, providers=["CPUExecutionProvider"])
+            got = sess.run(self._names, {self.input: x})
+        except Exception:                      # noqa: BLE001 (an ORT that cannot: the shared session)
+            return False
+        if not all(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, out)):
+            return False
+        return sess._sess.run if hasattr(sess, "_sess") else (lambda names, feed, _o: sess.run(names, feed))
 
     def predict_facts(self, texts: list[str]) -> list[dict[str, str]]:
         """The heads' states per note (no explanation)."""
@@ -138,86 +266,182 @@ class ComplianceClassifier:
         return self._run(ids)[0]
 
     # -- classification -----------------------------------------------------------------
+    def _note(self, text: str, this_year: int | None = None) -> tuple:
+        """-> (L, ids, spans [(surface, first position, n tokens)], years [(surface, position of
+        its last token, year)], text); positions in the row padded to L."""
+        tok = self.tokenizer
+        entries = tok.word_entries(text, self._word_entry, self._winfo)
+        flat: list[int] = []
+        for e in entries:
+            flat += e[1]
+        n = len(flat)
+        L = tok.padded_len(n)
+        pos, spans, years = L - n, [], []
+        for surface, _, matters, yv, m in entries:
+            if matters:
+                spans.append((surface, pos, m))
+            if yv is not None and R.plausible_year(yv, this_year):     # (plausible: as of today)
+                years.append((surface, pos + m - 1, yv))
+            pos += m
+        return (L, flat, spans, years, text)
+
+    def _word_entry(self, surface: str, ids: list[int]) -> tuple:
+        """(surface, ids, matters: not all <unk>, the year it stands for (bucket tokens start
+        <ycNN>) or None, n tokens)."""
+        return (surface, ids, any(i != self._unk for i in ids),
+                year_value(surface) if ids[0] in self._century_ids else None, len(ids))
+
     def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
         """One result per text, in input order (see the module docstring)."""
         if not self.facts_model:
             return self._classify_binary(texts, explain)
-        tok = self.tokenizer
-        notes = []                        # (L, row, spans [(surface, pos, n)], year positions)
-        for text in texts:
-            groups = tok.word_ids(text)
-            flat = [i for _, ids in groups for i in ids]
-            L = tok.padded_len(len(flat))
-            pos, spans, years = L - len(flat), [], []
-            for surface, ids in groups:
-                if any(i != self._unk for i in ids):
-                    spans.append((surface, pos, len(ids)))
-                if ids[0] in self._century_ids and R.plausible_year(year_value(surface)):
-                    years.append((surface, pos + len(ids) - 1))   # a year word (bucket tokens start <ycNN>)
-                pos += len(ids)
-            notes.append((L, [0] * (L - len(flat)) + flat, spans, years, text))
+        # the results are many small dicts and lists (no cycles): the cyclic garbage collector
+        # would walk every live object again and again while they are built (a fifth of the
+        # time of a batch), so it waits until the call returns (it is switched back on only
+        # if it was on: two threads classifying at once cannot leave it off)
+        was_on = gc.isenabled()
+        if was_on:
+            gc.disable()
+        try:
+            return self._classify_facts(texts, explain)
+        finally:
+            if was_on:
+                gc.enable()
+
+    def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
+        this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
+        if not explain and len(texts) == 1:
+            note, base = self._note(texts[0], this_year), [None]
+            self._occlude([note], (), base, None, None)
+            return [self._result(note, base[0], None, False)]
+        notes = [self._note(t, this_year) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
         # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
-        base: list[dict | None] = [None] * len(texts)
-        occl: list[dict[int, dict]] = [dict() for _ in texts]
-        clause_occl: list[dict[int, dict]] = [dict() for _ in texts]
+        base: list = [None] * len(texts)
+        occl: list = [None] * len(texts)            # per note: (span indices, columns, offset) (_occlude)
+        clause_occl: list = [None] * len(texts)
         clauses = [self._clauses(n) if explain and len(n[2]) > LONG_NOTE_WORDS else None for n in notes]
-        variants = []                       # (note, kind "w"/"c", index, spans to occlude)
-        for k, (_, _, spans, _, _) in enumerate(notes):
-            if not explain:
-                continue
-            if clauses[k]:
-                variants += [(k, "c", ci, members) for ci, members in enumerate(clauses[k])]
-            else:
-                variants += [(k, "w", j, [j]) for j in range(len(spans))]
+        variants = []                       # (note, kind "w"/"c", [index], [spans to occlude per index])
+        if explain:
+            for k, n in enumerate(notes):
+                if clauses[k]:
+                    variants.append((k, "c", range(len(clauses[k])), clauses[k]))
+                elif n[2]:
+                    variants.append((k, "w", range(len(n[2])), None))
         self._occlude(notes, variants, base, occl, clause_occl)
         if explain and any(clauses):
             stage2 = []
             for k, cl in enumerate(clauses):
                 if cl:
                     keep = self._top_clauses(base[k], clause_occl[k])
-                    stage2 += [(k, "w", j, [j]) for ci in keep for j in cl[ci]]
+                    js = [j for ci in keep for j in cl[ci]]
+                    if js:
+                        stage2.append((k, "w", js, None))
             self._occlude(notes, stage2, None, occl, clause_occl)
         return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
 
     def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
-        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length."""
+        """Run (base rows if `base` is given, plus) the occlusion variants, one run per length
+        (rows in the same order as ever: the base rows of the notes, then each note's variants)."""
+        if base is not None and not variants and len(notes) == 1:
+            L, ids = notes[0][0], notes[0][1]
+            x = np.zeros((1, L), dtype=np.int32)
+            if ids:
+                x[0, L - len(ids):] = ids
+            out = self._run_facts(x)
+            lgl = [[out[h][0].tolist() for h in R.ATTRIBUTES]]
+            yp = out.get("year_pos")
+            base[0] = (lgl[0], _softmax_lists(lgl)[0], None if yp is None else yp[0])
+            return
         by_len: dict[int, list] = {}
-        for k, (L, row, _, _, _) in enumerate(notes):
-            if base is not None:
-                by_len.setdefault(L, []).append(((k, None, None), row))
-        for k, kind, idx, members in variants:
-            L, row, spans = notes[k][0], notes[k][1], notes[k][2]
-            v = list(row)
-            for j in members:
-                _, p, n = spans[j]
-                v[p:p + n] = [self._unk] * n
-            by_len.setdefault(L, []).append(((k, kind, idx), v))
-        for L, items in by_len.items():
-            out = self._run_facts([v for _, v in items])
-            for r, ((k, kind, idx), _) in enumerate(items):
-                row_out = {n: a[r] for n, a in out.items()}
-                if kind is None:
-                    base[k] = row_out
-                elif kind == "w":
-                    occl[k][idx] = row_out
-                else:
-                    clause_occl[k][idx] = row_out
+        if base is not None:
+            for k, note in enumerate(notes):
+                by_len.setdefault(note[0], [[], []])[0].append(k)
+        for v in variants:
+            by_len.setdefault(notes[v[0]][0], [[], []])[1].append(v)
+        unk = self._unk
+        for L, (bases, vs) in by_len.items():
+            n_rows = len(bases) + sum(len(v[2]) for v in vs)
+            x = np.zeros((n_rows, L), dtype=np.int32)
+            for r, k in enumerate(bases):
+                ids = notes[k][1]
+                if ids:
+                    x[r, L - len(ids):] = ids
+            r = len(bases)
+            rr: list[int] = []
+            cc: list[int] = []
+            starts = []
+            for k, kind, idx, members in vs:
+                ids, spans = notes[k][1], notes[k][2]
+                m = len(idx)
+                if ids:
+                    x[r:r + m, L - len(ids):] = ids
+                starts.append(r)
+                for q, j in enumerate(idx):
+                    for jj in (members[j] if members is not None else (j,)):
+                        _, p, n = spans[jj]
+                        if n == 1:
+                            rr.append(r + q)
+                            cc.append(p)
+                        else:
+                            rr += [r + q] * n
+                            cc += range(p, p + n)
+                r += m
+            if rr:
+                x[rr, cc] = unk
+            out = self._run_facts(x)
+            # (rows, head, class) float64 logits, as the heads are read (regulation.STATES order)
+            heads = [out[h] for h in R.ATTRIBUTES]
+            lg = np.concatenate(heads, axis=1).astype(np.float64).reshape(len(x), len(heads), -1)
+            if bases:
+                nb = len(bases)
+                lgl = lg[:nb].tolist()
+                pl = _softmax_last(lg[:nb]).tolist() if nb > 4 else _softmax_lists(lgl)
+                yp = out.get("year_pos")
+                for r, k in enumerate(bases):
+                    base[k] = (lgl[r], pl[r], None if yp is None else yp[r])
+            if vs:
+                s0 = len(bases)
+                cols = lg[s0:].transpose(1, 2, 0).tolist()       # [head][class][variant row]
+                for (k, kind, idx, _), s in zip(vs, starts):
+                    got = (idx, cols, s - s0)
+                    if kind == "w":
+                        occl[k] = got
+                    else:
+                        clause_occl[k] = got
 
     @staticmethod
-    def _top_clauses(out: dict, clause_occl: dict) -> set[int]:
+    def _ranked(m0: float, occl, hi: int, cls: int, k: int) -> list[tuple[float, int]]:
+        """The k (delta, index) pairs of largest delta = m0 minus the occluded row's margin of
+        class `cls` (ties: smaller index first)."""
+        idx, cols, a = occl
+        b = a + len(idx)
+        hc = cols[hi]
+        others = [c for c in range(len(hc)) if c != cls]
+        mine = hc[cls][a:b]
+        if len(others) == 2:        # (the margin of a row: its cls logit minus the best other)
+            ds = [m0 - (v - (p if p > q else q)) for v, p, q in zip(mine, hc[others[0]][a:b], hc[others[1]][a:b])]
+        else:
+            ds = [m0 - (v - max(hc[c][a + i] for c in others)) for i, v in enumerate(mine)]
+        if isinstance(idx, range):  # ascending indices: a stable sort by -delta breaks ties by index
+            order = sorted(range(len(ds)), key=ds.__getitem__, reverse=True)[:k]
+        else:
+            order = sorted(range(len(ds)), key=lambda q: (-ds[q], idx[q]))[:k]
+        return [(ds[q], idx[q]) for q in order]
+
+    @classmethod
+    def _top_clauses(cls_, out, clause_occl) -> set[int]:
         """Per stated fact, the WHY_CLAUSES clauses whose occlusion weakens its head most."""
         keep: set[int] = set()
-        for h in R.ATTRIBUTES:
-            logits = np.asarray(out[h], dtype=np.float64)
-            cls = int(np.argmax(logits))
+        for hi, h in enumerate(R.ATTRIBUTES):
+            logits = out[0][hi]
+            cls = logits.index(max(logits))
             if R.STATES[cls] == R.NOT_STATED:
                 continue
-            m0 = float(_margin(logits, cls))
-            d = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), ci) for ci, o in clause_occl.items()),
-                       key=lambda c: (-c[0], c[1]))
-            keep |= {ci for delta, ci in d[:WHY_CLAUSES] if delta > 0}
+            m0 = logits[cls] - max(v for c, v in enumerate(logits) if c != cls)
+            d = cls_._ranked(m0, clause_occl, hi, cls, WHY_CLAUSES) if clause_occl and clause_occl[0] else []
+            keep |= {ci for delta, ci in d if delta > 0}
         return keep
 
     def _clauses(self, note) -> list[list[int]] | None:
@@ -249,40 +473,42 @@ class ComplianceClassifier:
             out[ci].append(j)
         return [c for c in out if c] or None
 
-    def _result(self, note, out: dict, occl: dict, explain: bool) -> dict:
+    def _result(self, note, out, occl, explain: bool) -> dict:
         _, _, spans, years, text = note
-        facts, pv = {}, []
-        for h in R.ATTRIBUTES:
-            logits = np.asarray(out[h], dtype=np.float64)
-            pr = _softmax(logits)
-            state = R.read_fact(h, pr, self.min_p_complies, has_year=bool(years))
-            cls = R.STATES.index(state)
-            pv.append(float(pr[0]))
-            f = {"state": state, "p": round(float(pr[cls]), 6)}
-            top = int(np.argmax(logits))
+        lgs, prs, year_pos = out
+        facts, states = {}, {}
+        has_year = bool(years)
+        q = 1.0
+        read_fact, min_p, not_stated = R.read_fact, self.min_p_complies, R.NOT_STATED
+        for hi, h in enumerate(R.ATTRIBUTES):
+            lg, pr = lgs[hi], prs[hi]
+            state = read_fact(h, pr, min_p, has_year)
+            cls = _STATE_INDEX[state]
+            q *= 1.0 - pr[0]
+            f = {"state": state, "p": round(pr[cls], 6)}
+            top = lg.index(max(lg))
             if top != cls:              # the head leaned this way, but not enough to count (regulation.read_fact)
-                f["unsure"] = {"state": R.STATES[top], "p": round(float(pr[top]), 6)}
+                f["unsure"] = {"state": R.STATES[top], "p": round(pr[top], 6)}
             why: list[str] = []
             if h == "year":
                 f["value"] = None
-                if state != R.NOT_STATED and years:
+                if state != not_stated and years:
                     # the value must agree with the head's state (in a note about several
                     # components the violating year is the one that decides): candidates on
                     # the state's side of the cut-off first, then the pointer's best
-                    side = [y for y in years if R.year_state(year_value(y[0])) == state] or years
-                    if "year_pos" in out:
-                        sc = np.asarray(out["year_pos"], dtype=np.float64)
-                        surface = max(side, key=lambda y: sc[y[1]])[0]
+                    side = [y for y in years if R.year_state(y[2]) == state] or years
+                    if year_pos is not None and len(side) > 1:
+                        sc = year_pos.tolist()
+                        best = max(side, key=lambda y: sc[y[1]])
                     else:
-                        surface = side[0][0]
-                    f["value"] = year_value(surface)
-                    why.append(surface)
-            if explain and state != R.NOT_STATED and occl:
-                m0 = float(_margin(logits, cls))
-                cands = sorted(((m0 - float(_margin(np.asarray(o[h], np.float64), cls)), j)
-                                for j, o in occl.items()), key=lambda c: (-c[0], c[1]))
+                        best = side[0]
+                    f["value"] = best[2]
+                    why.append(best[0])
+            if explain and state != not_stated and occl:
+                m0 = lg[cls] - max(v for c, v in enumerate(lg) if c != cls)
+                cands = self._ranked(m0, occl, hi, cls, WHY_MAX_WORDS)
                 top = cands[0][0] if cands else 0.0
-                for rank, (d, j) in enumerate(cands[:WHY_MAX_WORDS]):
+                for rank, (d, j) in enumerate(cands):
                     # further words only if they matter about as much as the first (a fact's
                     # words, e.g. "cast" + "iron", not the other facts' words nearby)
                     if d <= 0 or (rank and d < max(WHY_MIN_LOGIT_DELTA, 0.5 * top)) or (h == "year" and why and rank):
@@ -292,19 +518,19 @@ class ComplianceClassifier:
             if why:
                 f["where"] = _clause(text, why[0])
             facts[h] = f
-        states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
+            states[h] = state
         verdict = R.verdict(states)
-        keep = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,),
-                "undetermined": (R.COMPLIES, R.VIOLATES)}[verdict]
         note_why: list[str] = []
-        for h in R.ATTRIBUTES:
-            if states[h] in keep:
-                for w in facts[h]["why"]:
-                    self._add(note_why, w)
-        p_nc = 1.0 - float(np.prod([1.0 - p for p in pv]))
-        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(p_nc, 6),
-                "why": note_why if explain else [], "facts": facts,
-                "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
+        if explain:
+            keep = _KEEP[verdict]
+            for h in R.ATTRIBUTES:
+                if states[h] in keep:
+                    for w in facts[h]["why"]:
+                        self._add(note_why, w)
+        # 1 - prod(1 - P(violates)): the same left-to-right products as np.prod of the three
+        return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(1.0 - q, 6),
+                "why": note_why, "facts": facts,
+                "missing": [h for h, st in states.items() if st == not_stated]}
 
     # -- older single-output bundles ----------------------------------------------------
     def _run(self, ids: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:

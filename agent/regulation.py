@@ -90,7 +90,11 @@ def read_fact(attribute: str, probs, min_p_complies: float = MIN_P_COMPLIES, has
     read from a note that holds a plausible year (a head that reads one from nowhere is
     ignored)."""
     p = [float(x) for x in probs]
-    state = STATES[max(range(len(STATES)), key=lambda i: (p[i], -i))]
+    best = 0                                  # the most probable state, ties to the first
+    for i in range(1, len(STATES)):
+        if p[i] > p[best]:
+            best = i
+    state = STATES[best]
     if attribute == "year" and not has_year:
         return NOT_STATED
     if state == COMPLIES and p[1] < min_p_complies:

@@ -139,6 +139,23 @@ def words(text: str, year_grain: int = 5, normalize=()) -> list[tuple[str, list[
     return out
 
 
+_YEAR_WORD_STARTS = frozenset(("nineteen", "twenty", "two"))
+_ARROW_CHARS = frozenset("\u2192\u21d2\u27f6\u2794\u279c")
+
+
+def _word_tokens(w: str, lw: str, year_grain: int) -> list[str]:
+    """words()'s tokens of ONE regex word w (lw = w.lower()) that does not start a year in words."""
+    if w[0] in "'\u2019":                      # '85 -> 1985, '05 -> 2005 (cut at 30)
+        yy = int(w[1:])
+        return year_tokens(2000 + yy if yy <= 30 else 1900 + yy, year_grain)
+    if w.isdigit():
+        n = int(w) if len(w) <= 6 else -1
+        if len(w) == 4 and 1900 <= n <= 2099:
+            return year_tokens(n, year_grain)
+        return [NUM]
+    return [lw]
+
+
 def year_value(surface: str) -> int | None:
     """The year a surface word from `words` stands for ("1994", "'94", "nineteen ninety
     four"), or None if it is not a year."""
@@ -190,6 +207,7 @@ class Tokenizer:
                 for k in _deletes(w) | {w}:
                     self._del.setdefault(k, i)
         self._cache: dict[str, int] = {}
+        self._wcache: dict[str, list[int]] = {}      # surface word -> ids (word_ids)
 
     @classmethod
     def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
@@ -235,15 +253,92 @@ class Tokenizer:
         return i
 
     def word_ids(self, text: str) -> list[tuple[str, list[int]]]:
-        """[(surface word, [ids])] truncated so the total fits max_len."""
-        out, n = [], 0
-        for surface, toks in words(text, self.year_grain, self.normalize):
-            ids = [self.token_id(t) for t in toks]
-            if n + len(ids) > self.max_len:
-                break
-            out.append((surface, ids))
+        """[(surface word, [ids])] truncated so the total fits max_len.
+
+        Same result as tokenising `words(text)` and mapping every token with token_id, but
+        each surface word is looked up once (its ids cached; only a word that may start a
+        year in words — nineteen / twenty / two — depends on the words after it and takes
+        the words() path). The id lists returned are shared with the cache: do not mutate."""
+        text = self._normalized(text)
+        ws = _WORD.findall(text)
+        cache, max_len = self._wcache, self.max_len
+        out, n, k, N = [], 0, 0, len(ws)
+        ms = low = None
+        while k < N:
+            w = ws[k]
+            ids = cache.get(w)
+            if ids is None:
+                lw = w.lower()
+                if lw in _YEAR_WORD_STARTS:
+                    if ms is None:
+                        ms = list(_WORD.finditer(text))
+                        low = [x.lower() for x in ws]
+                    y = _word_year(low, k)
+                    if y and 1900 <= y[0] <= 2099:
+                        ids = [self.token_id(t) for t in year_tokens(y[0], self.year_grain)]
+                        if n + len(ids) > max_len:
+                            break
+                        out.append((text[ms[k].start():ms[k + y[1] - 1].end()], ids))
+                        n += len(ids)
+                        k += y[1]
+                        continue
+                    ids = [self.token_id(lw)]           # not a year here: the plain word (not cached)
+                else:
+                    ids = [self.token_id(t) for t in _word_tokens(w, lw, self.year_grain)]
+                    if len(cache) < 100000:
+                        cache[w] = ids
             n += len(ids)
+            if n > max_len:
+                break
+            out.append((w, ids))
+            k += 1
         return out
+
+    def word_entries(self, text: str, make, cache: dict) -> list:
+        """[make(surface, ids) for surface, ids in word_ids(text)], an entry made once per
+        plain surface word and kept in `cache` (only words whose ids never depend on the
+        words around them; a note with a word that may start a year in words is read
+        through word_ids)."""
+        t = self._normalized(text)
+        ws = _WORD.findall(t)
+        out, n, max_len = [], 0, self.max_len
+        for w in ws:
+            e = cache.get(w)
+            if e is None:
+                if w.lower() in _YEAR_WORD_STARTS:
+                    return [make(s, ids) for s, ids in self.word_ids(text)]
+                ids = self._wcache.get(w)
+                if ids is None:
+                    ids = [self.token_id(x) for x in _word_tokens(w, w.lower(), self.year_grain)]
+                    if len(self._wcache) < 100000:
+                        self._wcache[w] = ids
+                e = make(w, ids)
+                if len(cache) < 100000:
+                    cache[w] = e
+            n += len(e[1])
+            if n > max_len:
+                break
+            out.append(e)
+        return out
+
+    def _normalized(self, text: str) -> str:
+        """words()'s normalisation, skipping the steps that cannot change this text (an ASCII
+        text is NFKC already; the arrow / contraction / copula patterns need their characters)."""
+        plain = text.isascii()
+        if not plain:
+            text = unicodedata.normalize("NFKC", text)
+            plain = text.isascii()
+        norm = self.normalize
+        if not norm:
+            return text
+        if "arrows" in norm and (">" in text or not (plain or _ARROW_CHARS.isdisjoint(text))):
+            text = _ARROW.sub(" to ", text)
+        if "'" in text or not plain and "\u2019" in text:
+            if "contractions" in norm:
+                text = _NOT.sub(" not", text)
+            if "copula" in norm:
+                text = _IS.sub(r"\1 is", text)
+        return text
 
     def padded_len(self, n_tokens: int) -> int:
         """Length a note of n_tokens is padded to: its bucket, or the fixed max_len."""

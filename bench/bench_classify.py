@@ -2,7 +2,19 @@
 
     python -m bench.bench_classify [--bundle agent/models/compliance] [--artifacts artifacts/compliance]
                                    [--notes 5000] [--single 500] [--no-keras]
+                                   [--ab-ref 8513cd2] [--ab-rounds 6] [--ab-only]
 
+0. A/B against "today" (issue 14: at least as fast per note of today's length): the code
+   AND bundle of git commit --ab-ref (default 8513cd2, the single-verdict model) against
+   this checkout's, each in its own worker process (PYTHONPATH = a `git archive` of the
+   old agent/ package, resp. this checkout), both with ONE ORT thread (intra_op 1,
+   OMP_NUM_THREADS=1), on the same notes of the classic generator's length
+   (export/compliance/corpus.NoteGenerator). Rounds are interleaved old/new/new/old/... so
+   the machine's load (training jobs) hits both sides alike; per side: notes/s of one
+   classify call over all --notes (median over rounds), with and without `why`, and
+   p50/p99 latency of classify([one note]) (pooled over rounds), with and without `why`;
+   then new/old for each (notes/s: > 1 = new faster; latency: < 1 = new faster). The load
+   average is printed before and after. --ab-rounds 0 skips it; --ab-only stops after it.
 1. The shipped bundle through the agent's ComplianceClassifier (int8, ORT, 1 thread):
    notes/s in batch (with and without the occlusion `why`), p50/p99 latency of ONE note,
    and `trey-agent classify` end to end (process start, bundle verification included), on
@@ -19,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +60,95 @@ def _rate(fn, n_items, repeat=3):
         fn()
         best = min(best, time.perf_counter() - t)
     return round(n_items / best, 1)
+
+
+_AB_WORKER = r"""
+import json, os, sys, time
+import numpy as np
+from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, verify_bundle
+from agent.classify import ComplianceClassifier
+import agent.classify as _C
+clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE), threads=1)
+notes = json.load(open(sys.argv[1], encoding="utf-8"))
+clf.classify(notes[:200]); clf.classify(notes[:200], explain=False)
+for n in notes[:100]:
+    clf.classify([n]); clf.classify([n], explain=False)
+i = 0
+print(json.dumps({"ready": _C.__file__}), flush=True)
+for line in sys.stdin:
+    task, n = line.split()
+    n, explain = int(n), task.endswith("_why")
+    if task.startswith("batch"):
+        t = time.perf_counter()
+        clf.classify(notes, explain=explain)
+        print(json.dumps({"s": time.perf_counter() - t}), flush=True)
+    else:
+        ts = []
+        for _ in range(n):
+            note = [notes[i % len(notes)]]
+            i += 1
+            t = time.perf_counter()
+            clf.classify(note, explain=explain)
+            ts.append(time.perf_counter() - t)
+        print(json.dumps({"ts": ts}), flush=True)
+"""
+
+
+def _ab(notes: list[str], ref: str, rounds: int, single: int) -> dict:
+    """Interleaved A/B of classify speed: commit `ref`'s agent code + bundle vs this checkout's."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ab_"))
+    old_root = tmp / "old"
+    old_root.mkdir()
+    arch = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "agent"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_root)], input=arch, check=True)
+    nf = tmp / "notes.json"
+    nf.write_text(json.dumps(notes), encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    workers = {}
+    for side, root in (("old", old_root), ("new", ROOT)):
+        p = subprocess.Popen([sys.executable, "-c", _AB_WORKER, str(nf)], cwd=str(root), text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(env, PYTHONPATH=str(root)))
+        workers[side] = p
+    try:
+        ready = {s: json.loads(p.stdout.readline())["ready"] for s, p in workers.items()}
+
+        def ask(side, task, n):
+            p = workers[side]
+            p.stdin.write(f"{task} {n}\n")
+            p.stdin.flush()
+            return json.loads(p.stdout.readline())
+
+        tasks = ("batch_why", "batch_nowhy", "single_why", "single_nowhy")
+        got = {s: {t: [] for t in tasks} for s in workers}
+        load0 = os.getloadavg()
+        t0 = time.perf_counter()
+        for rnd in range(rounds):
+            order = ("old", "new") if rnd % 2 == 0 else ("new", "old")
+            for task in tasks:
+                for side in order:
+                    r = ask(side, task, single)
+                    got[side][task] += [r["s"]] if "s" in r else r["ts"]
+        load1 = os.getloadavg()
+    finally:
+        for p in workers.values():
+            p.stdin.close()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    res = {"ref": ref, "notes": len(notes), "mean_words_per_note": round(float(np.mean([len(n.split()) for n in notes])), 1),
+           "rounds": rounds, "single_calls_per_round": single, "code": ready,
+           "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in load1],
+           "seconds": round(time.perf_counter() - t0, 1)}
+    for side in workers:
+        g, r = got[side], {}
+        for t in ("batch_why", "batch_nowhy"):
+            r[f"{t}_notes_per_s"] = round(len(notes) / float(np.median(g[t])), 1)
+        for t in ("single_why", "single_nowhy"):
+            ms = np.asarray(g[t]) * 1000
+            r[f"{t}_p50_ms"] = round(float(np.percentile(ms, 50)), 4)
+            r[f"{t}_p99_ms"] = round(float(np.percentile(ms, 99)), 4)
+        res[side] = r
+    res["new_over_old"] = {k: round(res["new"][k] / res["old"][k], 3) for k in res["new"]}
+    return res
 
 
 def _long_notes(clf, n: int) -> dict:
@@ -83,6 +185,9 @@ def main(argv=None) -> None:
     ap.add_argument("--notes", type=int, default=5000)
     ap.add_argument("--single", type=int, default=500)
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--ab-ref", default="8513cd2", help="git commit whose agent code + bundle is 'today'")
+    ap.add_argument("--ab-rounds", type=int, default=6, help="interleaved A/B rounds (0: no A/B)")
+    ap.add_argument("--ab-only", action="store_true", help="stop after the A/B (and the long-note figures)")
     args = ap.parse_known_args(argv)[0]      # `python -m bench classify` passes bench names
 
     from agent.bundle import DEFAULT_COMPLIANCE_BUNDLE, verify_bundle
@@ -95,6 +200,12 @@ def main(argv=None) -> None:
     clf = ComplianceClassifier.from_bundle(bundle)
     load_ms = (time.perf_counter() - t) * 1000
     notes = [n["text"] for n in NoteGenerator(99).notes(args.notes)]
+    if args.ab_rounds > 0:
+        print(json.dumps({"ab": _ab(notes, args.ab_ref, args.ab_rounds, max(1, args.single // 2))}, indent=1),
+              flush=True)
+    if args.ab_only:
+        print(json.dumps({"long_notes": _long_notes(clf, max(20, args.notes // 50))}, indent=1))
+        return
     res = {"bundle": str(bpath), "bundle_bytes": {f.name: f.stat().st_size for f in sorted(bpath.iterdir())},
            "load_verify_ms": round(load_ms, 1), "cpu_threads": 1}
     clf.classify(notes[:100])

@@ -255,3 +255,35 @@ def test_tokenizer_reads_arrows_and_negated_contractions_when_the_bundle_asks():
         "iron to steel")
     with pytest.raises(ValueError):
         Tokenizer(tok.vocab, normalize=("stemming",))
+
+
+def test_made_up_words_never_read_as_a_fact_word():
+    """The pseudo-words training puts in narrative and labels (field_notes.pseudo_word) must
+    stay unknown or narrative: the tokenizer's one-edit lookup must never turn one into a
+    material, condition, cue, negation or number word, or a made-up story would carry facts."""
+    import random
+    from export.compliance import field_notes as F
+    mats, conds = _fact_words()
+    notes = F.FieldNoteGenerator(3).notes(2000)
+    tok = Tokenizer.fit([n["text"] for n in notes], min_count=5)
+    protected = mats | conds | {"not", "no", "never", "was", "now", "replaced", "swapped", "built", "made",
+                                "manufactured", "year", "dated", "unknown", "condition", "material"}
+    r = random.Random(11)
+    seen = set()
+    for _ in range(5000):
+        w = F.pseudo_word(r)
+        seen.add(w)
+        mapped = tok.vocab[tok.token_id(w)]
+        assert mapped not in protected, (w, mapped)
+    assert len(seen) > 2000                                  # really varied, not a handful of words
+    for _ in range(300):
+        s = F.salad(r).lower()
+        ws = [t for _, ts in words(s) for t in ts]
+        assert not set(ws) & (mats | conds) and not any(t.startswith("<y") or t == "<num>" for t in ws), s
+    # the generator really writes them (narrative and unknown labels), and not with salad=False
+    import re
+    vocab = lambda ns: set(re.findall(r"[^\W\d_]+", " ".join(n["text"].lower() for n in ns)))  # noqa: E731
+    extra = (vocab(F.FieldNoteGenerator(3, typo_rate=0.0).notes(2000))              # (typos off: a typo
+             - vocab(F.FieldNoteGenerator(3, typo_rate=0.0, salad=False).notes(2000)))  # is meant to read as its word)
+    assert len(extra) > 1000
+    assert all(tok.vocab[tok.token_id(w)] not in protected for w in extra)

@@ -27,6 +27,8 @@ def configure(p) -> None:
                    help="year tokens: 5 = half-decade buckets (default), 1 = unit digits")
     p.add_argument("--emb", type=int, default=T.emb)
     p.add_argument("--units", type=int, default=T.units)
+    p.add_argument("--pool", choices=("max", "attention"), default=T.pool,
+                   help="what each fact head reads: the max over the steps (default) or attention")
     p.add_argument("--lr", type=float, default=T.lr)
     p.add_argument("--batch", type=int, default=T.batch)
     p.add_argument("--max-epochs", type=int, default=T.max_epochs)
@@ -48,7 +50,7 @@ def main(args) -> int:
     cfg = TrainConfig(out=args.out, artifacts=args.artifacts, data=args.data, notes=args.notes,
                       heldout_notes=args.heldout_notes, holdout=not args.no_holdout, seed=args.seed,
                       field_frac=args.field_frac, word_dropout=args.word_dropout,
-                      max_len=args.max_len, year_grain=args.year_grain, emb=args.emb, units=args.units, lr=args.lr, batch=args.batch,
+                      max_len=args.max_len, year_grain=args.year_grain, emb=args.emb, units=args.units, pool=args.pool, lr=args.lr, batch=args.batch,
                       max_epochs=args.max_epochs, patience=args.patience, time_budget_s=args.time_budget,
                       threads=args.threads, version=args.version, mlflow=not args.no_mlflow,
                       min_p_complies=args.min_p_complies,

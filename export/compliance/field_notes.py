@@ -16,6 +16,7 @@ model never saw. Deterministic per seed.
 from __future__ import annotations
 
 import random
+import re
 
 from agent import regulation as R
 from agent.tokenizer import MAX_NOTE_CHARS
@@ -198,6 +199,8 @@ def cond_phrase(c: str, r: random.Random) -> str:
 
 
 _NUMBER_WORDS = set(_UNITS) | set(_TEENS) | set(_TENS) | {"thousand", "hundred"}
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_PROTECTED: frozenset | None = None
 # Narrative words that can fall anywhere in a note without changing a fact (no negation,
 # replacement, time or number words): sprinkled between the words of fact clauses, so a
 # word the model associates with narrative ("this", "left", "the") never cancels a fact.
@@ -210,8 +213,64 @@ NARRATIVE_WORDS = sorted({w for line in FILLER for w in line.lower().replace(","
                                             "odometer", "miles", "km", "clock", "on", "mileage", "label"})
 
 
-def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
-    """Insert 1-3 narrative words at random word boundaries (never inside a year in words)."""
+# Pseudo-words: syllables that spell no word of this generator. Another author's narrative
+# and labels are words the model never saw (<unk>, or one edit from some narrative word);
+# training on made-up words teaches that an unknown word around the facts is no fact, so
+# 300 words of someone else's story do not wash out the facts after it. A pseudo-word is
+# never one edit from a fact, cue, negation or number word (the tokenizer's fuzzy lookup
+# would read it as that word).
+_ONSETS = "b bl br d dr f fl g gl gr k kl kr m n p pl pr s sk sl sp t tr v w z".split()
+_NUCLEI = "a e i o u ai ea ou oo".split()
+_CODAS = ["", "", "", "", "n", "m", "k", "r", "t", "sh", "rt", "x", "nd", "st", "ck"]
+_CUE_WORDS = ("manufactured manufacture made built build dated date dom yr year years from mfd mfg produced "
+              "assembled rolled out around code during approx vintage unit dating back origin condition cond "
+              "material mat matl shape state overall nick seems assessed found inspection checked order "
+              "construction body type version item all it is in of the and").split()
+
+
+def _fuzzy_keys(w: str) -> set[str]:
+    return {w} | ({w[:i] + w[i + 1:] for i in range(len(w))} if len(w) >= 4 else set())
+
+
+def _protected_keys() -> frozenset:
+    from string import Formatter
+    texts = [f for forms in (*C.MATERIALS.values(), *C.CONDITIONS.values()) for f in forms]
+    texts += [lit for t in REPLACED + NEGATED for lit, *_ in Formatter().parse(t)]
+    texts += [u for v in UNSTATED.values() for u in v] + MONTHS + list(DISTRACTOR_WORDS) + _CUE_WORDS
+    ws = {w for t in texts for w in _WORD_RE.findall(t.lower())} | _NUMBER_WORDS
+    return frozenset(k for w in ws for k in _fuzzy_keys(w))
+
+
+def pseudo_word(r: random.Random) -> str:
+    """A made-up word (1-3 syllables), or a 2-3 letter consonant label ("KZ", "TRV")."""
+    global _PROTECTED
+    if _PROTECTED is None:
+        _PROTECTED = _protected_keys()
+    while True:
+        if r.random() < 0.15:
+            w = "".join(r.choice("bcdfghjklmnpqrstvwxz") for _ in range(r.choice([2, 3])))
+        else:
+            w = "".join(r.choice(_ONSETS) + r.choice(_NUCLEI) + r.choice(_CODAS) for _ in range(r.choice([1, 2, 2, 2, 3])))
+        if not _fuzzy_keys(w) & _PROTECTED:
+            return w
+
+
+def salad(r: random.Random, n: int | None = None) -> str:
+    """One narrative 'sentence' of narrative words and pseudo-words: no fact in it."""
+    ws = [pseudo_word(r) if r.random() < 0.45 else r.choice(NARRATIVE_WORDS) for _ in range(n or r.randint(4, 14))]
+    return ws[0].capitalize() + (" " + " ".join(ws[1:]) if len(ws) > 1 else "")
+
+
+def qualified(fact: str, r: random.Random) -> str:
+    """A fact word with words never seen around it ("<w> steel", "steel <w>", "<w> good
+    <w>"): qualifiers another author writes ("chromoly steel", "good again") keep the fact."""
+    w = pseudo_word(r)
+    return r.choice([f"{w} {fact}", f"{fact} {w}", f"{w} {fact} {pseudo_word(r)}"])
+
+
+def sprinkle(text: str, r: random.Random, k: int | None = None, made_up: bool = True) -> str:
+    """Insert 1-3 narrative (or, with `made_up`, made-up) words at random word boundaries
+    (never inside a year in words)."""
     ws = text.split(" ")
     for _ in range(k or r.choice([1, 1, 2, 3])):
         i = r.randint(0, len(ws))
@@ -219,7 +278,7 @@ def sprinkle(text: str, r: random.Random, k: int | None = None) -> str:
         right = ws[i].lower().strip(",.;()") if i < len(ws) else ""
         if left in _NUMBER_WORDS or right in _NUMBER_WORDS:
             continue
-        ws.insert(i, r.choice(NARRATIVE_WORDS))
+        ws.insert(i, pseudo_word(r) if made_up and r.random() < 0.3 else r.choice(NARRATIVE_WORDS))
     return " ".join(ws)
 
 
@@ -250,12 +309,13 @@ class FieldNoteGenerator:
     """notes(n) -> records like corpus.NoteGenerator's, with `phenomena` naming what each shows."""
 
     def __init__(self, seed: int = 0, years=None, typo_rate: float = 0.03, filler=None,
-                 year_phrase=year_phrase, mat_phrase=mat_phrase, cond_phrase=cond_phrase):
+                 year_phrase=year_phrase, mat_phrase=mat_phrase, cond_phrase=cond_phrase, salad: bool = True):
         self.r = random.Random(seed)
         self.years = list(years or range(C.YEAR_MIN, C.YEAR_MAX + 1))
         self.typo_rate = typo_rate
         self.filler = list(filler or FILLER)
         self.yp, self.mp, self.cp = year_phrase, mat_phrase, cond_phrase
+        self.salad = salad                          # made-up words in narrative and labels
         self.n = 0
 
     # -- one component's facts ----------------------------------------------------------
@@ -271,7 +331,7 @@ class FieldNoteGenerator:
         material = None if "material" in missing else self._pick(C.MATERIALS, R.BAD_MATERIALS, lean)
         condition = None if "condition" in missing else self._pick(C.CONDITIONS, R.BAD_CONDITIONS, lean)
         clauses = []
-        plain_mat = None
+        plain_mat = year_plain = None
         if year is not None:
             if r.random() < 0.05 and (year // 10 * 10 + 9 < R.YEAR_CUTOFF or year // 10 * 10 >= R.YEAR_CUTOFF):
                 clauses.append(decade_phrase(year, r))
@@ -290,16 +350,38 @@ class FieldNoteGenerator:
                     f"not {year_text(old, r)} as the old record said, {self.yp(year, r)}",
                     f"original from {year_text(old, r)} swapped for one {self.yp(year, r)}"]))
                 phen.append("year_replaced")
+            elif self.salad and r.random() < 0.08:
+                # a manufacture year behind a verb phrase never seen ("cast in", "left the works
+                # in"): "<words> in/during <year>" with nothing marking a visit or a reference is
+                # the manufacture year (a label right before the number is not: see below)
+                w1, w2 = pseudo_word(r), pseudo_word(r)
+                clauses.append(r.choice([f"{w1} in", f"{w1} {w2} in", f"{w1} the {w2} in", f"was {w1} in",
+                                         f"{w1} during", f"{w1} {w2} during"]) + " " + year_text(year, r))
+                phen.append("unknown_cue")
+            elif self.salad and r.random() < 0.06:
+                # a known cue, then words never seen before the year ("built late 2011",
+                # "made week <n> of 2013"): still the manufacture year
+                cue = r.choice(["built", "made", "manufactured", "dated", "from", "year", "mfd", "produced", "built in"])
+                w = pseudo_word(r)
+                clauses.append(r.choice([f"{cue} {w} {year_text(year, r)}",
+                                         f"{cue} {w} {r.randint(1, 52)} of {year_text(year, r)}"]))
+                phen.append("unknown_cue")
             else:
-                clauses.append(self.yp(year, r))
+                year_plain = self.yp(year, r)
+                clauses.append(year_plain)
         if material is not None:
             mat = r.choice(C.MATERIALS[material])
+            if self.salad and r.random() < 0.15:
+                mat = qualified(mat, r)
             if r.random() < 0.25:
                 old = r.choice([m for m in C.MATERIALS if m != material])
                 om = r.choice(C.MATERIALS[old])
                 forms = REPLACED + NEGATED
                 kind = r.randrange(len(forms))
-                clauses.append(forms[kind].format(om=om, m=mat, part=part))
+                txt = forms[kind].format(om=om, m=mat, part=part)
+                if self.salad and " one" in txt and r.random() < 0.3:     # "the iron one" / "the iron flywheel"
+                    txt = txt.replace(" one", " " + part, 1)
+                clauses.append(txt)
                 phen.append("replacement" if kind < len(REPLACED) else "negation")
             else:
                 plain_mat = self.mp(mat, r)
@@ -316,7 +398,7 @@ class FieldNoteGenerator:
                                          f"{cond} these days, not {old}", f"improved from {old} to {cond}"]))
                 phen.append("condition_changed")
             else:
-                clauses.append(self.cp(cond, r))
+                clauses.append(self.cp(qualified(cond, r) if self.salad and r.random() < 0.15 else cond, r))
         for a in sorted(missing):
             if r.random() < 0.3:                    # the unknown written down as unknown
                 clauses.append(r.choice(UNSTATED[a]))
@@ -329,11 +411,26 @@ class FieldNoteGenerator:
             d = r.choice(DISTRACTORS)(r, r.randint(1900, 2099))
             clauses.insert(r.randint(0, len(clauses)), d)
             phen.append("distractor")
+        elif self.salad and r.random() < 0.08:
+            # a year-like number right behind a label never seen is a reference, not the
+            # manufacture year (the safe reading: a note with only that is "year not stated");
+            # next to a stated manufacture year, the year with a manufacture cue counts
+            y = r.choice([x for x in range(1900, 2100) if x != year])
+            label = pseudo_word(r)
+            clauses.insert(r.randint(0, len(clauses)), f"{label.upper() if len(label) <= 3 else label} {y}")
+            phen.append("distractor")
         sep = r.choice([", ", "; ", ". ", " - ", " ", ", ", " and "])
         head = r.choice([f"{part}: ", f"{part} ", f"The {part}, ", f"{part.capitalize()} checked. ",
                          f"the {part} is ", f"{part} which is ", f"{part} - ", f"{part}\n"]
                         + [""] * bool(clauses)) if adjective is None else adjective
         text = head + sep.join(clauses)
+        if self.salad and year_plain in clauses and adjective is None and r.random() < 0.12:
+            # the commonest field format: the part, then its bare year ("Bracket: 1985, steel,
+            # good"), in any part of a multi-part note: a part name before a year is no label
+            clauses.remove(year_plain)
+            clauses.insert(0, year_text(year, r))
+            head = r.choice([f"{part}: ", f"{part} ", f"{part.capitalize()}: ", f"{part} - "])
+            text = head + sep.join(clauses)
         if clauses and adjective is None and r.random() < 0.07:   # the whole part replaced: the old one's facts first
             om = r.choice([x for v in C.MATERIALS.values() for x in v])
             oy, oc = year_text(r.choice([y for y in self.years if y != year]), r), r.choice([x for v in C.CONDITIONS.values() for x in v])
@@ -345,7 +442,7 @@ class FieldNoteGenerator:
                 f"took out the old {part} ({', '.join(old_facts)}) and put in one that is "]) + sep.join(clauses)
             phen.append("part_replaced")
         if clauses and r.random() < 0.3:
-            text = sprinkle(text, r)
+            text = sprinkle(text, r, made_up=self.salad)
             phen.append("sprinkled")
         if clauses and r.random() < 0.15:          # facts inside a narrative sentence
             subject = adjective.strip(" :,").removeprefix("the ").removeprefix("a ") if adjective else part
@@ -390,12 +487,19 @@ class FieldNoteGenerator:
             yv = next(y for y, s in zip(years, states) if s["year"] == R.VIOLATES)
         else:
             yv = next((y for y in years if y is not None), None)
-        body = r.choice([". ", ".\n", "; ", " and the ", "\n- ", ". Next, the ", ". Then the ", "; plus the ",
-                         " | ", ", ", " and "]).join(texts)
+        joins = [". ", ".\n", "; ", " and the ", "\n- ", ". Next, the ", ". Then the ", "; plus the ",
+                 " | ", ", ", " and "]
+        if self.salad and n_comp > 1 and r.random() < 0.3:
+            # components joined by words never seen ("Also", "Item 2:" in another author's hand)
+            body = texts[0]
+            for t in texts[1:]:
+                body += r.choice([". ", " ", "; ", ", "]) + pseudo_word(r).capitalize() + r.choice([" ", ": ", " - "]) + t
+        else:
+            body = r.choice(joins).join(texts)
         # narrative before/after/between (a long note: facts after 50+ words of story)
         if r.random() < 0.45:
-            before = self._story(r.choice([1, 2, 3, 5, 8, 12]), yv)
-            after = self._story(r.choice([0, 0, 1, 2, 4]), yv)
+            before = self._story(r.choice([1, 2, 3, 5, 8, 12, 16]), yv)
+            after = self._story(r.choice([0, 0, 1, 2, 4, 8, 14]), yv)
             text = (before + ". " if before else "") + body + (". " + after if after else "")
             phen.append("narrative")
             if len(text) > MAX_NOTE_CHARS:
@@ -415,6 +519,8 @@ class FieldNoteGenerator:
         the manufacture year itself, so the year pointer's target stays unique)."""
         r = self.r
         lines = r.sample(self.filler, min(n, len(self.filler)))
+        if self.salad:                             # someone else's story: words never seen
+            lines = [salad(r) if r.random() < 0.35 else ln for ln in lines]
         if lines and r.random() < 0.15:
             y = r.choice([y for y in range(1990, 2031) if y != avoid_year])
             lines[r.randrange(len(lines))] = r.choice(DATED_FILLER)(r, y)

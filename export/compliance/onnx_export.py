@@ -115,14 +115,62 @@ def canonicalize(model):
     return model
 
 
-# What dynamic int8 may cover, most to least: every supported op (embedding table too), the
-# LSTM and Dense weights, the LSTM weights only. train.choose_quantization picks one.
-QUANT_OPS = {"all": None, "lstm+matmul": ["LSTM", "MatMul"], "lstm": ["LSTM"]}
+# The int8 forms train.choose_quantization picks from, in order of preference on a tie:
+# - "weights": every weight matrix int8 (per output channel), activations float. ORT folds
+#   the DequantizeLinear of each constant at load (agent/classify.py turns its QDQ fusion
+#   off), so a note costs what the float model costs. Its point: a note's result does not
+#   depend on the other notes in the same run. Dynamic int8 scales each run's activations by
+#   that run's largest value, so a note's logits moved by up to ~0.35 with its batch-mates
+#   (and `why`'s occlusion variants moved each other).
+# - dynamic int8 over every supported op (embedding table too), over the LSTM and Dense
+#   weights, or over the LSTM weights only.
+QUANT_OPS = {"weights": "W8A32", "all": None, "lstm+matmul": ["LSTM", "MatMul"], "lstm": ["LSTM"]}
+# which input of an op is its weight matrix -> the axis of its output channels
+_WEIGHT_INPUTS = {("Gather", 0): 0, ("MatMul", 1): 1, ("Gemm", 1): 1, ("LSTM", 1): 1, ("LSTM", 2): 1}
+
+
+def quantize_weights_int8(fp32: bytes) -> bytes:
+    """Weight-only int8: each weight matrix (embedding table, LSTM W/R, Dense kernels)
+    becomes int8 with one symmetric scale per output channel, behind a DequantizeLinear."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load_from_string(fp32)
+    g = m.graph
+    axis_of: dict[str, int] = {}
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            if (n.op_type, i) in _WEIGHT_INPUTS:
+                axis_of.setdefault(x, _WEIGHT_INPUTS[(n.op_type, i)])
+    inits, dq = [], []
+    for init in g.initializer:
+        a = numpy_helper.to_array(init)
+        axis = axis_of.get(init.name)
+        if axis is None or a.dtype != np.float32 or a.ndim < 2:
+            inits.append(init)
+            continue
+        scale = np.max(np.abs(a), axis=tuple(i for i in range(a.ndim) if i != axis)) / 127.0
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        shape = [1] * a.ndim
+        shape[axis] = -1
+        q = np.clip(np.rint(a / scale.reshape(shape)), -127, 127).astype(np.int8)
+        inits += [numpy_helper.from_array(q, init.name + "_q"), numpy_helper.from_array(scale, init.name + "_s"),
+                  numpy_helper.from_array(np.zeros(scale.shape, np.int8), init.name + "_z")]
+        dq.append(helper.make_node("DequantizeLinear", [init.name + "_q", init.name + "_s", init.name + "_z"],
+                                   [init.name], axis=axis, name=init.name + "_dq"))
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    nodes = dq + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    return m.SerializeToString()
 
 
 def quantize_int8(fp32: bytes, ops: str = "all") -> bytes:
-    """Dynamic quantization: int8 weights, activations quantized on the fly — no
-    calibration set needed; shrinks the covered weights ~4x."""
+    """One of QUANT_OPS. Dynamic quantization: int8 weights, activations quantized on the
+    fly — no calibration set needed; shrinks the covered weights ~4x."""
+    if ops == "weights":
+        return quantize_weights_int8(fp32)
     from onnxruntime.quantization import QuantType, quantize_dynamic
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
@@ -137,6 +185,7 @@ def session(model_bytes: bytes, threads: int = 1):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.disable_quant_qdq", "1")    # as the car: fold weight-only int8
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 

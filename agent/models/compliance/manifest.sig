@@ -1,1 +1,1 @@
-9gxMnRk80rVCM06MzcGvS84jH/1S+EisF3fQNFN3RrY2LanWNW9ndiyHcef2Ufn/Vuqdu3nGly8ugp+jzXpQDA==
+ry9z7OE15e1WqL9ltqCwQf7DXC/aIDgXE34lb5bDlUmtnMWSNca9JTHAE0BwprwgfYrw+CdT3zqe2rBIYU+XDQ==
