@@ -149,6 +149,15 @@ def _margin(logits: np.ndarray, cls: int) -> np.ndarray:
 
 _STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
 _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
+# _read_parts: sentences ("." ";" "!" "?" then space, a line break, "also" starting a clause),
+# and the words that make a sentence speak of a part no longer fitted
+_PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
+_LETTERS = re.compile(r"[^\W\d_]+")
+_SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
+_YEARISH = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
+PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
+_FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
+                     "replaced", "replacing", "swapped", "was", "were", "scrap", "before"})
 
 
 class ComplianceClassifier:
@@ -291,8 +300,9 @@ class ComplianceClassifier:
         return (surface, ids, any(i != self._unk for i in ids),
                 year_value(surface) if ids[0] in self._century_ids else None, len(ids))
 
-    def classify(self, texts: list[str], explain: bool = True) -> list[dict]:
-        """One result per text, in input order (see the module docstring)."""
+    def classify(self, texts: list[str], explain: bool = True, by_part: bool = True) -> list[dict]:
+        """One result per text, in input order (see the module docstring). `by_part=False`:
+        the whole-note reading alone (what the training metrics and parity measure)."""
         if not self.facts_model:
             return self._classify_binary(texts, explain)
         # the results are many small dicts and lists (no cycles): the cyclic garbage collector
@@ -303,10 +313,80 @@ class ComplianceClassifier:
         if was_on:
             gc.disable()
         try:
-            return self._classify_facts(texts, explain)
+            res = self._classify_facts(texts, explain)
+            return self._read_parts(texts, res, explain) if by_part else res
         finally:
             if was_on:
                 gc.enable()
+
+    def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """Several parts in one note, read part by part where the whole note does not say
+        non-compliant.
+        The model reads a note whole, and its pooled features say which facts the note
+        states, not which part states them: "Alternator: 2010, aluminium, good. Bracket:
+        1985, steel, good." read as compliant, and so did a second part written without its
+        year. So such a note of several short sentences, two of them with a year in them
+        (parts dated one by one), is read again sentence by sentence (its short sentences
+        only)
+        (one batched call), and the rule is applied per part:
+        - a sentence that is a whole record (all three facts stated) and violates makes that
+          fact violate (regulation: non-compliant if any component is);
+        - a sentence that states two facts but not the third, beside a sentence that is a
+          whole record, is a part whose third fact is missing: that fact is not stated.
+        A sentence that speaks of a former part ("old", "removed", "was") takes no part in
+        either: the part as it is now is what counts, and the whole-note reading has it.
+        `facts[h]["part"]` names the sentence that decided it."""
+        todo = []
+        for i, r in enumerate(res):
+            # parts dated one by one: two year-like words in short sentences (a part's record
+            # is short, and a whole record states its year); narrative is never read again
+            if r["verdict"] == "non_compliant" or not _SENTENCE_END.search(texts[i]) \
+                    or len(_YEARISH.findall(texts[i])) < 2:
+                continue
+            segs = [x for x in (y.strip(" .;,") for y in _PART_SPLIT.split(texts[i]))
+                    if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
+            if len(segs) > 1 and sum(bool(_YEARISH.search(x)) for x in segs) >= 2:
+                todo.append((i, segs))
+        if not todo:
+            return res
+        flat = [x for _, segs in todo for x in segs]
+        seg_res = iter(self._classify_facts(flat, explain))
+        attrs, ns, vi = R.ATTRIBUTES, R.NOT_STATED, R.VIOLATES
+        for i, segs in todo:
+            parts = [(x, next(seg_res)) for x in segs]
+            stated = [(x, v, [h for h in attrs if v["facts"][h]["state"] != ns]) for x, v in parts
+                      if not _FORMER & {w.lower() for w in _LETTERS.findall(x)}]
+            if not any(len(st) == 3 for _, _, st in stated):
+                continue
+            r = res[i]
+            facts = dict(r["facts"])
+            for x, v, st in stated:
+                if len(st) == 3:
+                    for h in attrs:
+                        if v["facts"][h]["state"] == vi:
+                            facts[h] = {**v["facts"][h], "part": x}
+                elif len(st) == 2:
+                    h = next(a for a in attrs if a not in st)
+                    if facts[h]["state"] == R.COMPLIES:
+                        facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": x,
+                                    **({"value": None} if h == "year" else {})}
+            states = {h: facts[h]["state"] for h in attrs}
+            verdict = R.verdict(states)
+            if verdict == r["verdict"]:
+                continue
+            note_why: list[str] = []
+            if explain:
+                for h in attrs:
+                    if states[h] in _KEEP[verdict]:
+                        for w in facts[h]["why"]:
+                            self._add(note_why, w)
+            q = 1.0
+            for h in attrs:
+                q *= 1.0 - (facts[h]["p"] if states[h] == vi else 0.0)
+            res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict),
+                      "p_noncompliant": max(r["p_noncompliant"], round(1.0 - q, 6)), "why": note_why,
+                      "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
+        return res
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
