@@ -154,7 +154,9 @@ _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermin
 _PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
 _LETTERS = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
-_YEARISH = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
+# a cheap superset of what the tokenizer reads as a year (4 digits 19xx/20xx, 'NN, a year in
+# words): most notes are passed over on it; the sentences are then counted by year_positions
+_YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
 PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
 _FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
                      "replaced", "replacing", "swapped", "was", "were", "scrap", "before"})
@@ -319,16 +321,26 @@ class ComplianceClassifier:
             if was_on:
                 gc.enable()
 
+    def _note_why(self, facts: dict, states: dict, verdict: str) -> list[str]:
+        """The note's `why`: the words of the facts the verdict rests on (_KEEP)."""
+        out: list[str] = []
+        keep = _KEEP[verdict]
+        for h in R.ATTRIBUTES:
+            if states[h] in keep:
+                for w in facts[h]["why"]:
+                    self._add(out, w)
+        return out
+
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """Several parts in one note, read part by part where the whole note does not say
         non-compliant.
         The model reads a note whole, and its pooled features say which facts the note
         states, not which part states them: "Alternator: 2010, aluminium, good. Bracket:
         1985, steel, good." read as compliant, and so did a second part written without its
-        year. So such a note of several short sentences, two of them with a year in them
-        (parts dated one by one), is read again sentence by sentence (its short sentences
-        only)
-        (one batched call), and the rule is applied per part:
+        year. So such a note of several short sentences, two of them with a plausible
+        manufacture year in them (parts dated one by one), is read again sentence by
+        sentence — its short sentences only, in one batched call — and the rule is applied
+        per part:
         - a sentence that is a whole record (all three facts stated) and violates makes that
           fact violate (regulation: non-compliant if any component is);
         - a sentence that states two facts but not the third, beside a sentence that is a
@@ -341,11 +353,11 @@ class ComplianceClassifier:
             # parts dated one by one: two year-like words in short sentences (a part's record
             # is short, and a whole record states its year); narrative is never read again
             if r["verdict"] == "non_compliant" or not _SENTENCE_END.search(texts[i]) \
-                    or len(_YEARISH.findall(texts[i])) < 2:
+                    or len(_YEAR_HINT.findall(texts[i])) < 2:
                 continue
             segs = [x for x in (y.strip(" .;,") for y in _PART_SPLIT.split(texts[i]))
                     if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
-            if len(segs) > 1 and sum(bool(_YEARISH.search(x)) for x in segs) >= 2:
+            if len(segs) > 1 and sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2:
                 todo.append((i, segs))
         if not todo:
             return res
@@ -374,12 +386,7 @@ class ComplianceClassifier:
             verdict = R.verdict(states)
             if verdict == r["verdict"]:
                 continue
-            note_why: list[str] = []
-            if explain:
-                for h in attrs:
-                    if states[h] in _KEEP[verdict]:
-                        for w in facts[h]["why"]:
-                            self._add(note_why, w)
+            note_why = self._note_why(facts, states, verdict) if explain else []
             q = 1.0
             for h in attrs:
                 q *= 1.0 - (facts[h]["p"] if states[h] == vi else 0.0)
@@ -600,13 +607,7 @@ class ComplianceClassifier:
             facts[h] = f
             states[h] = state
         verdict = R.verdict(states)
-        note_why: list[str] = []
-        if explain:
-            keep = _KEEP[verdict]
-            for h in R.ATTRIBUTES:
-                if states[h] in keep:
-                    for w in facts[h]["why"]:
-                        self._add(note_why, w)
+        note_why = self._note_why(facts, states, verdict) if explain else []
         # 1 - prod(1 - P(violates)): the same left-to-right products as np.prod of the three
         return {"verdict": verdict, "compliant": R.compliant_field(verdict), "p_noncompliant": round(1.0 - q, 6),
                 "why": note_why, "facts": facts,
