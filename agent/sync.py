@@ -93,6 +93,10 @@ class Sync:
         self._dirty_at = time.monotonic()          # last enqueue (hook) time
         self._stop = threading.Event()
         self._connected = False
+        # True once the broker granted the downlink subscription (SUBACK): only then can an ack or
+        # components document sent by the cloud reach this agent; "connected" alone (CONNACK) is earlier.
+        self._downlink_live = False
+        self._downlink_mid = None
         self._state = "stopped"
         self._attempt = 0
         self.connects = 0
@@ -177,7 +181,7 @@ class Sync:
         except Exception:   # status must never raise (HMI health calls it)
             log.debug("outbox counters unavailable", exc_info=True)
         c = self._counters_cache
-        return {"state": self._state, "connected": self._connected,
+        return {"state": self._state, "connected": self._connected, "downlink_live": self._downlink_live,
                 "broker": f"{self.m.host}:{self.m.port}", "connects": self.connects,
                 "last_error": self.last_error, "inflight": len(self._inflight),
                 "outbox": {k: c.get(k, 0) for k in ("rows", "bytes", "enqueued", "sent",
@@ -231,6 +235,7 @@ class Sync:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _backoff(self) -> None:
@@ -274,7 +279,7 @@ class Sync:
                     self._maybe_status(c)
             if self._stop.is_set():
                 break                       # still connected: _shutdown_client says goodbye
-            self._connected = False
+            self._connected = self._downlink_live = False
             self._flush_acked()
             self._state = "disconnected"
             self._backoff()
@@ -295,7 +300,7 @@ class Sync:
                 c.loop(timeout=0.05)
             except Exception:
                 log.debug("clean disconnect failed", exc_info=True)
-        self._connected = False
+        self._connected = self._downlink_live = False
         self._flush_acked()
 
     def _note_error(self, msg: str) -> None:
@@ -320,14 +325,24 @@ class Sync:
         # or a download cut by the disconnect): drop them; a pending download re-subscribes
         # when its retained announcement comes again.
         client.unsubscribe([T.MODEL_CHUNKS_FILTER] + [T.model_chunks_filter(s) for s in self.releases.slots])
-        client.subscribe([(f, T.QOS) for f in T.downlink_filters(self.vehicle_id)])
+        self._downlink_live = False
+        _, self._downlink_mid = client.subscribe([(f, T.QOS) for f in T.downlink_filters(self.vehicle_id)])
         self._status_due = 0.0
         self._dirty_at = time.monotonic()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._downlink_mid:
+            return                                  # a model-chunk subscription
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:                                 # e.g. a broker ACL denying the vehicle's topics
+            self._note_error(f"downlink subscription refused: {', '.join(refused)}")
+        self._downlink_live = not refused
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected:
             log.warning("mqtt disconnected: %s", reason_code)
         self._connected = False
+        self._downlink_live = False
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         rid = self._inflight.pop(mid, None)

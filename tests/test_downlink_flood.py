@@ -57,7 +57,7 @@ def agent_proc(tmp_path, broker):
     port = hmi_port(cfg)
     wait_ready(port, proc, log)
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http("GET", base + "/api/health")[1]["mqtt"].get("connected"), 15, what="MQTT connected")
+    wait_until(lambda: http("GET", base + "/api/health")[1]["mqtt"].get("downlink_live"), 15, what="MQTT connected and downlink subscribed")
     yield proc, base, log
     rc, _ = stop_process(proc)
     assert rc == 0, log.read_text()[-3000:]

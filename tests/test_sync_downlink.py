@@ -98,7 +98,7 @@ def agent(tmp_path, broker):
                           downlink_rate_per_s=1_000_000, downlink_burst=1_000_000),
                 store, alerts, on_components=lambda d: (docs.append(d), len(d["components"]))[1],
                 on_bundle=slot.install, backoff_min=0.05, backoff_max=0.3, status_interval=0.5).start()
-    wait_until(lambda: sync.status()["connected"], 10, what="agent connected")
+    wait_until(lambda: sync.status()["downlink_live"], 10, what="agent connected and subscribed to its downlink")
     yield sync, alerts, slot, docs
     sync.stop()
 
@@ -139,6 +139,15 @@ def test_cloud_ack_acknowledges_alert(agent, broker):
     cloud.send(T.ack_topic(VID), T.ack_message(VID, a["id"], by="fleet-app"))
     wait_until(lambda: alerts.get(a["id"])["state"] == "acknowledged", 10, what="ack applied")
     assert alerts.get(a["id"])["acknowledged_by"] == "fleet-app"
+    # After a lost connection the flag drops, and once it is back an ack sent at once still lands:
+    # "downlink_live" means the broker granted the subscription, not just the CONNACK.
+    b, _ = alerts.raise_or_update("battery:B3", "battery", "warning", "Battery", "soon", {})
+    connects = sync.status()["connects"]
+    sync._client.disconnect()
+    wait_until(lambda: sync.status()["connects"] > connects, 10, what="reconnect")
+    wait_until(lambda: sync.status()["downlink_live"], 10, what="downlink subscribed again")
+    cloud.send(T.ack_topic(VID), T.ack_message(VID, b["id"], by="fleet-app"))
+    wait_until(lambda: alerts.get(b["id"])["state"] == "acknowledged", 10, what="ack after reconnect applied")
     cloud.close()
 
 

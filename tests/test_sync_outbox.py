@@ -33,6 +33,7 @@ def test_overflow_drops_telemetry_first_and_counts_it(tmp_path, spark):
     assert st["dropped_telemetry"] == n_rows + n_alerts - 50 and st["dropped_alerts"] == 0
     time.sleep(0.5)                                # still offline, still bounded
     assert sync.status()["connected"] is False and sync.status()["connects"] == 0
+    assert sync.status()["downlink_live"] is False
 
     # Connectivity comes back: what was kept arrives, oldest first, and nothing else.
     b.start()

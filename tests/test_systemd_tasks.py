@@ -41,7 +41,7 @@ def test_tasks_max_is_enough_under_load(tmp_path, broker):
     held: list[socket.socket] = []
     try:
         wait_ready(port, proc, log)
-        wait_until(lambda: http("GET", base + "/api/health")[1]["mqtt"].get("connected"), 15, what="MQTT")
+        wait_until(lambda: http("GET", base + "/api/health")[1]["mqtt"].get("downlink_live"), 15, what="MQTT")
 
         def sample():
             while not stop.is_set():
