@@ -331,6 +331,70 @@ def test_shipped_bundle_on_plain_two_part_notes(shipped):
     assert right >= 396 and false_compliant <= 3, (right, false_compliant)
 
 
+# Workshop narrative written for this test only (no generator writes it), with the words that
+# trip a reader up: negations, "old", "left", "factory", numbers.
+_STORY = ["Car came in on a flatbed after the owner heard a knock.",
+          "Put it on the ramp first thing and let the engine cool.",
+          "Road test done with the service manager, no warning lamps.",
+          "Parts arrived late from the depot so the job ran into the afternoon.",
+          "Customer wants a call before any extra work is started.",
+          "Torque wrench checked against the bench tester this morning.",
+          "Washed the underbody to see where the leak was coming from.",
+          "Two of the wheel bolts were tight and needed the breaker bar.",
+          "Left a note for the night shift about the loan car.",
+          "Battery charger stayed on while the diagnostics ran.",
+          "Reset the service light and stamped the book.",
+          "Brake fluid looked dark, advised a flush next visit.",
+          "No leaks found under the car.", "Nothing else to report on the lift.",
+          "Did not get to the wipers today, not enough time.", "Nobody answered the phone at lunch.",
+          "The old loan car is not back yet.", "Never got the code reader to talk to the gateway.",
+          "Left the keys with reception at six.", "Factory tool needed for the cover, borrowed one."]
+
+
+def test_shipped_bundle_reads_the_facts_through_narrative_it_never_saw(shipped):
+    """300 one-part records, 4 in 10 without one of their facts, each among 2-6 sentences of
+    narrative: the verdict is right for >= 297 and no record without a fact is called
+    compliant (measured: 300, 0; the whole-note reading alone, without the re-read of an
+    undetermined note's fact sentences (agent/classify._read_facts_only): 298, 0)."""
+    import random
+    from agent import regulation as R
+    from export.compliance.parts import PARTS
+    r = random.Random(11)
+    mats = {"aluminium": "aluminium", "steel": "steel", "cast iron": "iron", "plastic": "plastic",
+            "carbon fibre": "carbon fiber"}
+    notes = []
+    for _ in range(300):
+        y = r.choice([r.randint(1960, 1994), r.randint(1995, 2025), r.randint(1995, 2025)])
+        m, c, p = r.choice(list(mats)), r.choice(["good", "new", "excellent", "fair", "poor"]), r.choice(PARTS)
+        said = {"year": f"built {y}", "material": m, "condition": f"{c} condition"}
+        gone = r.choice(R.ATTRIBUTES) if r.random() < 0.4 else None
+        if gone:
+            del said[gone]
+        story = r.sample(_STORY, r.randint(2, 6))
+        story.insert(r.randint(0, len(story)), f"{p.capitalize()}: " + ", ".join(said.values()) + ".")
+        notes.append((" ".join(story), R.verdict(R.states_of(None if gone == "year" else y,
+                                                            None if gone == "material" else mats[m],
+                                                            None if gone == "condition" else c))))
+    res = shipped.classify([n for n, _ in notes], explain=False)
+    right = sum(v["verdict"] == t for v, (_, t) in zip(res, notes))
+    false_compliant = [n for v, (n, t) in zip(res, notes) if v["verdict"] == "compliant" and t != "compliant"]
+    assert right >= 297 and not false_compliant, (right, false_compliant)
+
+
+def test_an_undetermined_note_is_read_again_without_its_narrative(shipped):
+    """The re-read drops only sentences that state no fact alone, and never makes up a fact:
+    a note that does not state its condition stays undetermined however it is cut."""
+    note = ("Blower motor: dates to 2020; the material is alloy aluminium; overall condition pretty good. "
+            "checked the recall database, nothing open for this chassis.")   # the whole reading: year not stated
+    v = shipped.classify([note], explain=True)[0]
+    assert v["verdict"] == "compliant", v
+    assert "2020" in v["facts"]["year"]["why"], v
+    gone = note.replace("; overall condition pretty good", "")
+    for text in (gone, gone.replace(".", ";", 1)):
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == "undetermined" and v["missing"] == ["condition"], (text, v)
+
+
 def test_shipped_bundle_several_components_year_of_the_violating_one(shipped):
     v = shipped.classify(["Alternator: 2010, aluminium, good. Bracket: 1985, cast iron, poor."])[0]
     assert v["facts"]["year"]["state"] == "violates" and v["facts"]["year"]["value"] == 1985
