@@ -161,6 +161,10 @@ PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not 
 # _read_facts_only: sentences of narrative ("." "!" "?" then space, a line break; not ";", which
 # separates the facts of one record)
 _NARRATIVE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# _confirm_in_clauses: the sentences of a note ("also" starts another part's record) and the
+# clauses of one record (";" "," "/" " - ")
+_RECORD_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
+_CLAUSE_SPLIT = re.compile(r"[.;,/\n]+|\s-\s")
 _FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
                      "replaced", "replacing", "swapped", "was", "were", "scrap", "before"})
 
@@ -321,7 +325,8 @@ class ComplianceClassifier:
             res = self._classify_facts(texts, explain)
             if not by_part:
                 return res
-            return self._read_facts_only(texts, self._read_parts(texts, res, explain), explain)
+            res = self._read_facts_only(texts, self._read_parts(texts, res, explain), explain)
+            return self._confirm_in_clauses(texts, res, explain)
         finally:
             if was_on:
                 gc.enable()
@@ -335,6 +340,15 @@ class ComplianceClassifier:
                 for w in facts[h]["why"]:
                     self._add(out, w)
         return out
+
+    @staticmethod
+    def _where_in(text: str, facts: dict) -> dict:
+        """A re-read (a sentence, a clause, the note without its narrative) found the facts'
+        words in a piece of the note: their `where` is the clause of the note itself."""
+        for f in facts.values():
+            if f.get("why"):
+                f["where"] = _clause(text, f["why"][0])
+        return facts
 
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """Several parts in one note, read part by part where the whole note does not say
@@ -357,12 +371,16 @@ class ComplianceClassifier:
         for i, r in enumerate(res):
             # parts dated one by one: two year-like words in short sentences (a part's record
             # is short, and a whole record states its year); narrative is never read again
-            if r["verdict"] == "non_compliant" or not _SENTENCE_END.search(texts[i]) \
-                    or len(_YEAR_HINT.findall(texts[i])) < 2:
+            if r["verdict"] == "non_compliant" or not _SENTENCE_END.search(texts[i]):
+                continue
+            compliant = r["verdict"] == "compliant"
+            if not compliant and len(_YEAR_HINT.findall(texts[i])) < 2:
                 continue
             segs = [x for x in (y.strip(" .;,") for y in _PART_SPLIT.split(texts[i]))
                     if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
-            if len(segs) > 1 and sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2:
+            # a compliant note is read part by part whenever it has parts: a part without
+            # its year beside a dated one is a false "compliant" otherwise
+            if len(segs) > 1 and (compliant or sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2):
                 todo.append((i, segs))
         if not todo:
             return res
@@ -382,6 +400,8 @@ class ComplianceClassifier:
                     for h in attrs:
                         if v["facts"][h]["state"] == vi:
                             facts[h] = {**v["facts"][h], "part": x}
+                            if explain and facts[h].get("why"):
+                                facts[h]["where"] = _clause(texts[i], facts[h]["why"][0])
                 elif len(st) == 2:
                     h = next(a for a in attrs if a not in st)
                     if facts[h]["state"] == R.COMPLIES:
@@ -431,7 +451,82 @@ class ComplianceClassifier:
                 where.append(i)
         if again:
             for i, v in zip(where, self._read_parts(again, self._classify_facts(again, explain), explain)):
-                res[i] = v
+                res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
+        return res
+
+    def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A fact the model leaned to "complies" without reaching the bar (`unsure`), in a note
+        that is one record, is looked for in the record's clauses read one by one.
+        A clause the model never saw in training can blur a fact it reads at once in any
+        other ("Condition excellent; the alu valve cover left the factory in 2017.": the
+        material and condition below the bar): the held-out sets' commonest error. So where
+        an undetermined note has such a fact, it is read clause by clause, and the fact
+        complies if some clause alone says so at the bar and no clause says it violates.
+        Guards, each against a false "compliant" the held-out sets showed without it:
+        - only a fact the whole-note reading leaned to complies (`unsure`; a fact it read as
+          not stated stays so), and not one the part-by-part reading decided;
+        - only a note with ONE sentence that states a fact, and in it no fact stated by two
+          clauses (a record of one part: in a note about several parts another part's
+          clause would lend its fact);
+        - a clause about a former part ("old", "removed", "was", ...) confirms nothing; a
+          clause that reads the fact as violating forbids it.
+        It can turn undetermined into compliant, so it is measured on what it must not do:
+        on the 4,307 held-out notes it adds no false compliant (README)."""
+        todo = []
+        for i, r in enumerate(res):
+            if r["verdict"] != "undetermined":
+                continue
+            f = r["facts"]
+            if any(f[h]["state"] == R.NOT_STATED and "part" not in f[h]
+                   and f[h].get("unsure", {}).get("state") == R.COMPLIES for h in R.ATTRIBUTES):
+                todo.append(i)
+        if not todo:
+            return res
+        sents = {i: [x.strip() for x in _RECORD_SPLIT.split(texts[i]) if x and x.strip()] for i in todo}
+        multi = [(i, x) for i in todo if len(sents[i]) > 1 for x in sents[i]]
+        alone = iter(self._classify_facts([x for _, x in multi], False)) if multi else iter(())
+        record: dict[int, str] = {i: texts[i] for i in todo if len(sents[i]) == 1}
+        stated: dict[int, list[str]] = {}
+        for i, x in multi:
+            if any(f["state"] != R.NOT_STATED for f in next(alone)["facts"].values()):
+                stated.setdefault(i, []).append(x)
+        record.update({i: xs[0] for i, xs in stated.items() if len(xs) == 1})
+        clauses = [(i, c) for i in todo if i in record
+                   for c in (y.strip() for y in _CLAUSE_SPLIT.split(record[i])) if c]
+        if len({i for i, _ in clauses}) == 0:
+            return res
+        read = self._classify_facts([c for _, c in clauses], explain)
+        by_note: dict[int, list] = {}
+        for (i, c), v in zip(clauses, read):
+            by_note.setdefault(i, []).append((c, v))
+        attrs, ns, co = R.ATTRIBUTES, R.NOT_STATED, R.COMPLIES
+        for i, cl in by_note.items():
+            if len(cl) < 2:
+                continue                  # the record is one clause: the whole reading was it
+            if any(sum(v["facts"][h]["state"] != R.NOT_STATED for _, v in cl) > 1 for h in R.ATTRIBUTES):
+                continue                  # a fact stated twice: two parts ("A: 1998, steel; B: 1997") or a swap
+            r = res[i]
+            facts = dict(r["facts"])
+            for h in attrs:
+                f = facts[h]
+                if f["state"] != ns or "part" in f or f.get("unsure", {}).get("state") != co:
+                    continue
+                if any(v["facts"][h]["state"] == R.VIOLATES for _, v in cl):
+                    continue
+                ok = [(c, v) for c, v in cl if v["facts"][h]["state"] == co
+                      and not _FORMER & {w.lower() for w in _LETTERS.findall(c)}]
+                if ok:
+                    c, v = ok[0]
+                    facts[h] = {**v["facts"][h], "clause": c}
+                    if explain and facts[h].get("why"):
+                        facts[h]["where"] = _clause(texts[i], facts[h]["why"][0])
+            states = {h: facts[h]["state"] for h in attrs}
+            verdict = R.verdict(states)
+            if states == {h: r["facts"][h]["state"] for h in attrs}:
+                continue
+            res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict),
+                      "why": self._note_why(facts, states, verdict) if explain else [],
+                      "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
         return res
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:

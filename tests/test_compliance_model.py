@@ -175,18 +175,18 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 97.4 %, author 93.35 %, hand-written 95.44 %; no classic
+    must not regress): classic 99.55 %, author 95.85 %, hand-written 95.77 %; no classic
     note that is not compliant is called compliant, at most the measured few elsewhere."""
     res = heldout_scores
-    assert res["classic"]["accuracy"] >= 0.97 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.93 and res["author"]["not_compliant_called_compliant"] <= 5
-    assert res["handwritten"]["accuracy"] >= 0.95 and res["handwritten"]["not_compliant_called_compliant"] <= 2
-    for style, c in res["classic"]["by_category"].items():          # every classic style but one is read
-        assert c["accuracy"] >= (0.84 if style == "reverse_sentence" else 0.97), (style, c)
+    assert res["classic"]["accuracy"] >= 0.99 and res["classic"]["not_compliant_called_compliant"] == 0
+    assert res["author"]["accuracy"] >= 0.955 and res["author"]["not_compliant_called_compliant"] <= 4
+    assert res["handwritten"]["accuracy"] >= 0.955 and res["handwritten"]["not_compliant_called_compliant"] <= 2
+    for style, c in res["classic"]["by_category"].items():          # every classic style is read
+        assert c["accuracy"] >= (0.97 if style == "reverse_sentence" else 0.99), (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 97.4 %, author 93.35 %, "
-                          "hand-written 95.44 %; reverse_sentence, distractors, replacement, negation, typos lowest)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.55 %, author 95.85 %, "
+                          "hand-written 95.77 %; distractors, several parts, replacement, negation, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -298,9 +298,11 @@ def test_shipped_bundle_reads_each_part_of_a_note_about_several(shipped):
 
 def test_shipped_bundle_on_plain_two_part_notes(shipped):
     """400 notes of two parts in the plainest field formats, a part now and then without one
-    of its facts: the verdict is right for >= 99 %, at most three are false compliants
-    (measured: 99.0 %, 3 — parts written without their year beside a dated one; the
-    whole-note reading alone: 97.25 %, 6)."""
+    of its facts: the verdict is right for >= 99.5 % and none is a false compliant
+    (measured: 400 right; the whole-note reading alone: 97.25 %, 6 false compliants; with
+    the part-by-part reading of notes with two dated parts only: 99.0 %, 3 — parts written
+    without their year beside a dated one, now read part by part as every compliant note
+    of several parts is)."""
     import random
     from agent import regulation as R
     from export.compliance.parts import PARTS
@@ -328,7 +330,7 @@ def test_shipped_bundle_on_plain_two_part_notes(shipped):
     res = shipped.classify([n for n, _ in notes], explain=False)
     right = sum(v["verdict"] == t for v, (_, t) in zip(res, notes))
     false_compliant = sum(v["verdict"] == "compliant" and t != "compliant" for v, (_, t) in zip(res, notes))
-    assert right >= 396 and false_compliant <= 3, (right, false_compliant)
+    assert right >= 398 and false_compliant == 0, (right, false_compliant)
 
 
 # Workshop narrative written for this test only (no generator writes it), with the words that
@@ -393,6 +395,21 @@ def test_an_undetermined_note_is_read_again_without_its_narrative(shipped):
     for text in (gone, gone.replace(".", ";", 1)):
         v = shipped.classify([text])[0]
         assert v["verdict"] == "undetermined" and v["missing"] == ["condition"], (text, v)
+
+
+def test_a_doubtful_fact_is_confirmed_in_its_own_clause_and_only_in_a_one_part_note(shipped):
+    """A fact blurred by a clause the model never saw is found in its own clause; another
+    part's clause never lends a fact, and a fact the note lacks stays missing
+    (agent/classify._confirm_in_clauses)."""
+    v = shipped.classify(["Condition excellent; the carbon fibre valve cover left the factory in 2017."])[0]
+    assert v["verdict"] == "compliant" and v["facts"]["year"]["value"] == 2017, v
+    assert {"carbon", "fibre"} & set(v["facts"]["material"]["why"]) and "excellent" in v["why"], v
+    for text, missing in [("Condition excellent; the valve cover left the factory in 2017.", ["material"]),
+                          ("Gearbox mount: 1998, steel, excellent; Transmission case: 1997, aluminium", ["condition"]),
+                          ("CV joint aluminium 2024 good; Door panel: 2014, steel", ["condition"]),
+                          ("Fender: 2021, carbon fibre, excellent\nHorn: aluminium, good", ["year"])]:
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == "undetermined" and v["missing"] == missing, (text, v)
 
 
 def test_shipped_bundle_several_components_year_of_the_violating_one(shipped):
