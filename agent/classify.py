@@ -158,11 +158,10 @@ _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
 PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
-# _read_facts_only: sentences of narrative ("." "!" "?" then space, a line break; not ";", which
-# separates the facts of one record)
-_NARRATIVE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-# _confirm_in_clauses: the sentences of a note ("also" starts another part's record) and the
-# clauses of one record (";" "," "/" " - ")
+# _read_sentences / _confirm_in_clauses: the sentences of a note ("." "!" "?" then space, a
+# line break; "also" starts another part's record; not ";", which separates the facts of one
+# record) and the clauses of one record (";" "," "/" " - ")
+NARRATIVE_MIN_P = 0.9        # _read_sentences: a sentence is narrative only if every head is this sure
 _RECORD_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
 _CLAUSE_SPLIT = re.compile(r"[.;,/\n]+|\s-\s")
 _FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
@@ -325,7 +324,7 @@ class ComplianceClassifier:
             res = self._classify_facts(texts, explain)
             if not by_part:
                 return res
-            res = self._read_facts_only(texts, self._read_parts(texts, res, explain), explain)
+            res = self._read_sentences(texts, self._read_parts(texts, res, explain), explain)
             return self._confirm_in_clauses(texts, res, explain)
         finally:
             if was_on:
@@ -420,34 +419,55 @@ class ComplianceClassifier:
                       "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
         return res
 
-    def _read_facts_only(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
-        """An undetermined note of several sentences, read again without its narrative.
+    def _read_sentences(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """An undetermined note of several sentences, read sentence by sentence.
         Workshop narrative the model never saw ("checked the recall database, nothing open for
-        this chassis") can drown a fact it reads at once in a plain record: the held-out
-        second author's notes were undetermined for a stated year or condition far more often
-        than plain ones. So each sentence of such a note is read alone (one batched call), the
-        sentences that state no fact alone are dropped, and the rest is read again as one
-        note (the issue's "first pass that finds the sentences carrying facts"), part by part
-        as above. Only undetermined notes are read again: a verdict the whole reading reached
-        stands. The year still needs a year in the text (regulation.read_fact), and a
-        sentence the model reads a fact in is never dropped, so a fact the note lacks is not
-        invented by the shorter note."""
+        this chassis") can drown a fact it reads at once in a plain record, and in a note
+        about several parts a fact of one can blur another's: the held-out second author's
+        notes were undetermined for a stated year or condition far more often than plain
+        ones. So each sentence of such a note ("also" starts another part's) is read alone,
+        in one batched call, and then:
+        - every part compliant: if each sentence that states a fact is, read alone, a whole
+          compliant record, the note is compliant (the regulation's rule per component).
+          A sentence counts as narrative only if every head is sure it states nothing
+          (p >= NARRATIVE_MIN_P), and a sentence about a former part ("old", "removed",
+          "was", ...) forbids it: the whole reading, which has the context, stands;
+        - else the narrative sentences are dropped and the rest is read again
+          as one note, part by part as above (the issue's "first pass that finds the
+          sentences carrying facts").
+        Only undetermined notes are read again: a verdict the whole reading reached stands.
+        The year still needs a year in the text (regulation.read_fact), and a sentence the
+        model leans to read a fact in is never dropped (a fact below the bar is no narrative:
+        "[fuse box cover] now pressed steel after the swap from grey cast iron" dropped made
+        the next part's record the note's), so a fact the note lacks is not invented by the
+        shorter note; a part without a fact is no compliant record."""
         todo = []
         for i, r in enumerate(res):
             if r["verdict"] != "undetermined":
                 continue
-            sents = [x.strip() for x in _NARRATIVE_SPLIT.split(texts[i]) if x.strip()]
+            sents = [x.strip() for x in _RECORD_SPLIT.split(texts[i]) if x and x.strip()]
             if len(sents) > 1:
                 todo.append((i, sents))
         if not todo:
             return res
-        alone = iter(self._classify_facts([x for _, sents in todo for x in sents], False))
+        alone = iter(self._classify_facts([x for _, sents in todo for x in sents], explain))
         again, where = [], []
         ns = R.NOT_STATED
         for i, sents in todo:
-            keep = [x for x in sents if any(f["state"] != ns for f in next(alone)["facts"].values())]
-            if keep and len(keep) < len(sents):
-                again.append(" ".join(keep))
+            read = [(x, next(alone)) for x in sents]
+            records = [(x, v) for x, v in read
+                       if not all(f["state"] == ns and f["p"] >= NARRATIVE_MIN_P for f in v["facts"].values())]
+            if records and all(v["verdict"] == "compliant" for _, v in records) \
+                    and not any(_FORMER & {w.lower() for w in _LETTERS.findall(x)} for x, _ in records):
+                x, v = records[0]
+                facts = {h: {**f, "part": x} for h, f in v["facts"].items()}
+                res[i] = {**v, "facts": self._where_in(texts[i], facts) if explain else facts,
+                          "why": [w for _, v in records for w in v["why"]] if explain else []}
+                if explain:
+                    res[i]["why"] = list(dict.fromkeys(res[i]["why"]))
+                continue
+            if records and len(records) < len(sents):
+                again.append(" ".join(x for x, _ in records))
                 where.append(i)
         if again:
             for i, v in zip(where, self._read_parts(again, self._classify_facts(again, explain), explain)):

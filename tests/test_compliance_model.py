@@ -357,7 +357,7 @@ def test_shipped_bundle_reads_the_facts_through_narrative_it_never_saw(shipped):
     """300 one-part records, 4 in 10 without one of their facts, each among 2-6 sentences of
     narrative: the verdict is right for >= 297 and no record without a fact is called
     compliant (measured: 300, 0; the whole-note reading alone, without the re-read of an
-    undetermined note's fact sentences (agent/classify._read_facts_only): 298, 0)."""
+    undetermined note sentence by sentence (agent/classify._read_sentences): 298, 0)."""
     import random
     from agent import regulation as R
     from export.compliance.parts import PARTS
@@ -410,6 +410,21 @@ def test_a_doubtful_fact_is_confirmed_in_its_own_clause_and_only_in_a_one_part_n
                           ("Fender: 2021, carbon fibre, excellent\nHorn: aluminium, good", ["year"])]:
         v = shipped.classify([text])[0]
         assert v["verdict"] == "undetermined" and v["missing"] == missing, (text, v)
+
+
+def test_a_note_is_compliant_only_if_every_part_in_it_is(shipped):
+    """Parts joined by "also" or written as sentences: each whole compliant record makes the
+    note compliant only together with the others; one part without its year leaves the
+    note undetermined, one violating part makes it non-compliant (agent/classify._read_sentences)."""
+    one = "[tow bar] state: good; body is alu casting; made late 2021 also [driveshaft] "
+    cases = [(one + "cast in 2017; carbon fibre; graded good", "compliant", []),
+             (one + "carbon fibre; graded good", "undetermined", ["year"]),
+             ("[hub] steel, good, 2015 also [bracket] plastic, good, 2015", "non_compliant", []),
+             ("Wiper arm: steel, built 2016, good. The old washer pump was plastic. "
+              "New washer pump aluminium, 2018, good.", "compliant", [])]
+    for text, verdict, missing in cases:
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == verdict and v["missing"] == missing, (text, v)
 
 
 def test_shipped_bundle_several_components_year_of_the_violating_one(shipped):
