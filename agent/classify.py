@@ -153,6 +153,7 @@ _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermin
 # and the words that make a sentence speak of a part no longer fitted
 _PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
 _LETTERS = re.compile(r"[^\W\d_]+")
+_WORDISH = re.compile(r"[^\W_]+")           # words and numbers
 _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
 # a cheap superset of what the tokenizer reads as a year (4 digits 19xx/20xx, 'NN, a year in
 # words): most notes are passed over on it; the sentences are then counted by year_positions
@@ -377,9 +378,16 @@ class ComplianceClassifier:
                 continue
             segs = [x for x in (y.strip(" .;,") for y in _PART_SPLIT.split(texts[i]))
                     if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
-            # a compliant note is read part by part whenever it has parts: a part without
-            # its year beside a dated one is a false "compliant" otherwise
-            if len(segs) > 1 and (compliant or sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2):
+            if len(segs) < 2:
+                continue
+            if compliant:
+                # a compliant note is read part by part whenever it may hold two parts' records
+                # (a part without its year beside a dated one is a false "compliant"
+                # otherwise): one of three words or more (a whole record), another of two
+                n = sorted(len(_WORDISH.findall(x)) for x in segs)
+                if n[-1] >= 3 and n[-2] >= 2:
+                    todo.append((i, segs))
+            elif sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2:
                 todo.append((i, segs))
         if not todo:
             return res
@@ -450,8 +458,8 @@ class ComplianceClassifier:
                 todo.append((i, sents))
         if not todo:
             return res
-        alone = iter(self._classify_facts([x for _, sents in todo for x in sents], explain))
-        again, where = [], []
+        alone = iter(self._classify_facts([x for _, sents in todo for x in sents], False))
+        again, where, whole = [], [], []
         ns = R.NOT_STATED
         for i, sents in todo:
             read = [(x, next(alone)) for x in sents]
@@ -459,16 +467,22 @@ class ComplianceClassifier:
                        if not all(f["state"] == ns and f["p"] >= NARRATIVE_MIN_P for f in v["facts"].values())]
             if records and all(v["verdict"] == "compliant" for _, v in records) \
                     and not any(_FORMER & {w.lower() for w in _LETTERS.findall(x)} for x, _ in records):
-                x, v = records[0]
-                facts = {h: {**f, "part": x} for h, f in v["facts"].items()}
-                res[i] = {**v, "facts": self._where_in(texts[i], facts) if explain else facts,
-                          "why": [w for _, v in records for w in v["why"]] if explain else []}
-                if explain:
-                    res[i]["why"] = list(dict.fromkeys(res[i]["why"]))
+                whole.append((i, records))
                 continue
             if records and len(records) < len(sents):
                 again.append(" ".join(x for x, _ in records))
                 where.append(i)
+        if whole:
+            # every part a compliant record; with `why`, the records are read again explained
+            # (only these: the sentences were read without it) and must still all comply
+            told = iter(self._classify_facts([x for _, rs in whole for x, _ in rs], True)) if explain else None
+            for i, rs in whole:
+                vs = [next(told) for _ in rs] if told else [v for _, v in rs]
+                if any(v["verdict"] != "compliant" for v in vs):
+                    continue
+                facts = {h: {**f, "part": rs[0][0]} for h, f in vs[0]["facts"].items()}
+                res[i] = {**vs[0], "facts": self._where_in(texts[i], facts) if explain else facts,
+                          "why": list(dict.fromkeys(w for v in vs for w in v["why"]))}
         if again:
             for i, v in zip(where, self._read_parts(again, self._classify_facts(again, explain), explain)):
                 res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
