@@ -350,6 +350,17 @@ class ComplianceClassifier:
                 f["where"] = _clause(text, f["why"][0])
         return facts
 
+    def _dated(self, text: str) -> bool:
+        """Does the text hold a plausible manufacture year (what year_positions finds, for a
+        4-digit number read straight from the pre-filter's match: no tokenizing)?"""
+        for m in _YEAR_HINT.finditer(text):
+            g = m.group(0)
+            if not g.isdigit():
+                return bool(year_positions(self.tokenizer, text))   # 'NN, a year in words
+            if R.plausible_year(int(g)):
+                return True
+        return False
+
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """Several parts in one note, read part by part where the whole note does not say
         non-compliant.
@@ -357,9 +368,10 @@ class ComplianceClassifier:
         states, not which part states them: "Alternator: 2010, aluminium, good. Bracket:
         1985, steel, good." read as compliant, and so did a second part written without its
         year. So such a note of several short sentences, two of them with a plausible
-        manufacture year in them (parts dated one by one), is read again sentence by
-        sentence — its short sentences only, in one batched call — and the rule is applied
-        per part:
+        manufacture year in them (parts dated one by one) — or, where the whole note reads
+        compliant, two that can be records (3+ and 2+ words: a part written without its year
+        beside a dated one) — is read again sentence by sentence — its short sentences only,
+        in one batched call — and the rule is applied per part:
         - a sentence that is a whole record (all three facts stated) and violates makes that
           fact violate (regulation: non-compliant if any component is);
         - a sentence that states two facts but not the third, beside a sentence that is a
@@ -367,7 +379,7 @@ class ComplianceClassifier:
         A sentence that speaks of a former part ("old", "removed", "was") takes no part in
         either: the part as it is now is what counts, and the whole-note reading has it.
         `facts[h]["part"]` names the sentence that decided it."""
-        todo = []
+        todo, maybe = [], []
         for i, r in enumerate(res):
             # parts dated one by one: two year-like words in short sentences (a part's record
             # is short, and a whole record states its year); narrative is never read again
@@ -380,15 +392,22 @@ class ComplianceClassifier:
                     if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
             if len(segs) < 2:
                 continue
-            if compliant:
-                # a compliant note is read part by part whenever it may hold two parts' records
-                # (a part without its year beside a dated one is a false "compliant"
-                # otherwise): one of three words or more (a whole record), another of two
-                n = sorted(len(_WORDISH.findall(x)) for x in segs)
-                if n[-1] >= 3 and n[-2] >= 2:
-                    todo.append((i, segs))
-            elif sum(bool(year_positions(self.tokenizer, x)) for x in segs) >= 2:
+            dated = [self._dated(x) for x in segs]
+            if sum(dated) >= 2:
                 todo.append((i, segs))
+            elif compliant and any(dated):
+                # a compliant note with one dated sentence: another sentence may be a part's
+                # record without its year (the false "compliant" of the whole-note reading).
+                # Its sentences of 3+ words without a year are read first (most are remarks:
+                # "labelled and bagged"); only if one states two facts is the note read part by part
+                cand = [x for x, d in zip(segs, dated) if not d and len(_WORDISH.findall(x)) >= 3]
+                if cand:
+                    maybe.append((i, segs, cand))
+        if maybe:
+            probe = iter(self._classify_facts([x for _, _, cand in maybe for x in cand], False))
+            for i, segs, cand in maybe:
+                if [sum(f["state"] != R.NOT_STATED for f in next(probe)["facts"].values()) for _ in cand].count(2):
+                    todo.append((i, segs))
         if not todo:
             return res
         flat = [x for _, segs in todo for x in segs]
