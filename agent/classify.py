@@ -325,8 +325,9 @@ class ComplianceClassifier:
             res = self._classify_facts(texts, explain)
             if not by_part:
                 return res
-            res = self._read_sentences(texts, self._read_parts(texts, res, explain), explain)
-            return self._confirm_in_clauses(texts, res, explain)
+            sentences: dict[int, list] = {}
+            res = self._read_sentences(texts, self._read_parts(texts, res, explain), explain, sentences)
+            return self._confirm_in_clauses(texts, res, explain, sentences)
         finally:
             if was_on:
                 gc.enable()
@@ -340,6 +341,12 @@ class ComplianceClassifier:
                 for w in facts[h]["why"]:
                     self._add(out, w)
         return out
+
+    @staticmethod
+    def _narrative(v: dict) -> bool:
+        """A sentence read alone states nothing: every head is sure of it (a fact the model
+        leans to read, below the bar, is no narrative)."""
+        return all(f["state"] == R.NOT_STATED and f["p"] >= NARRATIVE_MIN_P for f in v["facts"].values())
 
     @staticmethod
     def _where_in(text: str, facts: dict) -> dict:
@@ -406,7 +413,8 @@ class ComplianceClassifier:
         if maybe:
             probe = iter(self._classify_facts([x for _, _, cand in maybe for x in cand], False))
             for i, segs, cand in maybe:
-                if [sum(f["state"] != R.NOT_STATED for f in next(probe)["facts"].values()) for _ in cand].count(2):
+                n_stated = [sum(f["state"] != R.NOT_STATED for f in next(probe)["facts"].values()) for _ in cand]
+                if 2 in n_stated:
                     todo.append((i, segs))
         if not todo:
             return res
@@ -446,7 +454,7 @@ class ComplianceClassifier:
                       "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
         return res
 
-    def _read_sentences(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_sentences(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
         """An undetermined note of several sentences, read sentence by sentence.
         Workshop narrative the model never saw ("checked the recall database, nothing open for
         this chassis") can drown a fact it reads at once in a plain record, and in a note
@@ -467,7 +475,8 @@ class ComplianceClassifier:
         model leans to read a fact in is never dropped (a fact below the bar is no narrative:
         "[fuse box cover] now pressed steel after the swap from grey cast iron" dropped made
         the next part's record the note's), so a fact the note lacks is not invented by the
-        shorter note; a part without a fact is no compliant record."""
+        shorter note; a part without a fact is no compliant record.
+        `sentences` gets {note: [(sentence, its reading alone)]} (_confirm_in_clauses reads them)."""
         todo = []
         for i, r in enumerate(res):
             if r["verdict"] != "undetermined":
@@ -479,11 +488,9 @@ class ComplianceClassifier:
             return res
         alone = iter(self._classify_facts([x for _, sents in todo for x in sents], False))
         again, where, whole = [], [], []
-        ns = R.NOT_STATED
         for i, sents in todo:
-            read = [(x, next(alone)) for x in sents]
-            records = [(x, v) for x, v in read
-                       if not all(f["state"] == ns and f["p"] >= NARRATIVE_MIN_P for f in v["facts"].values())]
+            read = sentences[i] = [(x, next(alone)) for x in sents]
+            records = [(x, v) for x, v in read if not self._narrative(v)]
             if records and all(v["verdict"] == "compliant" for _, v in records) \
                     and not any(_FORMER & {w.lower() for w in _LETTERS.findall(x)} for x, _ in records):
                 whole.append((i, records))
@@ -507,7 +514,7 @@ class ComplianceClassifier:
                 res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
         return res
 
-    def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
         """A fact the model leaned to "complies" without reaching the bar (`unsure`), in a note
         that is one record, is looked for in the record's clauses read one by one.
         A clause the model never saw in training can blur a fact it reads at once in any
@@ -518,7 +525,7 @@ class ComplianceClassifier:
         Guards, each against a false "compliant" the held-out sets showed without it:
         - only a fact the whole-note reading leaned to complies (`unsure`; a fact it read as
           not stated stays so), and not one the part-by-part reading decided;
-        - only a note with ONE sentence that states a fact, and in it no fact stated by two
+        - only a note with ONE sentence that is no narrative (_narrative), and in it no fact stated by two
           clauses (a record of one part: in a note about several parts another part's
           clause would lend its fact);
         - a clause about a former part ("old", "removed", "was", ...) confirms nothing; a
@@ -535,18 +542,19 @@ class ComplianceClassifier:
                 todo.append(i)
         if not todo:
             return res
-        sents = {i: [x.strip() for x in _RECORD_SPLIT.split(texts[i]) if x and x.strip()] for i in todo}
-        multi = [(i, x) for i in todo if len(sents[i]) > 1 for x in sents[i]]
-        alone = iter(self._classify_facts([x for _, x in multi], False)) if multi else iter(())
-        record: dict[int, str] = {i: texts[i] for i in todo if len(sents[i]) == 1}
-        stated: dict[int, list[str]] = {}
-        for i, x in multi:
-            if any(f["state"] != R.NOT_STATED for f in next(alone)["facts"].values()):
-                stated.setdefault(i, []).append(x)
-        record.update({i: xs[0] for i, xs in stated.items() if len(xs) == 1})
+        # the note's one record: the note itself if it is one sentence, else its one sentence
+        # that is no narrative (read alone by _read_sentences, which saw every undetermined note)
+        record: dict[int, str] = {}
+        for i in todo:
+            if i not in sentences:
+                record[i] = texts[i]
+                continue
+            stated = [x for x, v in sentences[i] if not self._narrative(v)]
+            if len(stated) == 1:
+                record[i] = stated[0]
         clauses = [(i, c) for i in todo if i in record
                    for c in (y.strip() for y in _CLAUSE_SPLIT.split(record[i])) if c]
-        if len({i for i, _ in clauses}) == 0:
+        if not clauses:
             return res
         read = self._classify_facts([c for _, c in clauses], explain)
         by_note: dict[int, list] = {}
