@@ -434,8 +434,8 @@ class ComplianceClassifier:
                     for h in attrs:
                         if v["facts"][h]["state"] == vi:
                             facts[h] = {**v["facts"][h], "part": x}
-                            if explain and facts[h].get("why"):
-                                facts[h]["where"] = _clause(texts[i], facts[h]["why"][0])
+                            if explain:
+                                self._where_in(texts[i], {h: facts[h]})
                 elif len(st) == 2:
                     h = next(a for a in attrs if a not in st)
                     if facts[h]["state"] == R.COMPLIES:
@@ -579,8 +579,8 @@ class ComplianceClassifier:
                 if ok:
                     c, v = ok[0]
                     facts[h] = {**v["facts"][h], "clause": c}
-                    if explain and facts[h].get("why"):
-                        facts[h]["where"] = _clause(texts[i], facts[h]["why"][0])
+                    if explain:
+                        self._where_in(texts[i], {h: facts[h]})
             states = {h: facts[h]["state"] for h in attrs}
             verdict = R.verdict(states)
             if states == {h: r["facts"][h]["state"] for h in attrs}:
