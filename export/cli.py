@@ -23,6 +23,7 @@ GROUPS = {
         "sign": ("export.commands.bundle_cmd", "hash files into manifest.json and sign it"),
         "verify": ("export.commands.bundle_cmd", "verify a bundle against trusted keys"),
         "tar": ("export.commands.bundle_cmd", "pack a bundle directory into a .tar"),
+        "lean": ("export.commands.bundle_cmd", "rewrite a compliance bundle's model in the lean graph (same bits)"),
     },
     "keys": {
         "init": ("export.commands.keys_cmd", "start a release root of trust (root keys + threshold, release keys)"),

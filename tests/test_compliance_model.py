@@ -109,6 +109,76 @@ def test_weight_only_int8_reads_a_note_the_same_in_any_batch(trained):
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(batch, ref)) < 0.5
 
 
+def _nodes(model_bytes: bytes) -> int:
+    import onnx
+    return len(onnx.load_from_string(model_bytes).graph.node)
+
+
+def test_lean_graph_gives_the_same_bits_with_fewer_nodes(trained):
+    """The bundle ships onnx_export.lean_facts_graph's form of the model: the outputs of
+    tf2onnx's graph to the last bit (float and weight-only int8, a batch and one row), in
+    well under half the nodes; a graph it does not know is refused, not guessed at."""
+    from export.compliance import onnx_export as OX
+    from export.compliance.train import encode
+    canonical = OX.export_facts_fp32(trained["objects"]["keras_model"], lean=False)
+    lean = trained["objects"]["fp32"]
+    assert _nodes(lean) < 0.5 * _nodes(canonical)
+    tok = trained["objects"]["tokenizer"]
+    rows = {L: g["x"] for L, g in encode(tok, trained["objects"]["test"]).items()}
+    V = len(tok.vocab)
+    assert OX.same_outputs(canonical, lean, V, rows)
+    w8 = OX.quantize_int8(canonical, "weights")
+    assert OX.same_outputs(w8, OX.quantize_int8(lean, "weights"), V, rows)
+    assert OX.same_outputs(w8, OX.lean_facts_graph(w8), V, rows)        # the int8 graph rebuilt directly
+    assert verify_bundle(trained["bundle"]).manifest["model"]["graph"] == {
+        "form": "lean (export/compliance/onnx_export.lean_facts_graph)", "nodes": _nodes(lean)}
+    # the check itself: another form of the model does not give the same bits
+    assert not OX.same_outputs(canonical, OX.quantize_int8(canonical, "all"), V, rows)
+    with pytest.raises(ValueError, match="lean graph already"):
+        OX.lean_facts_graph(lean)
+    from agent.bundle import DEFAULT_BATTERY_BUNDLE
+    with pytest.raises(ValueError, match="not a max-pooled LSTM fact graph"):
+        OX.lean_facts_graph(verify_bundle(DEFAULT_BATTERY_BUNDLE).model_bytes)
+
+
+def test_bundle_lean_rewrites_a_bundle_without_changing_a_result(trained, tmp_path):
+    """`trey-export bundle lean`: a verified bundle in tf2onnx's graph -> a new signed version
+    in the lean graph whose classifier results (facts, why, where) are the same; a tampered
+    or already lean bundle is refused and nothing is written."""
+    from export.bundle import build_bundle
+    from export.compliance import onnx_export as OX
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    b = verify_bundle(trained["bundle"])
+    m = json.loads(json.dumps(b.manifest))
+    m.pop("files")
+    canonical = OX.quantize_int8(OX.export_facts_fp32(trained["objects"]["keras_model"], lean=False), "weights")
+    build_bundle(src, canonical, m)
+    r = _cli_export(["bundle", "lean", str(src), "--out", str(dst), "--notes", "40"])
+    assert r.returncode == 1 and b"give --version" in r.stderr and not dst.exists()   # "0.0.1-test": no next patch
+    r = _cli_export(["bundle", "lean", str(src), "--out", str(dst), "--version", "0.0.2", "--notes", "40"])
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["nodes"][1] < 0.5 * rep["nodes"][0] and rep["notes_checked"] >= 100
+    new = verify_bundle(dst)
+    assert new.version == "0.0.2" and new.manifest["model"]["graph"]["rebuilt_from"]["version"] == "0.0.1-test"
+    notes = [r["text"] for r in trained["objects"]["test"][:150]] + [
+        "Alternator: 2010, aluminium, good. Bracket: 1985, cast iron, poor.", "Long story. " * 60 + "steel 2011 good"]
+    a = ComplianceClassifier.from_bundle(verify_bundle(src)).classify(notes)
+    c = ComplianceClassifier.from_bundle(new).classify(notes)
+    assert a == c
+    r = _cli_export(["bundle", "lean", str(dst), "--out", str(tmp_path / "again"), "--version", "0.0.3"])
+    assert r.returncode == 1 and b"lean graph already" in r.stderr and not (tmp_path / "again").exists()
+    data = bytearray((src / "model.onnx").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (src / "model.onnx").write_bytes(bytes(data))
+    r = _cli_export(["bundle", "lean", str(src), "--out", str(tmp_path / "x"), "--version", "0.0.3"])
+    assert r.returncode == 1 and b"REFUSED" in r.stderr and not (tmp_path / "x").exists()
+
+
+def _cli_export(args):
+    return subprocess.run([sys.executable, "-m", "export.cli", *args], capture_output=True, cwd=str(ROOT), timeout=300)
+
+
 def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     import mlflow
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{trained['dir'] / 'mlflow.db'}")

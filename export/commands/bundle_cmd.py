@@ -1,4 +1,4 @@
-"""trey-export bundle keygen|sign|verify|tar."""
+"""trey-export bundle keygen|sign|verify|tar|lean."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def configure(p) -> None:
     elif action == "tar":
         p.add_argument("bundle", help="bundle directory")
         p.add_argument("--out", required=True, help="output .tar path")
+    elif action == "lean":
+        p.add_argument("bundle", help="compliance bundle directory (verified first)")
+        p.add_argument("--out", required=True, help="output bundle directory (may be the input)")
+        p.add_argument("--version", default=None, help="the new bundle's version (default: next patch)")
+        p.add_argument("--key", default=None, help="ed25519 private key PEM (default: DEVELOPMENT key)")
+        p.add_argument("--trusted", nargs="*", default=None, help="trusted public key file(s)/dir(s) for the input")
+        p.add_argument("--notes", type=int, default=300, help="held-out notes per generated set to check it on")
 
 
 def main(args) -> int:
@@ -45,4 +52,12 @@ def main(args) -> int:
     elif args.action == "tar":
         Path(args.out).write_bytes(tar_bundle(args.bundle))
         print(f"wrote {args.out}")
+    elif args.action == "lean":
+        from export.compliance.lean_bundle import LeanError, rebuild_lean
+        try:
+            print(json.dumps(rebuild_lean(args.bundle, args.out, args.version, args.key, args.trusted or None,
+                                          args.notes)))
+        except (LeanError, BundleError) as exc:
+            print(f"REFUSED: {exc}", file=sys.stderr)
+            return 1
     return 0

@@ -45,10 +45,12 @@ def export_fp32(model, max_len: int) -> bytes:
 
 HEADS = ("year", "material", "condition")
 YEAR_POS = "year_pos"
+GRAPH_FORM, LEAN = "trey.graph", "lean"       # model metadata: which form of the graph this is
 
 
-def export_facts_fp32(model) -> bytes:
-    """The fact model (train.build_fact_model) -> fp32 ONNX with a dynamic length axis."""
+def export_facts_fp32(model, lean: bool = True) -> bytes:
+    """The fact model (train.build_model) -> fp32 ONNX with a dynamic length axis; `lean`:
+    rebuilt with the fewest nodes (lean_facts_graph; the same output bits)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -60,7 +62,148 @@ def export_facts_fp32(model) -> bytes:
         return {k: out[k] for k in (*HEADS, YEAR_POS)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=None)
-    return canonicalize(proto).SerializeToString()
+    canonical = canonicalize(proto).SerializeToString()
+    if not lean:
+        return canonical
+    try:
+        return lean_facts_graph(canonical)
+    except ValueError:                    # another architecture (attention pooling): as converted
+        return canonical
+
+
+def lean_facts_graph(model_bytes: bytes) -> bytes:
+    """The max-pooled (Bi)LSTM fact graph rebuilt with the fewest nodes, from its own weights.
+
+    tf2onnx writes Keras' generic graph: index arithmetic for negative token ids, shape
+    arithmetic for the LSTM's zero initial state, a Slice + Squeeze per direction, and the
+    per-step Dense layers as Reshape -> MatMul -> Reshape around a Transpose — 64 nodes
+    (+ 8 weight DequantizeLinear in the int8 form), most of a one-note run's cost being
+    ORT's per-node overhead, not arithmetic. The same function in 16 nodes: Gather on the
+    transposed ids ([L, B, E] straight away), LSTM with its default zero state, one
+    Transpose + Reshape for [forward, backward], max over steps and the last step, the three
+    heads as ONE MatMul + Add + Split, the year pointer as MatMul over [L, B, 2H]. Every
+    output element is the same float operations in the same order, so the outputs are the
+    very same bits (tests/test_compliance_model.py; `trey-export bundle lean` checks it on
+    real notes before it writes a bundle). Works on the float graph and on the weight-only
+    int8 one (its DequantizeLinear nodes are kept; the heads' int8 weights, scales and
+    biases are concatenated per output channel). Raises ValueError for any other graph."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load_from_string(model_bytes)
+    if {p.key: p.value for p in m.metadata_props}.get(GRAPH_FORM) == LEAN:
+        raise ValueError("the model is the lean graph already")
+    g = m.graph
+    prod = {o: n for n in g.node for o in n.output}
+    init = {i.name: i for i in g.initializer}
+    outs = [o.name for o in g.output]
+    lstms = [n for n in g.node if n.op_type == "LSTM"]
+    if (len(lstms) != 1 or [i.name for i in g.input] != [INPUT] or sorted(outs) != sorted((*HEADS, YEAR_POS))
+            or not any(n.op_type == "ReduceMax" for n in g.node)):
+        raise ValueError("not a max-pooled LSTM fact graph")
+    lstm = lstms[0]
+
+    def chain(name: str, ops: tuple) -> list:
+        """The producers of `name` back through ops (first input each), or ValueError."""
+        got = []
+        for op in ops:
+            n = prod.get(name)
+            if n is None or n.op_type != op:
+                raise ValueError(f"unexpected graph near {name!r}: {n.op_type if n else None} is not {op}")
+            got.append(n)
+            name = n.input[0]
+        return got
+
+    heads = {}
+    for h in HEADS:
+        add, mm = chain(h, ("Add", "MatMul"))
+        heads[h] = (mm.input[1], add.input[1])
+    _, add2, _, mm2, _, _, add1, _, mm1 = chain(YEAR_POS, ("Squeeze", "Add", "Reshape", "MatMul", "Reshape", "Tanh",
+                                                           "Add", "Reshape", "MatMul"))
+    _, emb = chain(lstm.input[0], ("Transpose", "Gather"))
+    weights = [emb.input[0], *lstm.input[1:4], mm1.input[1], add1.input[1], mm2.input[1], add2.input[1]]
+    # (sequence lengths would mask steps; the initial state tf2onnx computes is zeros, the
+    # LSTM's default — same_outputs below proves it)
+    if len(lstm.input) > 4 and lstm.input[4] or any(w not in init and w not in prod for w in weights):
+        raise ValueError("unexpected LSTM sequence lengths or computed weights")
+    # the three heads' weights side by side: one MatMul, then Split (per output channel, so the
+    # int8 form keeps each column's scale)
+    N = helper.make_node
+    new_inits, nodes = [], []
+
+    def arr(name: str) -> np.ndarray:
+        if name not in init:
+            raise ValueError(f"{name!r} is not a constant")
+        return numpy_helper.to_array(init[name])
+
+    hw = [heads[h][0] for h in HEADS]
+    if all(w in init for w in hw):
+        new_inits.append(numpy_helper.from_array(np.concatenate([arr(w) for w in hw], axis=1), "heads_w"))
+    else:
+        dqs = [prod.get(w) for w in hw]
+        if not all(d is not None and d.op_type == "DequantizeLinear" and
+                   helper.get_attribute_value(d.attribute[0]) == 1 for d in dqs):
+            raise ValueError("the heads' weights are neither constants nor per-channel int8")
+        for k, suffix in enumerate(("q", "s", "z")):
+            new_inits.append(numpy_helper.from_array(
+                np.concatenate([arr(d.input[k]) for d in dqs], axis=-1), f"heads_w_{suffix}"))
+        nodes.append(N("DequantizeLinear", ["heads_w_q", "heads_w_s", "heads_w_z"], ["heads_w"], axis=1,
+                       name="heads_w_dq"))
+    new_inits.append(numpy_helper.from_array(np.concatenate([arr(heads[h][1]) for h in HEADS]), "heads_b"))
+    keep = [prod[w] for w in weights if w in prod]
+    needed = set(weights) | {x for n in keep for x in n.input}
+    new_inits = [i for i in g.initializer if i.name in needed] + new_inits
+    new_inits += [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "seq_shape"),
+                  numpy_helper.from_array(np.array(-1, np.int64), "last_step"),
+                  numpy_helper.from_array(np.array([2], np.int64), "axis_2")]
+    lstm_attrs = {a.name: helper.get_attribute_value(a) for a in lstm.attribute}
+    nodes = keep + nodes + [
+        N("Transpose", [INPUT], ["ids_t"], perm=[1, 0]),
+        N("Gather", [emb.input[0], "ids_t"], ["x"], axis=0),                   # [L, B, E]
+        N("LSTM", ["x", *lstm.input[1:4]], ["y"], **lstm_attrs),               # [L, D, B, H]
+        N("Transpose", ["y"], ["y_t"], perm=[0, 2, 1, 3]),                     # [L, B, D, H]
+        N("Reshape", ["y_t", "seq_shape"], ["seq"]),                           # [L, B, D*H]: forward, backward
+        N("ReduceMax", ["seq"], ["seq_max"], axes=[0], keepdims=0),
+        N("Gather", ["seq", "last_step"], ["seq_last"], axis=0),
+        N("Concat", ["seq_max", "seq_last"], ["pooled"], axis=1),
+        N("MatMul", ["pooled", "heads_w"], ["heads_mm"]),
+        N("Add", ["heads_mm", "heads_b"], ["heads"]),
+        N("Split", ["heads"], list(HEADS), axis=1),
+        N("MatMul", ["seq", mm1.input[1]], ["ptr_mm"]),
+        N("Add", ["ptr_mm", add1.input[1]], ["ptr_b"]),
+        N("Tanh", ["ptr_b"], ["ptr_h"]),
+        N("MatMul", ["ptr_h", mm2.input[1]], ["score_mm"]),
+        N("Add", ["score_mm", add2.input[1]], ["score"]),                      # [L, B, 1]
+        N("Squeeze", ["score", "axis_2"], ["score_lb"]),
+        N("Transpose", ["score_lb"], [YEAR_POS], perm=[1, 0]),
+    ]
+    for i, n in enumerate(nodes):
+        n.name = n.name or f"n{i}_{n.op_type}"
+    graph = helper.make_graph(nodes, g.name, list(g.input), list(g.output), new_inits)
+    out = helper.make_model(graph, opset_imports=list(m.opset_import), ir_version=m.ir_version,
+                            producer_name=m.producer_name, producer_version=m.producer_version)
+    helper.set_model_props(out, {GRAPH_FORM: LEAN})
+    onnx.checker.check_model(out)
+    lean = out.SerializeToString()
+    table = emb.input[0] if emb.input[0] in init else prod[emb.input[0]].input[0]
+    if not same_outputs(model_bytes, lean, arr(table).shape[0]):
+        raise ValueError("the rebuilt graph does not give the same outputs")
+    return lean
+
+
+def same_outputs(a: bytes, b: bytes, vocab: int, rows=None) -> bool:
+    """Do two fact graphs give bit-identical outputs, in a batch and for its first row alone —
+    on `rows` ({length: int32 [n, length]}), else on random ids < vocab of several lengths?"""
+    sa, sb = session(a), session(b)
+    if rows is None:
+        rng = np.random.default_rng(0)
+        rows = {L: rng.integers(0, max(vocab, 4), (n, L)).astype(np.int32) for L, n in ((1, 2), (16, 5), (37, 1), (96, 9))}
+    names = [o.name for o in sa.get_outputs()]
+    for x in rows.values():
+        for part in (x, x[:1]):
+            ra, rb = sa.run(names, {INPUT: part}), sb.run(names, {INPUT: part})
+            if not all(u.dtype == v.dtype and u.shape == v.shape and np.array_equal(u, v) for u, v in zip(ra, rb)):
+                return False
+    return True
 
 
 def predict_facts(sess, groups: dict) -> dict:

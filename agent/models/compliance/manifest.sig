@@ -1,1 +1,1 @@
-ry9z7OE15e1WqL9ltqCwQf7DXC/aIDgXE34lb5bDlUmtnMWSNca9JTHAE0BwprwgfYrw+CdT3zqe2rBIYU+XDQ==
+cHwZxZS55ngQbdeZwfakWPJF983iYsZtfOTgQtLQ4r2xt8hcHcTIp21mXgrQWfeUITbKyBrZOvAsvd/x9qYVBw==

@@ -1,0 +1,74 @@
+"""A compliance bundle's model rewritten in the lean graph (onnx_export.lean_facts_graph):
+the same weights, the same output bits, fewer ONNX nodes — a new signed bundle version
+without a retrain (a retrain on another machine trains other weights: train.py's README).
+
+    trey-export bundle lean agent/models/compliance --out agent/models/compliance --version 2.2.1
+
+Nothing is written unless the lean graph gives bit-identical outputs on the held-out notes
+(export/compliance/evaluate.heldout_sets) and the agent's classifier gives the same results
+with `why` on them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+class LeanError(ValueError):
+    pass
+
+
+def next_patch(version: str) -> str:
+    parts = version.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise LeanError(f"cannot derive the next version from {version!r}: give --version")
+    return f"{parts[0]}.{parts[1]}.{int(parts[2]) + 1}"
+
+
+def rebuild_lean(src: str | Path, out: str | Path, version: str | None = None, key_path: str | None = None,
+                 trusted=None, notes: int = 300) -> dict:
+    """Verify `src`, rebuild its model lean, check it, write the signed bundle to `out`."""
+    import onnx
+
+    from agent.bundle import verify_bundle
+    from agent.classify import ComplianceClassifier
+    from agent.tokenizer import Tokenizer
+    from export.bundle import build_bundle
+    from export.compliance import onnx_export as OX
+    from export.compliance.evaluate import heldout_sets
+
+    b = verify_bundle(src, trusted)
+    m = json.loads(json.dumps(b.manifest))
+    if m.get("kind") != "note-fact-reader":
+        raise LeanError(f"{src}: not a compliance fact bundle (kind {m.get('kind')!r})")
+    try:
+        lean = OX.lean_facts_graph(b.model_bytes)
+    except ValueError as exc:
+        raise LeanError(f"{src}: {exc}") from None
+    texts = [r["text"] for recs in heldout_sets(notes).values() for r in recs]
+    tok = Tokenizer.from_manifest(m["preprocessing"]["tokenizer"])
+    rows = {L: np.asarray(x, np.int32) for L, (_, x) in tok.encode_groups(texts).items()}
+    if not OX.same_outputs(b.model_bytes, lean, len(tok.vocab), rows):
+        raise LeanError("the lean graph's outputs differ on the held-out notes: nothing written")
+    mp = m.get("decision", {}).get("min_p_complies", 0.5)
+    a = ComplianceClassifier(b.model_bytes, tok, min_p_complies=mp).classify(texts)
+    c = ComplianceClassifier(lean, tok, min_p_complies=mp).classify(texts)
+    if a != c:
+        n = sum(x != y for x, y in zip(a, c))
+        raise LeanError(f"the classifier's results differ on {n} of {len(texts)} notes: nothing written")
+    before, after = (len(onnx.load_from_string(x).graph.node) for x in (b.model_bytes, lean))
+    old_version = m.get("version", "?")
+    m["version"] = version or next_patch(old_version)
+    for k in ("created", "files", "format"):
+        m.pop(k, None)
+    m.setdefault("model", {})["graph"] = {
+        "form": "lean (export/compliance/onnx_export.lean_facts_graph)", "nodes": after,
+        "rebuilt_from": {"version": old_version, "nodes": before,
+                         "model_sha256": hashlib.sha256(b.model_bytes).hexdigest()},
+        "checked": {"notes": len(texts), "outputs": "bit-identical", "classify_with_why": "identical"}}
+    path = build_bundle(out, lean, m, key_path=key_path)
+    return {"bundle": str(path), "version": m["version"], "from": old_version, "nodes": [before, after],
+            "notes_checked": len(texts), "bytes": [len(b.model_bytes), len(lean)]}
