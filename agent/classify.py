@@ -411,10 +411,9 @@ class ComplianceClassifier:
                 if cand:
                     maybe.append((i, segs, cand))
         if maybe:
-            probe = iter(self._classify_facts([x for _, _, cand in maybe for x in cand], False))
+            counts = iter(self._stated_counts([x for _, _, cand in maybe for x in cand]))
             for i, segs, cand in maybe:
-                n_stated = [sum(f["state"] != R.NOT_STATED for f in next(probe)["facts"].values()) for _ in cand]
-                if 2 in n_stated:
+                if 2 in [next(counts) for _ in cand]:
                     todo.append((i, segs))
         if not todo:
             return res
@@ -589,6 +588,18 @@ class ComplianceClassifier:
                       "why": self._note_why(facts, states, verdict) if explain else [],
                       "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
         return res
+
+    def _stated_counts(self, texts: list[str]) -> list[int]:
+        """How many facts each text states — the heads read as _result reads them
+        (regulation.read_fact, the same rows and bits as _classify_facts without `why`) — with
+        no result built: _read_parts' probe of hundreds of short remarks in a batch."""
+        this_year = _dt.date.today().year
+        notes = [self._note(t, this_year) for t in texts]
+        base: list = [None] * len(notes)
+        self._occlude(notes, (), base, None, None)
+        read_fact, min_p, ns, attrs = R.read_fact, self.min_p_complies, R.NOT_STATED, R.ATTRIBUTES
+        return [sum(read_fact(h, pr[hi], min_p, bool(n[3])) != ns for hi, h in enumerate(attrs))
+                for n, (_, pr, _) in zip(notes, base)]
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
