@@ -166,6 +166,8 @@ def test_bundle_lean_rewrites_a_bundle_without_changing_a_result(trained, tmp_pa
     a = ComplianceClassifier.from_bundle(verify_bundle(src)).classify(notes)
     c = ComplianceClassifier.from_bundle(new).classify(notes)
     assert a == c
+    r = _cli_export(["bundle", "lean", str(src), "--out", str(tmp_path), "--version", "0.0.3"])
+    assert r.returncode == 1 and b"not a bundle directory" in r.stderr and (tmp_path / "src" / "model.onnx").exists()
     r = _cli_export(["bundle", "lean", str(dst), "--out", str(tmp_path / "again"), "--version", "0.0.3"])
     assert r.returncode == 1 and b"lean graph already" in r.stderr and not (tmp_path / "again").exists()
     data = bytearray((src / "model.onnx").read_bytes())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,19 @@ def rebuild_lean(src: str | Path, out: str | Path, version: str | None = None, k
         "rebuilt_from": {"version": old_version, "nodes": before,
                          "model_sha256": hashlib.sha256(b.model_bytes).hexdigest()},
         "checked": {"notes": len(texts), "outputs": "bit-identical", "classify_with_why": "identical"}}
-    path = build_bundle(out, lean, m, key_path=key_path)
-    return {"bundle": str(path), "version": m["version"], "from": old_version, "nodes": [before, after],
+    # written beside `out`, then moved in: `out` may be `src`, and a failed write leaves it whole
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and (not (out / "manifest.json").is_file()
+                                                or any(f.is_dir() for f in out.iterdir())):
+        raise LeanError(f"{out}: not a bundle directory (nothing written)")
+    tmp = out.with_name(out.name + ".lean-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_bundle(tmp, lean, m, key_path=key_path)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in out.iterdir():
+        f.unlink()
+    for f in tmp.iterdir():
+        f.replace(out / f.name)
+    tmp.rmdir()
+    return {"bundle": str(out), "version": m["version"], "from": old_version, "nodes": [before, after],
             "notes_checked": len(texts), "bytes": [len(b.model_bytes), len(lean)]}
