@@ -21,6 +21,13 @@ Why it looks like this
 - Typos: an out-of-vocabulary word (>= 4 letters) is mapped to the in-vocabulary word one
   edit away (symmetric-delete lookup, most frequent word wins, deterministic). Training
   applies the same mapping, so "plastc" and "stainles" read like their real words.
+  `fuzzy_match` (in the bundle's tokenizer manifest; absent = "delete1", older bundles):
+  "delete1" takes any word sharing a one-letter delete, which is also two edits apart
+  ("fibr" and "fair" share "fir": "carbon fibr" read as the condition fair; "chat" read as
+  "cast"); "edit1" keeps only words one true edit away (a letter missing, extra, changed,
+  or two neighbours swapped), the most frequent of them. Words of 3 letters are not
+  corrected in either: a letter more makes too many of them a fact word ("far" fair, "ion"
+  and "ron" iron), so "god" and "irn" stay <unk>.
 - Years in words ("nineteen ninety-four", "two thousand and twelve") become the same
   bucket tokens as "1994" / "2012" (one surface word), so the model reads them alike.
 - Normalisation a bundle may ask for (`normalize` in its tokenizer manifest; none for older
@@ -174,13 +181,35 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+FUZZY_MATCHES = ("delete1", "edit1")
+
+
+def one_edit(a: str, b: str) -> bool:
+    """a and b are one edit apart: a letter missing or extra, one changed, or two
+    neighbours swapped (Damerau-Levenshtein distance 1)."""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    i = 0
+    while i < min(la, lb) and a[i] == b[i]:
+        i += 1
+    if la == lb:
+        return a[i + 1:] == b[i + 1:] or (a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1])
+    return a[i + 1:] == b[i:] if la > lb else a[i:] == b[i + 1:]
+
+
 class Tokenizer:
     """Vocabulary + fixed-length encoding. Build with `fit` (training) or from the bundle
     manifest's `vocab` list (agent); both encode identically."""
 
     def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5,
-                 buckets=None, normalize=()):
+                 buckets=None, normalize=(), fuzzy_match: str = "delete1"):
         self.vocab = list(vocab)
+        if fuzzy_match not in FUZZY_MATCHES:
+            raise ValueError(f"unknown fuzzy_match {fuzzy_match!r} (one of {FUZZY_MATCHES})")
+        self.fuzzy_match = fuzzy_match
         unknown = set(normalize) - set(NORMALIZERS)
         if unknown:
             raise ValueError(f"unknown tokenizer normalisation {sorted(unknown)}")
@@ -198,26 +227,32 @@ class Tokenizer:
             raise ValueError("year_grain must be 1 or 5")
         self.year_grain = int(year_grain)
         self.index = {w: i for i, w in enumerate(self.vocab)}
-        # delete-1 neighbourhood of every plain word -> lowest id (= most frequent) word
+        # delete-1 neighbourhood of every plain word -> lowest id (= most frequent) word; for
+        # "edit1" every word of that neighbourhood, most frequent first (each is checked)
         self._del: dict[str, int] = {}
+        self._near: dict[str, list[int]] = {}
         if self.fuzzy:
             for i, w in enumerate(self.vocab):
                 if i < len(RESERVED) or len(w) < 4:
                     continue
                 for k in _deletes(w) | {w}:
                     self._del.setdefault(k, i)
+                    if fuzzy_match == "edit1":
+                        self._near.setdefault(k, []).append(i)
         self._cache: dict[str, int] = {}
         self._wcache: dict[str, list[int]] = {}      # surface word -> ids (word_ids)
 
     @classmethod
     def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
-            fuzzy: bool = True, year_grain: int = 5, buckets=None, normalize=()) -> "Tokenizer":
+            fuzzy: bool = True, year_grain: int = 5, buckets=None, normalize=(),
+            fuzzy_match: str = "delete1") -> "Tokenizer":
         counts: Counter = Counter()
         for t in texts:
             for _, toks in words(t, year_grain, normalize):
                 counts.update(x for x in toks if x not in RESERVED)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets, normalize)
+        return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets, normalize,
+                   fuzzy_match)
 
     def to_manifest(self) -> dict:
         d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
@@ -226,6 +261,8 @@ class Tokenizer:
             d["buckets"] = list(self.buckets)
         if self.normalize:
             d["normalize"] = list(self.normalize)
+        if self.fuzzy_match != "delete1":
+            d["fuzzy_match"] = self.fuzzy_match
         return d
 
     @classmethod
@@ -233,7 +270,7 @@ class Tokenizer:
         if d.get("kind") != "trey-note-tokenizer/1":
             raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
         return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5), d.get("buckets"),
-                   d.get("normalize", ()))
+                   d.get("normalize", ()), d.get("fuzzy_match", "delete1"))
 
     def token_id(self, tok: str) -> int:
         i = self.index.get(tok)
@@ -243,7 +280,9 @@ class Tokenizer:
         if i is not None:
             return i
         i = 1
-        if self.fuzzy and len(tok) >= 4:
+        if self.fuzzy and len(tok) >= 4 and self.fuzzy_match == "edit1":
+            i = self._edit1(tok)
+        elif self.fuzzy and len(tok) >= 4:
             # the word itself one letter longer/shorter/different from a vocabulary word
             cands = [self._del[k] for k in ({tok} | _deletes(tok)) if k in self._del]
             if cands:
@@ -251,6 +290,18 @@ class Tokenizer:
         if len(self._cache) < 100000:
             self._cache[tok] = i
         return i
+
+    def _edit1(self, tok: str) -> int:
+        """The most frequent vocabulary word one edit from tok, else <unk> (only plain words
+        of 4+ letters are indexed: a reserved token is never a match)."""
+        near = self._near
+        best = None
+        for k in {tok} | _deletes(tok):
+            for i in near.get(k, ()):
+                if (best is None or i < best) and one_edit(tok, self.vocab[i]):
+                    best = i
+                    break                   # (ids ascending: the first that fits is this key's best)
+        return 1 if best is None else best
 
     def word_ids(self, text: str) -> list[tuple[str, list[int]]]:
         """[(surface word, [ids])] truncated so the total fits max_len.

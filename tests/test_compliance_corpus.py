@@ -121,6 +121,33 @@ def test_tokenizer_normalises_case_punctuation_and_typos():
     assert tok.encode("")  == [0] * tok.max_len
 
 
+def test_tokenizer_edit1_reads_a_typo_as_the_word_one_edit_away_only():
+    """fuzzy_match "edit1": a word two edits from a vocabulary word that merely shares a
+    one-letter delete with it is not read as that word ("fibr" shares "fir" with "fair":
+    "carbon fibr" was the condition fair); 3-letter words are never corrected ("far" would be
+    fair); a manifest without the field encodes exactly as before (delete1)."""
+    from agent.tokenizer import one_edit
+    for a, b, e in [("fibr", "fiber", True), ("fibr", "fair", False), ("stele", "steel", True),
+                    ("plastik", "plastic", True), ("exellent", "excellent", True), ("fiber", "fibre", True),
+                    ("chat", "cast", False), ("steel", "steel", False), ("abcde", "abxye", False), ("abc", "abcde", False)]:
+        assert one_edit(a, b) is e and one_edit(b, a) is e, (a, b)
+    texts = ["made of carbon fiber in fair condition", "cast iron in fair condition", "that is fine"] * 6
+    old = Tokenizer.fit(texts, min_count=1)
+    new = Tokenizer.fit(texts, min_count=1, fuzzy_match="edit1")
+    assert old.vocab == new.vocab
+    v = lambda tok, w: tok.vocab[tok.token_id(w)]                                # noqa: E731
+    assert v(old, "fibr") == "fair" and v(new, "fibr") == "fiber"
+    assert v(old, "chat") == "cast" and v(new, "chat") == "that"
+    assert v(new, "carbn") == "carbon" and v(new, "fiebr") == "fiber" and v(new, "iorn") == "iron"
+    assert v(new, "far") == v(new, "irn") == "<unk>" and v(new, "zzzz") == "<unk>"
+    m = new.to_manifest()
+    assert m["fuzzy_match"] == "edit1" and "fuzzy_match" not in old.to_manifest()
+    back = Tokenizer.from_manifest(json.loads(json.dumps(m)))
+    assert back.encode("carbon fibr, chat") == new.encode("carbon fibr, chat") != old.encode("carbon fibr, chat")
+    with pytest.raises(ValueError, match="fuzzy_match"):
+        Tokenizer.from_manifest({**m, "fuzzy_match": "edit2"})
+
+
 def test_tokenizer_manifest_round_trip_and_truncation():
     tok = Tokenizer.fit([n["text"] for n in C.NoteGenerator(4).notes(300)], max_len=12)
     back = Tokenizer.from_manifest(json.loads(json.dumps(tok.to_manifest())))

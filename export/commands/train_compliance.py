@@ -25,6 +25,8 @@ def configure(p) -> None:
     p.add_argument("--word-dropout", type=float, default=T.word_dropout)
     p.add_argument("--year-grain", type=int, choices=(1, 5), default=T.year_grain,
                    help="year tokens: 5 = half-decade buckets (default), 1 = unit digits")
+    p.add_argument("--fuzzy-match", choices=("delete1", "edit1"), default=T.fuzzy_match,
+                   help="typos: the word one true edit away (edit1, default) or any sharing a delete (delete1)")
     p.add_argument("--emb", type=int, default=T.emb)
     p.add_argument("--units", type=int, default=T.units)
     p.add_argument("--pool", choices=("max", "attention"), default=T.pool,
@@ -50,7 +52,7 @@ def main(args) -> int:
     cfg = TrainConfig(out=args.out, artifacts=args.artifacts, data=args.data, notes=args.notes,
                       heldout_notes=args.heldout_notes, holdout=not args.no_holdout, seed=args.seed,
                       field_frac=args.field_frac, word_dropout=args.word_dropout,
-                      max_len=args.max_len, year_grain=args.year_grain, emb=args.emb, units=args.units, pool=args.pool, lr=args.lr, batch=args.batch,
+                      max_len=args.max_len, year_grain=args.year_grain, fuzzy_match=args.fuzzy_match, emb=args.emb, units=args.units, pool=args.pool, lr=args.lr, batch=args.batch,
                       max_epochs=args.max_epochs, patience=args.patience, time_budget_s=args.time_budget,
                       threads=args.threads, version=args.version, mlflow=not args.no_mlflow,
                       min_p_complies=args.min_p_complies,

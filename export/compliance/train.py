@@ -48,6 +48,7 @@ class TrainConfig:
     buckets: tuple = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
     year_grain: int = 5                   # agent/tokenizer.py: 5 = half-decade buckets, 1 = digits
     normalize: tuple = ("arrows", "contractions", "copula")   # agent/tokenizer.py NORMALIZERS
+    fuzzy_match: str = "edit1"            # agent/tokenizer.py: typos read as the word ONE true edit away
     min_p_complies: float = R.MIN_P_COMPLIES      # agent/regulation.read_fact, written to the manifest
     emb: int = 32
     units: int = 48                       # per direction
@@ -61,7 +62,7 @@ class TrainConfig:
     patience: int = 3
     time_budget_s: float = 1800.0         # stop training (best weights kept) past this
     threads: int = 2
-    version: str = "2.2.0"
+    version: str = "2.3.0"
     mlflow: bool = True
     mlflow_uri: str | None = None         # None = local store ./mlruns/mlflow.db (sqlite)
     key_path: str | None = None
@@ -451,7 +452,7 @@ def run_training(cfg: TrainConfig) -> dict:
     train, val, test = split(train_all, cfg.seed)
     buckets = tuple(b for b in cfg.buckets if b > cfg.max_len)
     tok = Tokenizer.fit([r["text"] for r in train], year_grain=cfg.year_grain, buckets=(cfg.max_len, *buckets),
-                        min_count=cfg.min_count, normalize=cfg.normalize)
+                        min_count=cfg.min_count, normalize=cfg.normalize, fuzzy_match=cfg.fuzzy_match)
     timings["corpus_s"] = time.monotonic() - t_start
 
     model, history, best_epoch, timings["fit_s"] = fit(cfg, tok, train, val)
