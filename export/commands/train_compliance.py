@@ -26,7 +26,8 @@ def configure(p) -> None:
     p.add_argument("--year-grain", type=int, choices=(1, 5), default=T.year_grain,
                    help="year tokens: 5 = half-decade buckets (default), 1 = unit digits")
     p.add_argument("--fuzzy-match", choices=("delete1", "edit1"), default=T.fuzzy_match,
-                   help="typos: the word one true edit away (edit1, default) or any sharing a delete (delete1)")
+                   help="typos: any vocabulary word sharing a one-letter delete (delete1, default: the shipped "
+                        "bundle's) or only one true edit away (edit1)")
     p.add_argument("--emb", type=int, default=T.emb)
     p.add_argument("--units", type=int, default=T.units)
     p.add_argument("--pool", choices=("max", "attention"), default=T.pool,
