@@ -368,6 +368,14 @@ class ComplianceClassifier:
                 return True
         return False
 
+    def _comma_parts(self, sentence: str) -> list[str]:
+        """A sentence of parts joined by commas, each dated ("crankshaft forged steel 2001
+        good, camshaft steel 1990 good") -> its comma clauses; any other sentence -> itself."""
+        if "," not in sentence or len(_YEAR_HINT.findall(sentence)) < 2:
+            return [sentence]
+        parts = [c for c in (x.strip(" .;,") for x in sentence.split(",")) if c]
+        return parts if sum(self._dated(c) for c in parts) >= 2 else [sentence]
+
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """Several parts in one note, read part by part where the whole note does not say
         non-compliant.
@@ -390,13 +398,17 @@ class ComplianceClassifier:
         for i, r in enumerate(res):
             # parts dated one by one: two year-like words in short sentences (a part's record
             # is short, and a whole record states its year); narrative is never read again
-            if r["verdict"] == "non_compliant" or not _SENTENCE_END.search(texts[i]):
+            if r["verdict"] == "non_compliant":
+                continue
+            text = texts[i]
+            ended = _SENTENCE_END.search(text)
+            if not ended and "," not in text:
                 continue
             compliant = r["verdict"] == "compliant"
-            if not compliant and len(_YEAR_HINT.findall(texts[i])) < 2:
+            if not compliant and len(_YEAR_HINT.findall(text)) < 2:
                 continue
-            segs = [x for x in (y.strip(" .;,") for y in _PART_SPLIT.split(texts[i]))
-                    if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS]
+            segs = [c for x in (y.strip(" .;,") for y in (_PART_SPLIT.split(text) if ended else (text,)))
+                    if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS for c in self._comma_parts(x)]
             if len(segs) < 2:
                 continue
             dated = [self._dated(x) for x in segs]
