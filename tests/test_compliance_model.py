@@ -247,18 +247,18 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.55 %, author 96.55 %, hand-written 95.77 %; no classic
+    must not regress): classic 99.55 %, author 96.55 %, hand-written 96.09 %; no classic
     note that is not compliant is called compliant, at most the measured few elsewhere."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.99 and res["classic"]["not_compliant_called_compliant"] == 0
     assert res["author"]["accuracy"] >= 0.96 and res["author"]["not_compliant_called_compliant"] <= 4
-    assert res["handwritten"]["accuracy"] >= 0.955 and res["handwritten"]["not_compliant_called_compliant"] <= 2
+    assert res["handwritten"]["accuracy"] >= 0.96 and res["handwritten"]["not_compliant_called_compliant"] <= 1
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= (0.97 if style == "reverse_sentence" else 0.99), (style, c)
 
 
 @pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.55 %, author 96.55 %, "
-                          "hand-written 95.77 %; distractors, several parts, replacement, negation, typos lowest)",
+                          "hand-written 96.09 %; distractors, several parts, replacement, negation, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
