@@ -32,8 +32,6 @@ def next_patch(version: str) -> str:
 def rebuild_lean(src: str | Path, out: str | Path, version: str | None = None, key_path: str | None = None,
                  trusted=None, notes: int = 300) -> dict:
     """Verify `src`, rebuild its model lean, check it, write the signed bundle to `out`."""
-    import onnx
-
     from agent.bundle import verify_bundle
     from agent.classify import ComplianceClassifier
     from agent.tokenizer import Tokenizer
@@ -60,15 +58,14 @@ def rebuild_lean(src: str | Path, out: str | Path, version: str | None = None, k
     if a != c:
         n = sum(x != y for x, y in zip(a, c))
         raise LeanError(f"the classifier's results differ on {n} of {len(texts)} notes: nothing written")
-    before, after = (len(onnx.load_from_string(x).graph.node) for x in (b.model_bytes, lean))
+    graph, before = OX.graph_info(lean), OX.graph_info(b.model_bytes)["nodes"]
     old_version = m.get("version", "?")
     m["version"] = version or next_patch(old_version)
     for k in ("created", "files", "format"):
         m.pop(k, None)
     m.setdefault("model", {})["graph"] = {
-        "form": "lean (export/compliance/onnx_export.lean_facts_graph)", "nodes": after,
-        "rebuilt_from": {"version": old_version, "nodes": before,
-                         "model_sha256": hashlib.sha256(b.model_bytes).hexdigest()},
+        **graph, "rebuilt_from": {"version": old_version, "nodes": before,
+                                  "model_sha256": hashlib.sha256(b.model_bytes).hexdigest()},
         "checked": {"notes": len(texts), "outputs": "bit-identical", "classify_with_why": "identical"}}
     # written beside `out`, then moved in: `out` may be `src`, and a failed write leaves it whole
     out = Path(out)
@@ -84,5 +81,5 @@ def rebuild_lean(src: str | Path, out: str | Path, version: str | None = None, k
     for f in tmp.iterdir():
         f.replace(out / f.name)
     tmp.rmdir()
-    return {"bundle": str(out), "version": m["version"], "from": old_version, "nodes": [before, after],
+    return {"bundle": str(out), "version": m["version"], "from": old_version, "nodes": [before, graph["nodes"]],
             "notes_checked": len(texts), "bytes": [len(b.model_bytes), len(lean)]}

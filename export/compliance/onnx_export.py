@@ -93,7 +93,7 @@ def lean_facts_graph(model_bytes: bytes) -> bytes:
     import onnx
     from onnx import helper, numpy_helper
     m = onnx.load_from_string(model_bytes)
-    if {p.key: p.value for p in m.metadata_props}.get(GRAPH_FORM) == LEAN:
+    if _is_lean(m):
         raise ValueError("the model is the lean graph already")
     g = m.graph
     prod = {o: n for n in g.node for o in n.output}
@@ -191,6 +191,20 @@ def lean_facts_graph(model_bytes: bytes) -> bytes:
     if not same_outputs(model_bytes, lean, arr(table).shape[0]):
         raise ValueError("the rebuilt graph does not give the same outputs")
     return lean
+
+
+def _is_lean(model) -> bool:
+    return {p.key: p.value for p in model.metadata_props}.get(GRAPH_FORM) == LEAN
+
+
+def graph_info(model_bytes: bytes, shipped: bytes | None = None) -> dict:
+    """The manifest's `model.graph`: which form `model_bytes` is (lean_facts_graph's or
+    tf2onnx's as converted) and how many nodes the shipped model (its int8 form; default:
+    the same bytes) has."""
+    import onnx
+    form = "lean (export/compliance/onnx_export.lean_facts_graph)" if _is_lean(onnx.load_from_string(model_bytes)) \
+        else "tf2onnx"
+    return {"form": form, "nodes": len(onnx.load_from_string(shipped or model_bytes).graph.node)}
 
 
 def same_outputs(a: bytes, b: bytes, vocab: int, rows=None) -> bool:

@@ -431,18 +431,6 @@ def _plots(art: Path, history: list[dict], confusion: dict, title: str) -> None:
     plt.close(fig)
 
 
-def _graph_info(fp32: bytes) -> dict:
-    """Which ONNX graph the bundle ships: onnx_export.lean_facts_graph's (max pooling) or
-    tf2onnx's as converted (attention pooling)."""
-    import onnx
-
-    from export.compliance import onnx_export as OX
-    m = onnx.load_from_string(fp32)
-    lean = {p.key: p.value for p in m.metadata_props}.get(OX.GRAPH_FORM) == OX.LEAN
-    return {"form": "lean (export/compliance/onnx_export.lean_facts_graph)" if lean else "tf2onnx",
-            "nodes": len(m.graph.node)}
-
-
 def run_training(cfg: TrainConfig) -> dict:
     from export.bundle import build_bundle
     from export.compliance import onnx_export as OX
@@ -525,7 +513,7 @@ def run_training(cfg: TrainConfig) -> dict:
                                      " -> Dense(3)")
                                   + "; year pointer Dense(32, tanh) -> Dense(1) per step",
                   "pool": cfg.pool,
-                  "graph": _graph_info(fp32),
+                  "graph": OX.graph_info(fp32, int8),
                   "framework": "keras -> tf2onnx (opset %d) -> int8 %s" % (
                       OX.OPSET, "weight-only (weights)" if quant == "weights" else f"onnxruntime dynamic ({quant})"),
                   "best_epoch": best_epoch, "epochs_run": len(history)},
