@@ -41,7 +41,6 @@ float64 arithmetic is the same operations.
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import re
 
@@ -69,7 +68,7 @@ def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
     pos, out = tok.padded_len(n) - n, []
     for surface, ids in groups:
         pos += len(ids)
-        if R.plausible_year(year_value(surface)):
+        if len(ids) > 1 and R.plausible_year(year_value(surface)):     # (a reference number: one <num>)
             out.append((surface, pos - 1))
     return out
 
@@ -188,6 +187,7 @@ class ComplianceClassifier:
         self.name, self.version = name, version
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
+        self._references = tokenizer.references is not None    # a year-like number may read <num>
         # the session's own run (InferenceSession.run re-checks the feed names on every call)
         self._sess_run = getattr(getattr(self.session, "_sess", None), "run", None)
         if self._sess_run is None:
@@ -362,8 +362,8 @@ class ComplianceClassifier:
         4-digit number read straight from the pre-filter's match: no tokenizing)?"""
         for m in _YEAR_HINT.finditer(text):
             g = m.group(0)
-            if not g.isdigit():
-                return bool(year_positions(self.tokenizer, text))   # 'NN, a year in words
+            if not g.isdigit() or self._references:     # 'NN, a year in words; a number that may be a reference
+                return bool(year_positions(self.tokenizer, text))
             if R.plausible_year(int(g)):
                 return True
         return False
@@ -605,7 +605,7 @@ class ComplianceClassifier:
         """How many facts each text states — the heads read as _result reads them
         (regulation.read_fact, the same rows and bits as _classify_facts without `why`) — with
         no result built: _read_parts' probe of hundreds of short remarks in a batch."""
-        this_year = _dt.date.today().year
+        this_year = R.current_year()
         notes = [self._note(t, this_year) for t in texts]
         base: list = [None] * len(notes)
         self._occlude(notes, (), base, None, None)
@@ -614,7 +614,7 @@ class ComplianceClassifier:
                 for n, (_, pr, _) in zip(notes, base)]
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
-        this_year = _dt.date.today().year     # regulation.plausible_year's clock, read once per call
+        this_year = R.current_year()     # regulation.plausible_year's clock, read once per call
         if not explain and len(texts) == 1:
             note, base = self._note(texts[0], this_year), [None]
             self._occlude([note], (), base, None, None)

@@ -34,7 +34,16 @@ Why it looks like this
   bundles): "arrows" reads `->`, `=>`, `→`, `>` between words as the word "to" ("plastic ->
   steel" = "plastic to steel": punctuation is otherwise dropped, and the arrow is the only
   thing saying which material is the current one); "contractions" reads "isn't" as "is not"
-  (else the negation is the lone letter "t"); "copula" reads "it's" as "it is" (else "s").
+  (else the negation is the lone letter "t"); "copula" reads "it's" as "it is" (else "s");
+  "references" reads a year-like number that is a reference or a measurement as <num>, not
+  as a year: behind a reference label ("RO 1999", "stock #2028", "claim no 1994", "mileage
+  reading 1910", "PN1987"), before a unit ("1990 km", "1985 rpm") or with a code suffix
+  ("1961-A", "1987-22", "2019-0042"; not a date: "1994-03", "1994-11-30"). The word lists
+  travel in the bundle's manifest (`references`), so a bundle reads its notes the same for
+  ever. Why a lexicon: the year head cannot tell "RO 1999" from "built 1999" by a label it
+  never saw, and a reference read as the manufacture year is how an undated note gets called
+  compliant; a real year behind one of these labels ("stock 1994 pump") is read as not
+  stated, which gives undetermined, the safe side.
 - Sequences are pre-padded with 0 (the LSTM's last step then always sees the note's last
   word; no masking op needed in ONNX). A bundle with `buckets` pads each note to the
   smallest bucket length that holds it (48 tokens for a note of a few lines, up to the
@@ -101,14 +110,101 @@ def _word_year(ws: list[str], i: int) -> tuple[int, int] | None:
     return None
 
 
-NORMALIZERS = ("arrows", "contractions", "copula")
+NORMALIZERS = ("arrows", "contractions", "copula", "references")
 _ARROW = re.compile(r"\s*(?:-+>|=+>|[\u2192\u21d2\u27f6\u2794\u279c]|(?<=\w)\s*>(?=\s*\w))\s*")
 _NOT = re.compile(r"(?<=[^\W\d_])n['\u2019]t\b", re.IGNORECASE)
 _IS = re.compile(r"\b(it|that|there|here|what|which|who|this)['\u2019]s\b", re.IGNORECASE)
 
+# "references": the words that make a year-like number a reference or a measurement. A label
+# right before the number (or glued to it: "RO1999"), a label + qualifier ("claim no 1994",
+# "work order 1999", "part # 1994"), or a unit right after it ("1990 km", not "2004 km 120000",
+# where km labels the next number). Only labels a workshop writes before a NUMBER: not "date
+# code", "build", "model year", "stamped" (cues of the manufacture year).
+REFERENCES = {
+    "labels": sorted("""ro r/o po p/o wo job jobs invoice inv claim ticket tkt ref reference stock lot batch serial
+        sn s/n pn p/n vin sku docket receipt quote quotation estimate account acct tag label rma cert
+        certificate campaign tsb odometer odo mileage milage torque voucher folio dtc drawing dwg
+        booking""".split()),
+    # labels only with a qualifier: "order" alone ("in good order 1994" is a condition and a
+    # year) and the last words of part names ("transmission case 1998", "storage bin 1994")
+    "qualified": sorted("""part parts casting order work repair purchase fault paint engine chassis frame model
+        catalog catalogue customer fleet policy file registration reg report warranty item service case bin
+        slot""".split()),
+    "qualifiers": sorted("no nr num number code reading id ref count card sheet".split()),
+    "pairs": sorted(["work order", "repair order", "purchase order", "service order", "sales order", "job card",
+                     "job sheet", "hour meter", "hour count"]),
+    "units": sorted("""km kms kmh mi miles mile mph nm rpm revs hours hrs hr psi kpa cc ml mm kg lb lbs kw hp volts
+        ohms amps""".split()),
+}
+_DIGIT_RUN = re.compile(r"\d{4,}")       # (a lookbehind for "not after a digit" costs 3x: runs are whole)
+# what stands before a number, read backwards from it (so one anchored match per number):
+# separators, a word (letters, "s/n"), optionally separators and the word before that
+_BEFORE_REV = re.compile(r"(?P<s2>[ \t:#.\-]*)(?P<w2>[^\W\d_]+(?:/[^\W\d_]+)?)(?![^\W\d_])"
+                         r"(?:(?P<s1>[ \t:#.\-]*)(?P<w1>[^\W\d_]+(?:/[^\W\d_]+)?)(?![^\W\d_]))?")
+# what follows it: a unit (not one that labels the next number, "2004 km 120000"), or a code
+# suffix: "-A", "-22", "-0042", "/17" (a date's month is no code: "1994-03", "1994/11/30")
+_AFTER = re.compile(r"[ \t]*(?P<u>[^\W\d_]+)(?![^\W\d_])(?![ \t]*\d)|-(?P<a>[^\W\d_]{1,3})(?![^\W_])|[-/](?P<d>\d+)")
+_MONTH_ABBR = frozenset("jan feb mar apr may jun jul aug sep oct nov dec".split())
+_BEFORE_SPAN = 48
 
-def words(text: str, year_grain: int = 5, normalize=()) -> list[tuple[str, list[str]]]:
-    """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]."""
+
+class _RefLexicon:
+    def __init__(self, lists: dict):
+        self.lists = {k: sorted(str(w).lower() for w in lists.get(k, ())) for k in REFERENCES}
+        self.labels = frozenset(self.lists["labels"])
+        self.qualified = frozenset(self.lists["qualified"]) | self.labels
+        self.qualifiers = frozenset(self.lists["qualifiers"])
+        self.pairs = frozenset(tuple(p.split()) for p in self.lists["pairs"])
+        self.units = frozenset(self.lists["units"])
+
+
+def _is_reference(text: str, s: int, e: int, lex: _RefLexicon) -> bool:
+    """Is the year-like number text[s:e] a reference or a measurement (see REFERENCES)?"""
+    if s:
+        b = _BEFORE_REV.match(text[max(0, s - _BEFORE_SPAN):s][::-1])
+        if b:
+            w2, s2 = b.group("w2")[::-1].lower(), b.group("s2")
+            w1 = (b.group("w1") or "")[::-1].lower()
+            ok2 = "." not in s2 or len(w2) <= 3     # "no. 1994", "ref. 1994"; not "... from stock. 1994"
+            if "#" in s2 or ok2 and (w2 in lex.labels or (w1, w2) in lex.pairs or (
+                    w2 in lex.qualifiers and w1 in lex.qualified
+                    and ("." not in (b.group("s1") or "") or len(w1) <= 3))):
+                return True
+    a = _AFTER.match(text, e)
+    if a is None:
+        return False
+    u, c, d = a.group("u"), a.group("a"), a.group("d")
+    if u is not None:
+        return u.lower() in lex.units
+    if c is not None:
+        return c.lower() not in _MONTH_ABBR                   # "1961-A", not "1994-Mar"
+    return len(d) == 3 or len(d) >= 5 or (len(d) <= 2 and not 1 <= int(d) <= 12) or (
+        len(d) == 4 and d[:2] not in ("19", "20"))           # "2019-0042", "1987-22"; not "1994-03", "1990-1995"
+
+
+_YEARLIKE_WORDS = frozenset(str(y) for y in range(1900, 2100))
+
+
+def reference_years(text: str, lex: _RefLexicon) -> frozenset:
+    """Start offsets in `text` of the 4-digit year-like numbers that are references or
+    measurements, not years (the "references" normalisation)."""
+    return frozenset(m.start() for m in _DIGIT_RUN.finditer(text)
+                     if m.group(0) in _YEARLIKE_WORDS and _is_reference(text, m.start(), m.end(), lex))
+
+
+def _find_number(text: str, w: str, start: int) -> int:
+    """Offset of the first whole number `w` in text at or after start (not inside a longer run
+    of digits)."""
+    while True:
+        i = text.find(w, start)
+        if i < 0 or ((i == 0 or not text[i - 1].isdigit()) and not text[i + len(w):i + len(w) + 1].isdigit()):
+            return i
+        start = i + 1
+
+
+def words(text: str, year_grain: int = 5, normalize=(), references=None) -> list[tuple[str, list[str]]]:
+    """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]
+    (`references`: the lexicon's lists when `normalize` holds "references"; default REFERENCES)."""
     if year_grain not in (1, 5):
         raise ValueError("year_grain must be 1 or 5")
     text = unicodedata.normalize("NFKC", text)
@@ -118,6 +214,7 @@ def words(text: str, year_grain: int = 5, normalize=()) -> list[tuple[str, list[
         text = _NOT.sub(" not", text)
     if "copula" in normalize:
         text = _IS.sub(r"\1 is", text)
+    refs = reference_years(text, _RefLexicon(references or REFERENCES)) if "references" in normalize else ()
     out: list[tuple[str, list[str]]] = []
     ms = list(_WORD.finditer(text))
     low = [m.group(0).lower() for m in ms]
@@ -137,7 +234,7 @@ def words(text: str, year_grain: int = 5, normalize=()) -> list[tuple[str, list[
             out.append((w, year_tokens(2000 + yy if yy <= 30 else 1900 + yy, year_grain)))
         elif w.isdigit():
             n = int(w) if len(w) <= 6 else -1
-            if len(w) == 4 and 1900 <= n <= 2099:
+            if len(w) == 4 and 1900 <= n <= 2099 and m.start() not in refs:
                 out.append((w, year_tokens(n, year_grain)))
             else:
                 out.append((w, [NUM]))
@@ -205,7 +302,7 @@ class Tokenizer:
     manifest's `vocab` list (agent); both encode identically."""
 
     def __init__(self, vocab: list[str], max_len: int = 48, fuzzy: bool = True, year_grain: int = 5,
-                 buckets=None, normalize=(), fuzzy_match: str = "delete1"):
+                 buckets=None, normalize=(), fuzzy_match: str = "delete1", references=None):
         self.vocab = list(vocab)
         if fuzzy_match not in FUZZY_MATCHES:
             raise ValueError(f"unknown fuzzy_match {fuzzy_match!r} (one of {FUZZY_MATCHES})")
@@ -214,6 +311,7 @@ class Tokenizer:
         if unknown:
             raise ValueError(f"unknown tokenizer normalisation {sorted(unknown)}")
         self.normalize = tuple(n for n in NORMALIZERS if n in normalize)
+        self._refs = _RefLexicon(references or REFERENCES) if "references" in self.normalize else None
         self.buckets = tuple(sorted(int(b) for b in buckets)) if buckets else None
         if self.buckets:
             if self.buckets[0] < 1:
@@ -245,14 +343,23 @@ class Tokenizer:
     @classmethod
     def fit(cls, texts, max_len: int = 48, min_count: int = 2, max_words: int = 10000,
             fuzzy: bool = True, year_grain: int = 5, buckets=None, normalize=(),
-            fuzzy_match: str = "delete1") -> "Tokenizer":
+            fuzzy_match: str = "delete1", references=None) -> "Tokenizer":
         counts: Counter = Counter()
         for t in texts:
-            for _, toks in words(t, year_grain, normalize):
+            for _, toks in words(t, year_grain, normalize, references):
                 counts.update(x for x in toks if x not in RESERVED)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets, normalize,
-                   fuzzy_match)
+                   fuzzy_match, references)
+
+    @property
+    def references(self) -> dict | None:
+        """The "references" lexicon's word lists (None: the bundle does not ask for it)."""
+        return self._refs.lists if self._refs else None
+
+    def words(self, text: str) -> list[tuple[str, list[str]]]:
+        """words() with this tokenizer's year grain, normalisation and lexicon."""
+        return words(text, self.year_grain, self.normalize, self.references)
 
     def to_manifest(self) -> dict:
         d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
@@ -263,14 +370,18 @@ class Tokenizer:
             d["normalize"] = list(self.normalize)
         if self.fuzzy_match != "delete1":
             d["fuzzy_match"] = self.fuzzy_match
+        if self._refs:
+            d["references"] = self._refs.lists
         return d
 
     @classmethod
     def from_manifest(cls, d: dict) -> "Tokenizer":
         if d.get("kind") != "trey-note-tokenizer/1":
             raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
+        if "references" in d.get("normalize", ()) and not isinstance(d.get("references"), dict):
+            raise ValueError("tokenizer asks for 'references' but its manifest carries no lexicon")
         return cls(d["vocab"], d["max_len"], d.get("fuzzy", True), d.get("year_grain", 5), d.get("buckets"),
-                   d.get("normalize", ()), d.get("fuzzy_match", "delete1"))
+                   d.get("normalize", ()), d.get("fuzzy_match", "delete1"), d.get("references"))
 
     def token_id(self, tok: str) -> int:
         i = self.index.get(tok)
@@ -315,9 +426,14 @@ class Tokenizer:
         cache, max_len = self._wcache, self.max_len
         out, n, k, N = [], 0, 0, len(ws)
         ms = low = None
+        refs = reference_years(text, self._refs) if self._refs else None
+        if refs:                        # a reference number reads <num>, wherever it stands
+            ms = list(_WORD.finditer(text))
+            low = [x.lower() for x in ws]
+            num = [self.token_id(NUM)]
         while k < N:
             w = ws[k]
-            ids = cache.get(w)
+            ids = num if refs and ms[k].start() in refs else cache.get(w)
             if ids is None:
                 lw = w.lower()
                 if lw in _YEAR_WORD_STARTS:
@@ -353,7 +469,13 @@ class Tokenizer:
         t = self._normalized(text)
         ws = _WORD.findall(t)
         out, n, max_len = [], 0, self.max_len
+        lex, p = self._refs, 0
         for w in ws:
+            if lex is not None and w in _YEARLIKE_WORDS:      # is this year-like number a reference?
+                p = _find_number(t, w, p)
+                if _is_reference(t, p, p + 4, lex):
+                    return [make(s, ids) for s, ids in self.word_ids(text)]
+                p += 4
             e = cache.get(w)
             if e is None:
                 if w.lower() in _YEAR_WORD_STARTS:

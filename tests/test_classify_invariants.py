@@ -258,7 +258,7 @@ def test_why_names_words_of_the_note_and_follows_the_verdict(shipped):
 def test_fast_word_ids_and_word_entries_equal_words_and_token_id(shipped):
     def ref(tok, text):
         out, n = [], 0
-        for surface, toks in words(text, tok.year_grain, tok.normalize):
+        for surface, toks in words(text, tok.year_grain, tok.normalize, tok.references):
             ids = [tok.token_id(t) for t in toks]
             if n + len(ids) > tok.max_len:
                 break
@@ -269,11 +269,13 @@ def test_fast_word_ids_and_word_entries_equal_words_and_token_id(shipped):
     r = random.Random(9)
     alpha = list("abcdefiklnoprstuvy ABC0123456789'\u2019->\u2192=.;,\n:/\u00e9\uff21\uff11") + [
         "nineteen ", "twenty ", "two ", "thousand ", "and ", "ninety ", "four ", "twelve ", "'85 ", "1994 ",
-        "isn't ", "it's ", "isn\u2019t ", "that\u2019s ", " -> ", " > ", "plastc ", "stainles "]
+        "isn't ", "it's ", "isn\u2019t ", "that\u2019s ", " -> ", " > ", "plastc ", "stainles ", "RO ", "claim no ",
+        "stock #", " km", "-A", "-22", "-03", "2004 ", "date code "]
     texts = _notes(20, 6) + ["".join(r.choice(alpha) for _ in range(r.randint(0, 50))) for _ in range(3000)]
     texts.append("nineteen ninety four " * 500)
     m = shipped.tokenizer.to_manifest()
-    for tok in (shipped.tokenizer, Tokenizer(m["vocab"], 20, True, 1, None, ("copula",))):
+    for tok in (shipped.tokenizer, Tokenizer(m["vocab"], 20, True, 1, None, ("copula",)),
+                Tokenizer(m["vocab"], 24, True, 5, None, ("arrows", "references"))):
         entries: dict = {}
         for _ in range(2):                          # the second pass reads the per-word caches
             for t in texts:

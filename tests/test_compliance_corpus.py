@@ -148,6 +148,47 @@ def test_tokenizer_edit1_reads_a_typo_as_the_word_one_edit_away_only():
         Tokenizer.from_manifest({**m, "fuzzy_match": "edit2"})
 
 
+# a year-like number that is a reference or a measurement, and one that is the year
+REFERENCE_NUMBERS = ["RO 1999", "ro1999", "stock #2028", "claim no 1994", "claim no. 1994", "mileage reading 1910",
+                     "PN1987-22", "S/N 1994", "work order 1999", "part # 1994", "invoice 1988", "job 2019-0042",
+                     "1990 km", "1985 rpm at idle", "label code 1961-A", "ref 1999/17", "odometer 1990 km",
+                     "case no 1993", "tkt 1975", "VIN 2011", "1999 miles"]
+MANUFACTURE_YEARS = ["built 1994-03", "1994-11-30", "2004 km 120000", "STEEL/1994/GOOD", "in good order 1994",
+                     "date code 1994", "from stock. 1994 build", "the 1980s", "Q3 1996", "stamped 1994-Mar",
+                     "MY2019", "yr 1999", "built 1994, 120000 km", "transmission case 1998", "storage bin: 1994",
+                     "part 1994", "order 1994 steel", "1996-Q3", "made 1990-1995"]
+
+
+def test_tokenizer_reads_reference_numbers_as_numbers_not_years():
+    """"references": a year-like number behind a reference label, before a unit or with a code
+    suffix is <num> (no year for the year head or the plausible-year check); a manufacture
+    year beside such words stays a year; the lexicon travels in the manifest, and a bundle
+    without the normalisation encodes as before."""
+    from agent.tokenizer import REFERENCES
+    norm = ("arrows", "references")
+    yearish = lambda ws: [s for s, t in ws if t[0].startswith("<yc")]        # noqa: E731
+    for text in REFERENCE_NUMBERS:
+        assert not yearish(words(text, 5, norm)), text
+        assert yearish(words(text)), text                                    # without it: a year
+    for text in MANUFACTURE_YEARS:
+        assert yearish(words(text, 5, norm)) == yearish(words(text)) != [], text
+    both = "IGNITION COIL: production year 1958 / rated new / RO 1999 / boron steel part"
+    assert yearish(words(both, 5, norm)) == ["1958"]
+    texts = ["made of steel in 1994, RO 2001", "stock 1988 built 2003"] * 3
+    tok = Tokenizer.fit(texts, min_count=1, normalize=norm)
+    old = Tokenizer.fit(texts, min_count=1, normalize=("arrows",))
+    m = tok.to_manifest()
+    assert m["normalize"] == list(norm) and m["references"] == REFERENCES and "references" not in old.to_manifest()
+    back = Tokenizer.from_manifest(json.loads(json.dumps(m)))
+    assert back.encode(texts[1]) == tok.encode(texts[1]) != old.encode(texts[1])
+    assert back.encode(texts[1]).count(tok.index["<num>"]) == 1
+    # the lexicon the bundle carries is the one that reads its notes
+    mine = Tokenizer.from_manifest({**m, "references": {**REFERENCES, "labels": ["ro"]}})
+    assert mine.encode("stock 1988") != back.encode("stock 1988") and mine.encode("RO 1988") == back.encode("RO 1988")
+    with pytest.raises(ValueError, match="references"):
+        Tokenizer.from_manifest({k: v for k, v in m.items() if k != "references"})
+
+
 def test_tokenizer_manifest_round_trip_and_truncation():
     tok = Tokenizer.fit([n["text"] for n in C.NoteGenerator(4).notes(300)], max_len=12)
     back = Tokenizer.from_manifest(json.loads(json.dumps(tok.to_manifest())))

@@ -12,6 +12,7 @@ import os
 
 
 def configure(p) -> None:
+    from agent.tokenizer import NORMALIZERS
     from export.compliance.train import TrainConfig as T
     p.add_argument("--data", default=None, help="notes.jsonl or a `data compliance` directory (default: generate)")
     p.add_argument("--notes", type=int, default=T.notes, help="notes to generate")
@@ -28,6 +29,8 @@ def configure(p) -> None:
     p.add_argument("--fuzzy-match", choices=("delete1", "edit1"), default=T.fuzzy_match,
                    help="typos: any vocabulary word sharing a one-letter delete (delete1, default: the shipped "
                         "bundle's) or only one true edit away (edit1)")
+    p.add_argument("--normalize", nargs="*", choices=NORMALIZERS, default=list(T.normalize),
+                   help="tokenizer normalisations (agent/tokenizer.py; default: all)")
     p.add_argument("--emb", type=int, default=T.emb)
     p.add_argument("--units", type=int, default=T.units)
     p.add_argument("--pool", choices=("max", "attention"), default=T.pool,
@@ -53,7 +56,8 @@ def main(args) -> int:
     cfg = TrainConfig(out=args.out, artifacts=args.artifacts, data=args.data, notes=args.notes,
                       heldout_notes=args.heldout_notes, holdout=not args.no_holdout, seed=args.seed,
                       field_frac=args.field_frac, word_dropout=args.word_dropout,
-                      max_len=args.max_len, year_grain=args.year_grain, fuzzy_match=args.fuzzy_match, emb=args.emb, units=args.units, pool=args.pool, lr=args.lr, batch=args.batch,
+                      max_len=args.max_len, year_grain=args.year_grain, fuzzy_match=args.fuzzy_match,
+                      normalize=tuple(args.normalize), emb=args.emb, units=args.units, pool=args.pool, lr=args.lr, batch=args.batch,
                       max_epochs=args.max_epochs, patience=args.patience, time_budget_s=args.time_budget,
                       threads=args.threads, version=args.version, mlflow=not args.no_mlflow,
                       min_p_complies=args.min_p_complies,
