@@ -48,7 +48,7 @@ import numpy as np
 import onnxruntime as ort
 
 from agent import regulation as R
-from agent.tokenizer import UNK, Tokenizer, year_value
+from agent.tokenizer import REF_MARK, UNK, Tokenizer, year_value
 
 WHY_MAX_WORDS = 3
 WHY_MIN_LOGIT_DELTA = 1.0     # further words of a fact must move its margin this much (e-fold odds)
@@ -79,9 +79,18 @@ _CLAUSE = re.compile(r"[^.;\n]+")
 _WORD_AT: dict[str, re.Pattern] = {}
 
 
+def _unmarked(piece: str) -> str:
+    """A piece of a note as the note wrote it (without the readings' REF_MARKs)."""
+    return piece.replace(REF_MARK, "") if REF_MARK in piece else piece
+
+
 def _clause(text: str, word: str) -> str:
     """The sentence/clause of the note holding `word` (names the component in a note about
     several: "Bracket: 1985, cast iron, poor"), at most 120 characters."""
+    return _unmarked(_clause_of(text, word))
+
+
+def _clause_of(text: str, word: str) -> str:
     pat = _WORD_AT.get(word)
     if pat is None:
         pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
@@ -357,6 +366,11 @@ class ComplianceClassifier:
                 f["where"] = _clause(text, f["why"][0])
         return facts
 
+    def _marked(self, text: str) -> str:
+        """A note about to be read in pieces, its reference numbers marked as such (a label
+        and its number can land in different pieces); the text itself for older bundles."""
+        return self.tokenizer.mark_references(text) if self._references else text
+
     def _dated(self, text: str) -> bool:
         """Does the text hold a plausible manufacture year (what year_positions finds, for a
         4-digit number read straight from the pre-filter's match: no tokenizing)?"""
@@ -407,6 +421,7 @@ class ComplianceClassifier:
             compliant = r["verdict"] == "compliant"
             if not compliant and len(_YEAR_HINT.findall(text)) < 2:
                 continue
+            text = self._marked(text)
             segs = [c for x in (y.strip(" .;,") for y in (_PART_SPLIT.split(text) if ended else (text,)))
                     if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS for c in self._comma_parts(x)]
             if len(segs) < 2:
@@ -444,13 +459,13 @@ class ComplianceClassifier:
                 if len(st) == 3:
                     for h in attrs:
                         if v["facts"][h]["state"] == vi:
-                            facts[h] = {**v["facts"][h], "part": x}
+                            facts[h] = {**v["facts"][h], "part": _unmarked(x)}
                             if explain:
                                 self._where_in(texts[i], {h: facts[h]})
                 elif len(st) == 2:
                     h = next(a for a in attrs if a not in st)
                     if facts[h]["state"] == R.COMPLIES:
-                        facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": x,
+                        facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": _unmarked(x),
                                     **({"value": None} if h == "year" else {})}
             states = {h: facts[h]["state"] for h in attrs}
             verdict = R.verdict(states)
@@ -482,6 +497,10 @@ class ComplianceClassifier:
           as one note, part by part as above (the issue's "first pass that finds the
           sentences carrying facts").
         Only undetermined notes are read again: a verdict the whole reading reached stands.
+        A long non-compliant note (more than LONG_NOTE_WORDS words) with a fact not stated is
+        read again the second way too, and only its facts not stated are taken from that
+        reading: a violation found in 30 words of narrative cannot hide the year stated after
+        them, and the verdict (non-compliant) cannot change.
         The year still needs a year in the text (regulation.read_fact), and a sentence the
         model leans to read a fact in is never dropped (a fact below the bar is no narrative:
         "[fuse box cover] now pressed steel after the swap from grey cast iron" dropped made
@@ -490,9 +509,10 @@ class ComplianceClassifier:
         `sentences` gets {note: [(sentence, its reading alone)]} (_confirm_in_clauses reads them)."""
         todo = []
         for i, r in enumerate(res):
-            if r["verdict"] != "undetermined":
+            if r["verdict"] != "undetermined" and not (
+                    r["verdict"] == "non_compliant" and r["missing"] and len(_WORDISH.findall(texts[i])) > LONG_NOTE_WORDS):
                 continue
-            sents = [x.strip() for x in _RECORD_SPLIT.split(texts[i]) if x and x.strip()]
+            sents = [x.strip() for x in _RECORD_SPLIT.split(self._marked(texts[i])) if x and x.strip()]
             if len(sents) > 1:
                 todo.append((i, sents))
         if not todo:
@@ -500,8 +520,14 @@ class ComplianceClassifier:
         alone = iter(self._classify_facts([x for _, sents in todo for x in sents], False))
         again, where, whole = [], [], []
         for i, sents in todo:
-            read = sentences[i] = [(x, next(alone)) for x in sents]
+            read = [(x, next(alone)) for x in sents]
             records = [(x, v) for x, v in read if not self._narrative(v)]
+            if res[i]["verdict"] == "non_compliant":        # (only its facts not stated are read again)
+                if records and len(records) < len(sents):
+                    again.append(" ".join(x for x, _ in records))
+                    where.append(i)
+                continue
+            sentences[i] = read
             if records and all(v["verdict"] == "compliant" for _, v in records) \
                     and not any(_FORMER & {w.lower() for w in _LETTERS.findall(x)} for x, _ in records):
                 whole.append((i, records))
@@ -517,13 +543,30 @@ class ComplianceClassifier:
                 vs = [next(told) for _ in rs] if told else [v for _, v in rs]
                 if any(v["verdict"] != "compliant" for v in vs):
                     continue
-                facts = {h: {**f, "part": rs[0][0]} for h, f in vs[0]["facts"].items()}
+                facts = {h: {**f, "part": _unmarked(rs[0][0])} for h, f in vs[0]["facts"].items()}
                 res[i] = {**vs[0], "facts": self._where_in(texts[i], facts) if explain else facts,
                           "why": list(dict.fromkeys(w for v in vs for w in v["why"]))}
         if again:
             for i, v in zip(where, self._read_parts(again, self._classify_facts(again, explain), explain)):
-                res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
+                if res[i]["verdict"] == "non_compliant":
+                    res[i] = self._fill_not_stated(texts[i], res[i], v, explain)
+                else:
+                    res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
         return res
+
+    def _fill_not_stated(self, text: str, r: dict, v: dict, explain: bool) -> dict:
+        """A non-compliant result r with the facts it does not state taken from v (the note
+        read again without its narrative); the stated facts and the verdict stay r's."""
+        ns = R.NOT_STATED
+        fill = {h: f for h, f in v["facts"].items() if r["facts"][h]["state"] == ns and f["state"] != ns}
+        if not fill:
+            return r
+        facts = {**r["facts"], **(self._where_in(text, dict(fill)) if explain else fill)}
+        states = {h: f["state"] for h, f in facts.items()}
+        verdict = R.verdict(states)
+        return {**r, "verdict": verdict, "compliant": R.compliant_field(verdict), "facts": facts,
+                "why": self._note_why(facts, states, verdict) if explain else [],
+                "missing": [h for h in R.ATTRIBUTES if states[h] == ns]}
 
     def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
         """A fact the model leaned to "complies" without reaching the bar (`unsure`), in a note
@@ -558,7 +601,7 @@ class ComplianceClassifier:
         record: dict[int, str] = {}
         for i in todo:
             if i not in sentences:
-                record[i] = texts[i]
+                record[i] = self._marked(texts[i])
                 continue
             stated = [x for x, v in sentences[i] if not self._narrative(v)]
             if len(stated) == 1:
@@ -589,7 +632,7 @@ class ComplianceClassifier:
                       and not _FORMER & {w.lower() for w in _LETTERS.findall(c)}]
                 if ok:
                     c, v = ok[0]
-                    facts[h] = {**v["facts"][h], "clause": c}
+                    facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
                     if explain:
                         self._where_in(texts[i], {h: facts[h]})
             states = {h: facts[h]["state"] for h in attrs}

@@ -158,8 +158,17 @@ class _RefLexicon:
         self.units = frozenset(self.lists["units"])
 
 
+# Marks a number as a reference in a piece of a note read on its own (agent/classify.py's
+# readings split notes into sentences and clauses: "casting no. 2001 - roof rail, steel, good"
+# would leave a clause "2001 - roof rail ..." whose label is in another piece). Invisible, no
+# word character: the surface words are the same.
+REF_MARK = "\u2063"
+
+
 def _is_reference(text: str, s: int, e: int, lex: _RefLexicon) -> bool:
     """Is the year-like number text[s:e] a reference or a measurement (see REFERENCES)?"""
+    if s and text[s - 1] == REF_MARK:
+        return True
     if s:
         b = _BEFORE_REV.match(text[max(0, s - _BEFORE_SPAN):s][::-1])
         if b:
@@ -356,6 +365,22 @@ class Tokenizer:
     def references(self) -> dict | None:
         """The "references" lexicon's word lists (None: the bundle does not ask for it)."""
         return self._refs.lists if self._refs else None
+
+    def mark_references(self, text: str) -> str:
+        """text with REF_MARK before each reference number, so that any piece of it read alone
+        reads them as references too (the text itself when it has none, or the bundle does
+        not ask for "references")."""
+        if self._refs is None:
+            return text
+        refs = reference_years(text, self._refs)
+        if not refs:
+            return text
+        out, last = [], 0
+        for s in sorted(refs):
+            out += [text[last:s], REF_MARK]
+            last = s
+        out.append(text[last:])
+        return "".join(out)
 
     def words(self, text: str) -> list[tuple[str, list[str]]]:
         """words() with this tokenizer's year grain, normalisation and lexicon."""
