@@ -335,17 +335,22 @@ class Tokenizer:
         self.year_grain = int(year_grain)
         self.index = {w: i for i, w in enumerate(self.vocab)}
         # delete-1 neighbourhood of every plain word -> lowest id (= most frequent) word; for
-        # "edit1" every word of that neighbourhood, most frequent first (each is checked)
+        # "edit1" every word of that neighbourhood, most frequent first (each is checked): an
+        # id, or a tuple of ids where several share the key (the head unit's RSS budget: a
+        # list per key cost ~1.6 MB more)
         self._del: dict[str, int] = {}
-        self._near: dict[str, list[int]] = {}
+        self._near: dict[str, int | tuple] = {}
         if self.fuzzy:
+            index = self._near if fuzzy_match == "edit1" else self._del
             for i, w in enumerate(self.vocab):
                 if i < len(RESERVED) or len(w) < 4:
                     continue
                 for k in _deletes(w) | {w}:
-                    self._del.setdefault(k, i)
-                    if fuzzy_match == "edit1":
-                        self._near.setdefault(k, []).append(i)
+                    v = index.get(k)
+                    if v is None:
+                        index[k] = i
+                    elif index is self._near:
+                        index[k] = (v, i) if type(v) is int else v + (i,)
         self._cache: dict[str, int] = {}
         self._wcache: dict[str, list[int]] = {}      # surface word -> ids (word_ids)
 
@@ -433,7 +438,10 @@ class Tokenizer:
         near = self._near
         best = None
         for k in {tok} | _deletes(tok):
-            for i in near.get(k, ()):
+            v = near.get(k)
+            if v is None:
+                continue
+            for i in (v,) if type(v) is int else v:
                 if (best is None or i < best) and one_edit(tok, self.vocab[i]):
                     best = i
                     break                   # (ids ascending: the first that fits is this key's best)

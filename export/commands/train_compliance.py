@@ -1,7 +1,7 @@
 """trey-export train compliance [--data DIR] [--seed S] [--out BUNDLE_DIR] ...
 
 Without --data a corpus is generated from --seed/--notes. The shipped bundle is
-`trey-export train compliance --seed 7 --out agent/models/compliance` (defaults). Styles
+`trey-export train compliance --seed 8 --threads 1 --out agent/models/compliance` (defaults). Styles
 and years in export.compliance.corpus.HOLDOUT_* never reach training; the bundle's
 eval_accuracy is measured on them."""
 
@@ -27,8 +27,8 @@ def configure(p) -> None:
     p.add_argument("--year-grain", type=int, choices=(1, 5), default=T.year_grain,
                    help="year tokens: 5 = half-decade buckets (default), 1 = unit digits")
     p.add_argument("--fuzzy-match", choices=("delete1", "edit1"), default=T.fuzzy_match,
-                   help="typos: any vocabulary word sharing a one-letter delete (delete1, default: the shipped "
-                        "bundle's) or only one true edit away (edit1)")
+                   help="typos: only a vocabulary word one true edit away (edit1, default: the shipped "
+                        "bundle's) or any sharing a one-letter delete (delete1, bundles before 2.3.0)")
     p.add_argument("--normalize", nargs="*", choices=NORMALIZERS, default=list(T.normalize),
                    help="tokenizer normalisations (agent/tokenizer.py; default: all)")
     p.add_argument("--emb", type=int, default=T.emb)
