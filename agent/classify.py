@@ -167,6 +167,10 @@ _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
 PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
+# _read_headed_parts: "also" opening another component's record under a heading of its own:
+# "Also ENGINE MOUNT: ...", "also [fan shroud] ..." (a colon within its first five words)
+_ALSO = re.compile(r"(?:[.;,]\s*|\s+)(?=also\b)", re.IGNORECASE)
+_ALSO_HEAD = re.compile(r"also\s+(?:\[[^\]\n]{1,40}\]|(?:[^\W\d_][\w/-]*\s+){0,4}[^\W\d_][\w/-]*\s*:)", re.IGNORECASE)
 # _read_sentences / _confirm_in_clauses: the sentences of a note ("." "!" "?" then space, a
 # line break; "also" starts another part's record; not ";", which separates the facts of one
 # record) and the clauses of one record (";" "," "/" " - ")
@@ -335,7 +339,8 @@ class ComplianceClassifier:
             if not by_part:
                 return res
             sentences: dict[int, list] = {}
-            res = self._read_sentences(texts, self._read_parts(texts, res, explain), explain, sentences)
+            res = self._read_headed_parts(texts, self._read_parts(texts, res, explain), explain)
+            res = self._read_sentences(texts, res, explain, sentences)
             return self._confirm_in_clauses(texts, res, explain, sentences)
         finally:
             if was_on:
@@ -478,6 +483,46 @@ class ComplianceClassifier:
             res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict),
                       "p_noncompliant": max(r["p_noncompliant"], round(1.0 - q, 6)), "why": note_why,
                       "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
+        return res
+
+    def _read_headed_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A compliant note whose "also" opens another component under a heading of its own
+        ("[bumper bracket] build date early 2013, looks in good order Also ENGINE MOUNT:
+        aluminium casting") is read component by component: the whole reading lends each
+        component the other's facts, and neither need be a whole record for _read_parts to
+        see. Each "also" piece is read alone (narrative and all); a component's record —
+        the first piece, or one under its own heading — that states one or two facts leaves
+        the others not stated (the regulation per component). A piece about a former part
+        takes no part. This one can only make a note less compliant."""
+        todo = []
+        for i, r in enumerate(res):
+            t = texts[i]
+            if r["verdict"] == "compliant" and ("lso" in t or "LSO" in t):
+                pieces = [x.strip() for x in _ALSO.split(t) if x.strip()]
+                heads = [k == 0 or bool(_ALSO_HEAD.match(x)) for k, x in enumerate(pieces)]
+                if len(pieces) > 1 and any(heads[1:]):
+                    todo.append((i, [x for x, hd in zip(pieces, heads) if hd]))
+        if not todo:
+            return res
+        read = iter(self._classify_facts([self._marked(x) for _, xs in todo for x in xs], False))
+        attrs, ns, co = R.ATTRIBUTES, R.NOT_STATED, R.COMPLIES
+        for i, xs in todo:
+            r, facts = res[i], dict(res[i]["facts"])
+            for x in xs:
+                v = next(read)
+                st = [h for h in attrs if v["facts"][h]["state"] != ns]
+                if not 1 <= len(st) < 3 or _FORMER & {w.lower() for w in _LETTERS.findall(x)}:
+                    continue
+                for h in attrs:
+                    if h not in st and facts[h]["state"] == co:
+                        facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": x,
+                                    **({"value": None} if h == "year" else {})}
+            states = {h: facts[h]["state"] for h in attrs}
+            if states != {h: r["facts"][h]["state"] for h in attrs}:
+                verdict = R.verdict(states)
+                res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict), "facts": facts,
+                          "why": self._note_why(facts, states, verdict) if explain else [],
+                          "missing": [h for h in attrs if states[h] == ns]}
         return res
 
     def _read_sentences(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:

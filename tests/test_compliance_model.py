@@ -249,17 +249,18 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.40 %, author 97.90 %, hand-written 97.07 %; no classic
-    note that is not compliant is called compliant, at most the measured one elsewhere."""
+    must not regress): classic 99.40 %, author 97.95 %, hand-written 97.07 %; no classic or
+    second-author note that is not compliant is called compliant, at most the measured one
+    hand-written."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.99 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.975 and res["author"]["not_compliant_called_compliant"] <= 1
+    assert res["author"]["accuracy"] >= 0.975 and res["author"]["not_compliant_called_compliant"] == 0
     assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] <= 1
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= (0.96 if style == "reverse_sentence" else 0.99), (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.40 %, author 97.90 %, "
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.40 %, author 97.95 %, "
                           "hand-written 97.07 %; replacement, negation, several parts, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
@@ -521,6 +522,37 @@ def test_a_doubtful_fact_is_confirmed_in_its_own_clause_and_only_in_a_one_part_n
                           ("Fender: 2021, carbon fibre, excellent\nHorn: aluminium, good", ["year"])]:
         v = shipped.classify([text])[0]
         assert v["verdict"] == "undetermined" and v["missing"] == missing, (text, v)
+
+
+def test_a_component_under_its_own_heading_after_also_is_a_record_of_its_own(shipped):
+    """"... Also ENGINE MOUNT: aluminium casting": a second component under a heading of its
+    own, its record incomplete, is not lent the first one's year and condition (the whole
+    reading did: compliant), whether or not the first is a whole record; a complete second
+    record keeps the note compliant, and an "also" with no heading of its own continues the
+    same record. Parts and wordings written for this test."""
+    import random
+    from export.compliance.parts import PARTS
+    r = random.Random(23)
+    heads = ["{p}: ", "[{p}] ", "{P}: ", "the {p}: "]
+    def rec(p, facts):
+        bits = {"year": f"built {r.choice([1998, 2004, 2011, 2019])}", "material": r.choice(["steel", "aluminium"]),
+                "condition": r.choice(["good", "new", "excellent"])}
+        return r.choice(heads).format(p=p, P=p.upper()) + ", ".join(bits[h] for h in facts)
+    partial, whole = [], []
+    for _ in range(40):
+        a, b = r.sample(PARTS, 2)
+        first = r.choice([["year", "material", "condition"], ["year", "condition"], ["year", "material"]])
+        second = r.choice([["material"], ["condition"], ["material", "condition"], ["year", "material"]])
+        partial.append(f"{rec(a, first)}. Also {rec(b, second)}")
+        whole.append(f"{rec(a, ['year', 'material', 'condition'])}. Also {rec(b, ['year', 'material', 'condition'])}")
+    res = shipped.classify(partial)
+    assert not [(t, v["verdict"]) for t, v in zip(partial, res) if v["verdict"] == "compliant"]
+    assert all(v["missing"] for v in res)
+    res = shipped.classify(whole, explain=False)
+    assert sum(v["verdict"] == "compliant" for v in res) >= 0.95 * len(whole), [
+        t for t, v in zip(whole, res) if v["verdict"] != "compliant"][:3]
+    v = shipped.classify(["Bracket built 2010, aluminium. Also in good condition."])[0]
+    assert v["verdict"] == "compliant", v
 
 
 def test_a_note_is_compliant_only_if_every_part_in_it_is(shipped):
