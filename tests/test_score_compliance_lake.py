@@ -25,6 +25,11 @@ def _spec(tmp_path):
     docs = [json.loads(x) for x in spec.read_text().splitlines() if x.strip()]
     for i, d in enumerate(docs[:10]):        # some documents name their vehicle: that id keys the rows
         d["vehicle_id"] = f"veh-{i:03d}"
+    # and one whose notes leave facts unstated, so the lake holds undetermined rows whatever
+    # the generated notes read as
+    docs.append({"vin": "WVWZZZ1JZXW000017", "components": [
+        {"component": "alternator", "note": "Alternator: aluminium housing, good condition, no date visible"},
+        {"component": "bracket", "note": "Bracket steel, built 2011"}]})
     spec.write_text("".join(json.dumps(d) + "\n" for d in docs)
                     + json.dumps({"vin": "WVWZZZ1JZXW000009", "vehicle_id": "../x",
                                   "components": [{"component": "alternator", "note": "ok"}]}) + "\n")
