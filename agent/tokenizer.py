@@ -192,6 +192,7 @@ def _is_reference(text: str, s: int, e: int, lex: _RefLexicon) -> bool:
 
 
 _YEARLIKE_WORDS = frozenset(str(y) for y in range(1900, 2100))
+_DEFAULT_LEXICON = _RefLexicon(REFERENCES)
 
 
 def reference_years(text: str, lex: _RefLexicon) -> frozenset:
@@ -211,9 +212,17 @@ def _find_number(text: str, w: str, start: int) -> int:
         start = i + 1
 
 
+def _lexicon(references) -> _RefLexicon:
+    """The "references" lexicon: REFERENCES (built once), a manifest's lists, or a lexicon."""
+    if references is None:
+        return _DEFAULT_LEXICON
+    return references if isinstance(references, _RefLexicon) else _RefLexicon(references)
+
+
 def words(text: str, year_grain: int = 5, normalize=(), references=None) -> list[tuple[str, list[str]]]:
     """Surface words of a note with their base tokens: [(surface, [token, ...]), ...]
-    (`references`: the lexicon's lists when `normalize` holds "references"; default REFERENCES)."""
+    (`references`: the lexicon, or its lists, when `normalize` holds "references"; default
+    REFERENCES)."""
     if year_grain not in (1, 5):
         raise ValueError("year_grain must be 1 or 5")
     text = unicodedata.normalize("NFKC", text)
@@ -223,7 +232,7 @@ def words(text: str, year_grain: int = 5, normalize=(), references=None) -> list
         text = _NOT.sub(" not", text)
     if "copula" in normalize:
         text = _IS.sub(r"\1 is", text)
-    refs = reference_years(text, _RefLexicon(references or REFERENCES)) if "references" in normalize else ()
+    refs = reference_years(text, _lexicon(references)) if "references" in normalize else ()
     out: list[tuple[str, list[str]]] = []
     ms = list(_WORD.finditer(text))
     low = [m.group(0).lower() for m in ms]
@@ -320,7 +329,7 @@ class Tokenizer:
         if unknown:
             raise ValueError(f"unknown tokenizer normalisation {sorted(unknown)}")
         self.normalize = tuple(n for n in NORMALIZERS if n in normalize)
-        self._refs = _RefLexicon(references or REFERENCES) if "references" in self.normalize else None
+        self._refs = _lexicon(references) if "references" in self.normalize else None
         self.buckets = tuple(sorted(int(b) for b in buckets)) if buckets else None
         if self.buckets:
             if self.buckets[0] < 1:
@@ -359,8 +368,9 @@ class Tokenizer:
             fuzzy: bool = True, year_grain: int = 5, buckets=None, normalize=(),
             fuzzy_match: str = "delete1", references=None) -> "Tokenizer":
         counts: Counter = Counter()
+        lex = _lexicon(references) if "references" in normalize else None
         for t in texts:
-            for _, toks in words(t, year_grain, normalize, references):
+            for _, toks in words(t, year_grain, normalize, lex):
                 counts.update(x for x in toks if x not in RESERVED)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         return cls(RESERVED + ranked[:max_words - len(RESERVED)], max_len, fuzzy, year_grain, buckets, normalize,
@@ -389,7 +399,7 @@ class Tokenizer:
 
     def words(self, text: str) -> list[tuple[str, list[str]]]:
         """words() with this tokenizer's year grain, normalisation and lexicon."""
-        return words(text, self.year_grain, self.normalize, self.references)
+        return words(text, self.year_grain, self.normalize, self._refs)
 
     def to_manifest(self) -> dict:
         d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
