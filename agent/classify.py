@@ -374,7 +374,7 @@ class ComplianceClassifier:
     def _marked(self, text: str) -> str:
         """A note about to be read in pieces, its reference numbers marked as such (a label
         and its number can land in different pieces); the text itself for older bundles."""
-        return self.tokenizer.mark_references(text) if self._references else text
+        return self.tokenizer.mark_references(text)
 
     def _dated(self, text: str) -> bool:
         """Does the text hold a plausible manufacture year (what year_positions finds, for a
@@ -517,12 +517,8 @@ class ComplianceClassifier:
                     if h not in st and facts[h]["state"] == co:
                         facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": x,
                                     **({"value": None} if h == "year" else {})}
-            states = {h: facts[h]["state"] for h in attrs}
-            if states != {h: r["facts"][h]["state"] for h in attrs}:
-                verdict = R.verdict(states)
-                res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict), "facts": facts,
-                          "why": self._note_why(facts, states, verdict) if explain else [],
-                          "missing": [h for h in attrs if states[h] == ns]}
+            if any(facts[h]["state"] != r["facts"][h]["state"] for h in attrs):
+                res[i] = self._with_facts(r, facts, explain)
         return res
 
     def _read_sentences(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
@@ -606,12 +602,15 @@ class ComplianceClassifier:
         fill = {h: f for h, f in v["facts"].items() if r["facts"][h]["state"] == ns and f["state"] != ns}
         if not fill:
             return r
-        facts = {**r["facts"], **(self._where_in(text, dict(fill)) if explain else fill)}
-        states = {h: f["state"] for h, f in facts.items()}
+        return self._with_facts(r, {**r["facts"], **(self._where_in(text, dict(fill)) if explain else fill)}, explain)
+
+    def _with_facts(self, r: dict, facts: dict, explain: bool) -> dict:
+        """Result r with these facts, and the verdict, `why` and `missing` that follow from them."""
+        states = {h: facts[h]["state"] for h in R.ATTRIBUTES}
         verdict = R.verdict(states)
-        return {**r, "verdict": verdict, "compliant": R.compliant_field(verdict), "facts": facts,
+        return {**r, "verdict": verdict, "compliant": R.compliant_field(verdict),
                 "why": self._note_why(facts, states, verdict) if explain else [],
-                "missing": [h for h in R.ATTRIBUTES if states[h] == ns]}
+                "facts": facts, "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
 
     def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
         """A fact the model leaned to "complies" without reaching the bar (`unsure`), in a note
@@ -680,13 +679,8 @@ class ComplianceClassifier:
                     facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
                     if explain:
                         self._where_in(texts[i], {h: facts[h]})
-            states = {h: facts[h]["state"] for h in attrs}
-            verdict = R.verdict(states)
-            if states == {h: r["facts"][h]["state"] for h in attrs}:
-                continue
-            res[i] = {**r, "verdict": verdict, "compliant": R.compliant_field(verdict),
-                      "why": self._note_why(facts, states, verdict) if explain else [],
-                      "facts": facts, "missing": [h for h in attrs if states[h] == ns]}
+            if any(facts[h]["state"] != r["facts"][h]["state"] for h in attrs):
+                res[i] = self._with_facts(r, facts, explain)
         return res
 
     def _stated_counts(self, texts: list[str]) -> list[int]:

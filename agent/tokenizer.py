@@ -397,10 +397,6 @@ class Tokenizer:
         out.append(text[last:])
         return "".join(out)
 
-    def words(self, text: str) -> list[tuple[str, list[str]]]:
-        """words() with this tokenizer's year grain, normalisation and lexicon."""
-        return words(text, self.year_grain, self.normalize, self._refs)
-
     def to_manifest(self) -> dict:
         d = {"kind": "trey-note-tokenizer/1", "max_len": self.max_len, "fuzzy": self.fuzzy,
              "year_grain": self.year_grain, "padding": "pre", "truncating": "post", "vocab": self.vocab}
