@@ -180,6 +180,9 @@ _CLAUSE_SPLIT = re.compile(r"[.;,/\n]+|\s-\s")
 _FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
                      "replaced", "replacing", "swapped", "was", "were", "scrap", "before"})
 
+_NEGATED = re.compile(r"\b(?:not|never|isnt|arent|wasnt|doesnt)\b|n['\u2019]t\b", re.IGNORECASE)     # a clause saying what a part is not
+_NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", re.IGNORECASE)  # _read_negated's sentences
+_NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 class ComplianceClassifier:
     def __init__(self, model_bytes: bytes, tokenizer: Tokenizer, threshold: float = 0.5,
@@ -341,7 +344,8 @@ class ComplianceClassifier:
             sentences: dict[int, list] = {}
             res = self._read_headed_parts(texts, self._read_parts(texts, res, explain), explain)
             res = self._read_sentences(texts, res, explain, sentences)
-            return self._confirm_in_clauses(texts, res, explain, sentences)
+            res = self._confirm_in_clauses(texts, res, explain, sentences)
+            return self._read_negated(texts, res, explain)
         finally:
             if was_on:
                 gc.enable()
@@ -613,16 +617,21 @@ class ComplianceClassifier:
                 "facts": facts, "missing": [h for h in R.ATTRIBUTES if states[h] == R.NOT_STATED]}
 
     def _confirm_in_clauses(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
-        """A fact the model leaned to "complies" without reaching the bar (`unsure`), in a note
-        that is one record, is looked for in the record's clauses read one by one.
+        """A fact the model leaned to "complies" without reaching the bar (`unsure`), or was not
+        sure the note lacks (not stated at p < NARRATIVE_MIN_P), in a note that is one record,
+        is looked for in the record's clauses read one by one.
         A clause the model never saw in training can blur a fact it reads at once in any
         other ("Condition excellent; the alu valve cover left the factory in 2017.": the
-        material and condition below the bar): the held-out sets' commonest error. So where
+        material and condition below the bar; "Condition good; the carbon fibre composite
+        fuel filter left the factory in 01/2022.": the condition not stated at p 0.76, while
+        "Condition good" alone complies at 0.999): the held-out sets' commonest error. So where
         an undetermined note has such a fact, it is read clause by clause, and the fact
         complies if some clause alone says so at the bar and no clause says it violates.
         Guards, each against a false "compliant" the held-out sets showed without it:
-        - only a fact the whole-note reading leaned to complies (`unsure`; a fact it read as
-          not stated stays so), and not one the part-by-part reading decided;
+        - only a fact the whole-note reading leaned to complies or was unsure of (a fact it
+          read as not stated at p >= NARRATIVE_MIN_P stays so: at p < 0.99 instead, 6,000
+          training-style notes got 2 more false compliants, at 0.9 none), and not one the
+          part-by-part reading decided (_leans_complies);
         - only a note with ONE sentence that is no narrative (_narrative), and in it no fact stated by two
           clauses (a record of one part: in a note about several parts another part's
           clause would lend its fact);
@@ -635,8 +644,7 @@ class ComplianceClassifier:
             if r["verdict"] != "undetermined":
                 continue
             f = r["facts"]
-            if any(f[h]["state"] == R.NOT_STATED and "part" not in f[h]
-                   and f[h].get("unsure", {}).get("state") == R.COMPLIES for h in R.ATTRIBUTES):
+            if any(self._leans_complies(f[h]) for h in R.ATTRIBUTES):
                 todo.append(i)
         if not todo:
             return res
@@ -668,7 +676,7 @@ class ComplianceClassifier:
             facts = dict(r["facts"])
             for h in attrs:
                 f = facts[h]
-                if f["state"] != ns or "part" in f or f.get("unsure", {}).get("state") != co:
+                if not self._leans_complies(f):
                     continue
                 if any(v["facts"][h]["state"] == R.VIOLATES for _, v in cl):
                     continue
@@ -682,6 +690,57 @@ class ComplianceClassifier:
             if any(facts[h]["state"] != r["facts"][h]["state"] for h in attrs):
                 res[i] = self._with_facts(r, facts, explain)
         return res
+
+    def _read_negated(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A compliant note that says what a part is not ("It's not carbon fiber, just plastic
+        with a carbon look wrap. 2019, good.") is read clause by clause: the model can take
+        the negated words for the fact ("not carbon fiber": carbon fibre, complies at 0.99).
+        A fact that a negated clause states, and that another clause — not negated, not
+        about a former part — reads alone as violating, violates. This one can only make a
+        note less compliant."""
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _NEGATED.search(texts[i])]
+        if not todo:
+            return res
+        # only the sentences that negate, and none about a former part ("The old mud flap
+        # (carbon-fiber, poor condition, 12/1975) was removed"): the clause of what the part
+        # is must be beside the clause of what it is not
+        clauses = [(i, k, c) for i in todo
+                   for k, x in enumerate(_NEGATION_SPAN.split(self._marked(texts[i])))
+                   if _NEGATED.search(x) and not _FORMER & {w.lower() for w in _LETTERS.findall(x)}
+                   for y in _CLAUSE_SPLIT.split(x) for c in (z.strip() for z in _NEGATION_TURN.split(y)) if c]
+        if not clauses:
+            return res
+        read = iter(self._classify_facts([c for _, _, c in clauses], explain))
+        by_sentence: dict[tuple, list] = {}
+        for i, k, c in clauses:
+            by_sentence.setdefault((i, k), []).append((c, next(read)))
+        ns, vi = R.NOT_STATED, R.VIOLATES
+        for (i, _), cl in by_sentence.items():
+            negated = [v for c, v in cl if _NEGATED.search(c)]
+            plain = [(c, v) for c, v in cl if not _NEGATED.search(c)]
+            if not plain:
+                continue
+            facts = dict(res[i]["facts"])
+            for h in R.ATTRIBUTES:
+                if not any(v["facts"][h]["state"] != ns for v in negated):
+                    continue
+                bad = [(c, v) for c, v in plain if v["facts"][h]["state"] == vi]
+                if bad:
+                    c, v = bad[0]
+                    facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
+                    if explain:
+                        self._where_in(texts[i], {h: facts[h]})
+            if any(facts[h]["state"] != res[i]["facts"][h]["state"] for h in R.ATTRIBUTES):
+                res[i] = self._with_facts(res[i], facts, explain)
+        return res
+
+    @staticmethod
+    def _leans_complies(f: dict) -> bool:
+        """A fact the whole-note reading leaned to read as complying (`unsure`), or was not
+        sure the note lacks (not stated at p < NARRATIVE_MIN_P: the same bar as a narrative
+        sentence's), and the part-by-part reading did not decide."""
+        return f["state"] == R.NOT_STATED and "part" not in f and (
+            f["p"] < NARRATIVE_MIN_P or f.get("unsure", {}).get("state") == R.COMPLIES)
 
     def _stated_counts(self, texts: list[str]) -> list[int]:
         """How many facts each text states — the heads read as _result reads them

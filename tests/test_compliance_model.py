@@ -249,19 +249,18 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.40 %, author 97.95 %, hand-written 97.07 %; no classic or
-    second-author note that is not compliant is called compliant, at most the measured one
-    hand-written."""
+    must not regress): classic 99.90 %, author 98.35 %, hand-written 97.39 %; no note that
+    is not compliant is called compliant."""
     res = heldout_scores
-    assert res["classic"]["accuracy"] >= 0.99 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.975 and res["author"]["not_compliant_called_compliant"] == 0
-    assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] <= 1
+    assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
+    assert res["author"]["accuracy"] >= 0.98 and res["author"]["not_compliant_called_compliant"] == 0
+    assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] == 0
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
-        assert c["accuracy"] >= (0.96 if style == "reverse_sentence" else 0.99), (style, c)
+        assert c["accuracy"] >= 0.99, (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.40 %, author 97.95 %, "
-                          "hand-written 97.07 %; replacement, negation, several parts, typos lowest)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.35 %, "
+                          "hand-written 97.39 %, all 99.00 %; replacement, negation, several parts, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -522,6 +521,61 @@ def test_a_doubtful_fact_is_confirmed_in_its_own_clause_and_only_in_a_one_part_n
                           ("Fender: 2021, carbon fibre, excellent\nHorn: aluminium, good", ["year"])]:
         v = shipped.classify([text])[0]
         assert v["verdict"] == "undetermined" and v["missing"] == missing, (text, v)
+
+
+def test_a_fact_written_before_the_part_is_found_in_its_own_clause(shipped):
+    """"Condition very good; the steel oil cooler rolled off the line in 2021.": a clause the
+    model never saw after the condition left the condition not stated (p 0.6-0.8), while
+    "Condition very good" alone complies at 0.99: a fact the model is not sure the note lacks
+    is confirmed in its own clause (agent/classify._leans_complies). Wordings written for
+    this test (the whole reading alone: 47 of 60); a note without its condition stays
+    undetermined."""
+    import random
+    from export.compliance.parts import PARTS
+    r = random.Random(31)
+    stated = ["Condition {c}; the {m} {p} rolled off the line in {y}.", "Cond {c} - {m} {p}, shipped from the plant in {y}",
+              "State: {c}; the {m} {p} was delivered new in {y}", "Condition {c}, the {p} is {m} and went into service in {y}",
+              "{C} condition; the {m} {p} came out of the foundry in {y}"]
+    lacking = ["{m} {p}, made {y}; condition not recorded", "the {m} {p} left the factory in {y}; photos on file",
+               "Checked; the {m} {p} from {y}, torqued to spec", "{p} {m} {y}, cleaned and refitted"]
+    def fill(t):
+        c = r.choice(["good", "very good", "excellent", "like new", "as new", "new"])
+        return t.format(c=c, C=c.capitalize(), m=r.choice(["steel", "aluminium", "stainless steel", "carbon fibre"]),
+                        p=r.choice(PARTS), y=r.choice([1996, 2003, 2009, 2015, 2021]))
+    notes = [fill(r.choice(stated)) for _ in range(60)]
+    res = shipped.classify(notes, explain=False)
+    assert sum(v["verdict"] == "compliant" for v in res) >= 57, [t for t, v in zip(notes, res) if v["verdict"] != "compliant"]
+    v = shipped.classify(["Condition very good; the stainless steel oil cooler rolled off the line in 2021."])[0]
+    assert v["verdict"] == "compliant" and "good" in v["facts"]["condition"]["why"], v
+    notes = [fill(r.choice(lacking)) for _ in range(60)]
+    res = shipped.classify(notes, explain=False)
+    assert [(t, v["verdict"]) for t, v in zip(notes, res) if v["verdict"] != "undetermined"] == []
+    assert all(v["missing"] == ["condition"] for v in res)
+
+
+@pytest.mark.parametrize("text,verdict", [
+    # what the part is not, then what it is: the part as it is now counts
+    ("It's not carbon fiber, just plastic with a carbon look wrap. 2019, good.", "non_compliant"),
+    ("Not carbon fibre but plastic with a carbon-look film, made 2017, excellent", "non_compliant"),
+    ("Door handle: it's not chrome steel, just plastic with a chrome finish. 2020, very good.", "non_compliant"),
+    ("Housing isn't aluminium - it's iron painted silver. 2015, like new", "non_compliant"),
+    ("Isn't steel, just nylon plastic. 2018, excellent", "non_compliant"),
+    # ... and a violating material that the note says the part is not
+    ("isn't plastic, it's carbon fibre; 2015; good", "compliant"),
+    ("Not cast iron, it is forged steel, 2011, excellent", "compliant"),
+    ("Cover: steel, not plastic; built 2013; good", "compliant"),
+    ("Made 2019, aluminium (not plastic), condition excellent", "compliant"),
+    ("Wheel hub 2014, forged steel, good - not the plastic one listed in the old record", "compliant"),
+    ("No rust, not cracked; steel, 2016, good", "compliant"),
+])
+def test_what_a_part_is_not_is_not_its_fact(shipped, text, verdict):
+    """agent/classify._read_negated: the model read "not carbon fiber" as carbon fibre (the
+    hand-written set's last false compliant); the clause of what the part is decides."""
+    for explain in (True, False):
+        v = shipped.classify([text], explain=explain)[0]
+        assert v["verdict"] == verdict, (explain, v)
+    if verdict == "non_compliant":
+        assert v["facts"]["material"]["state"] == "violates", v
 
 
 def test_a_component_under_its_own_heading_after_also_is_a_record_of_its_own(shipped):
