@@ -634,7 +634,8 @@ class ComplianceClassifier:
           part-by-part reading decided (_leans_complies);
         - only a note with ONE sentence that is no narrative (_narrative), and in it no fact stated by two
           clauses (a record of one part: in a note about several parts another part's
-          clause would lend its fact);
+          clause would lend its fact); a clause of what the part is not (_NEGATED) is no
+          statement of it;
         - a clause about a former part ("old", "removed", "was", ...) confirms nothing; a
           clause that reads the fact as violating forbids it.
         It can turn undetermined into compliant, so it is measured on what it must not do:
@@ -670,7 +671,10 @@ class ComplianceClassifier:
         for i, cl in by_note.items():
             if len(cl) < 2:
                 continue                  # the record is one clause: the whole reading was it
-            if any(sum(v["facts"][h]["state"] != R.NOT_STATED for _, v in cl) > 1 for h in R.ATTRIBUTES):
+            # (a clause saying what the part is not, "isn't malleable iron, it's aluminum",
+            # states no fact of it: it neither counts as a second statement nor confirms)
+            said = [(c, v) for c, v in cl if not _NEGATED.search(c)]
+            if any(sum(v["facts"][h]["state"] != R.NOT_STATED for _, v in said) > 1 for h in R.ATTRIBUTES):
                 continue                  # a fact stated twice: two parts ("A: 1998, steel; B: 1997") or a swap
             r = res[i]
             facts = dict(r["facts"])
@@ -680,7 +684,7 @@ class ComplianceClassifier:
                     continue
                 if any(v["facts"][h]["state"] == R.VIOLATES for _, v in cl):
                     continue
-                ok = [(c, v) for c, v in cl if v["facts"][h]["state"] == co
+                ok = [(c, v) for c, v in said if v["facts"][h]["state"] == co
                       and not _FORMER & {w.lower() for w in _LETTERS.findall(c)}]
                 if ok:
                     c, v = ok[0]
