@@ -108,21 +108,6 @@ DISTRACTORS = [  # year-like numbers that are NOT the manufacture year
     lambda r, y: f"{y} hours on the meter", lambda r, y: f"{y} km since last service",
     lambda r, y: f"mileage {y}", lambda r, y: f"odo {y}",
 ]
-# Narrative in which "new" describes what was used on the job, not the component ("refitted
-# with new bolts": the part's condition is not stated by it). Without it the model took any
-# "new" for the component's condition: 9 of 10 such notes without a condition read compliant.
-NEW_OTHER = [
-    "Fitted new bolts and torqued them to spec", "Refitted with new clips", "Drained and refilled with new coolant",
-    "New gasket and seals fitted on reassembly", "Used a new crush washer on the drain plug",
-    "Topped up with new brake fluid", "Pressed in new bushes", "New cable ties on the loom",
-    "Packed with new grease", "New split pins fitted", "Fitted new rubber mounts", "New o-rings on the unions",
-    "Replaced the fixings with new nuts and washers", "New hose clips fitted", "Refilled with new oil to the mark",
-    "New retaining studs fitted", "Put new sealant on the flange", "new bolts", "with new clips",
-]
-NEW_OTHER_RATE = 0.12
-# what "new" describes there (protected from word dropout: "fitted new <unk>" is no lesson)
-NEW_OTHER_WORDS = ("bolts", "clips", "coolant", "gasket", "seals", "washer", "washers", "fluid", "bushes", "ties",
-                   "grease", "pins", "mounts", "rings", "nuts", "fixings", "oil", "studs", "sealant", "hose")
 # the words that mark a number as a reference or a measurement (protected from word dropout
 # in training, see train.KEEP_WORDS)
 DISTRACTOR_WORDS = ("job", "pn", "odometer", "invoice", "ticket", "ref", "bay", "slot", "work", "order", "miles",
@@ -523,11 +508,6 @@ class FieldNoteGenerator:
                     text = body
         else:
             text = body
-        if r.random() < NEW_OTHER_RATE:
-            extra = r.choice([". ", "; ", ", "]) + r.choice(NEW_OTHER)
-            if len(text) + len(extra) <= MAX_NOTE_CHARS:
-                text += extra
-                phen.append("new_other")
         text = _noisy(text, r, self.typo_rate)[:MAX_NOTE_CHARS]
         rec = {"id": "", "text": text, "style": "field", "phenomena": sorted(set(phen)),
                "components": n_comp, **C.fact_fields(None, None, None, states=st, year_value=yv)}

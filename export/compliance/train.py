@@ -248,9 +248,9 @@ def keep_ids(tok: Tokenizer) -> np.ndarray:
     negation/replacement words, padding/<unk>)."""
     keep = np.zeros(len(tok.vocab), bool)
     keep[:len(RESERVED)] = True
-    from export.compliance.field_notes import DISTRACTOR_WORDS, NEW_OTHER_WORDS
+    from export.compliance.field_notes import DISTRACTOR_WORDS
     fact_words = {w for forms in (*C.MATERIALS.values(), *C.CONDITIONS.values()) for f in forms
-                  for _, toks in words(f) for w in toks} | set(KEEP_WORDS) | set(DISTRACTOR_WORDS) | set(NEW_OTHER_WORDS)
+                  for _, toks in words(f) for w in toks} | set(KEEP_WORDS) | set(DISTRACTOR_WORDS)
     for w in fact_words:
         if w in tok.index:
             keep[tok.index[w]] = True
