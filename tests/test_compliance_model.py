@@ -249,7 +249,7 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 98.35 %, hand-written 97.39 %; no note that
+    must not regress): classic 99.90 %, author 98.45 %, hand-written 97.39 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
@@ -259,8 +259,8 @@ def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
         assert c["accuracy"] >= 0.99, (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.35 %, "
-                          "hand-written 97.39 %, all 99.00 %; replacement, negation, several parts, typos lowest)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.45 %, "
+                          "hand-written 97.39 %, all 99.05 %; replacement, negation, several parts, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -576,6 +576,30 @@ def test_what_a_part_is_not_is_not_its_fact(shipped, text, verdict):
         assert v["verdict"] == verdict, (explain, v)
     if verdict == "non_compliant":
         assert v["facts"]["material"]["state"] == "violates", v
+
+
+@pytest.mark.xfail(reason="a false compliant the shipped bundle makes: it reads any 'new' as the part's "
+                          "condition (README: 'new bolts'); a retrain with such narrative fixed half", strict=True)
+def test_new_bolts_are_not_the_parts_condition(shipped):
+    """"refitted with new bolts": "new" describes what was used on the job, not the component,
+    so a note without the part's condition stays undetermined; "new" of the part itself still
+    is its condition. Notes written for this test."""
+    lacking = ["The aluminium valve cover was built in 2009; refitted with new screws.",
+               "steel control arm 2014, fitted new bush inserts and torqued to spec",
+               "Wheel hub forged steel 2018, new grease caps and new dust seals",
+               "radiator aluminium 2011, flushed and filled with new antifreeze",
+               "oil pan, aluminium, built 2015, new drain plug fitted",
+               "Steel exhaust hanger from 2010, new rubber isolators fitted",
+               "brake caliper aluminium 2019 - new slide pins and new boots",
+               "door hinge steel 2017, greased, new hinge pins",
+               "Aluminium intercooler 2012; new jubilee clips on both hoses",
+               "stainless steel fuel rail, 2016, new injector seals fitted"]
+    res = shipped.classify(lacking)
+    assert [(t, v["verdict"]) for t, v in zip(lacking, res) if v["verdict"] == "compliant"] == []
+    stated = ["New steel control arm fitted, made 2022", "wheel hub forged steel 2018, new",
+              "turbocharger replaced, new unit, steel housing, 2021", "Alternator aluminium 2020 brand new"]
+    res = shipped.classify(stated)
+    assert [(t, v["verdict"]) for t, v in zip(stated, res) if v["verdict"] != "compliant"] == []
 
 
 def test_a_component_under_its_own_heading_after_also_is_a_record_of_its_own(shipped):
