@@ -170,7 +170,15 @@ PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not 
 # _read_headed_parts: "also" opening another component's record under a heading of its own:
 # "Also ENGINE MOUNT: ...", "also [fan shroud] ..." (a colon within its first five words)
 _ALSO = re.compile(r"(?:[.;,]\s*|\s+)(?=also\b)", re.IGNORECASE)
-_ALSO_HEAD = re.compile(r"also\s+(?:\[[^\]\n]{1,40}\]|(?:[^\W\d_][\w/-]*\s+){0,4}[^\W\d_][\w/-]*\s*:)", re.IGNORECASE)
+_HEADING = re.compile(r"(also\s+)?(?:\[([^\]\n]{1,40})\]|((?:[^\W\d_][\w/-]*\s+){0,4}[^\W\d_][\w/-]*)\s*:)", re.IGNORECASE)
+# a sentence that may open another component: "also", or a heading (_confirm_in_clauses' guard)
+_OWN_HEAD = re.compile(r"\s*(?:also\b|" + _HEADING.pattern + ")", re.IGNORECASE)
+_HEAD_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# headings that label a fact, not a component ("Year: 2015. Material: steel.")
+_FIELD_LABELS = frozenset({"year", "yr", "date", "built", "made", "manufactured", "manufacture", "mfg", "dom", "production",
+                           "material", "mat", "matl", "condition", "cond", "state", "status", "grade", "rating",
+                           "part", "component", "item", "name", "note", "notes", "remark", "remarks", "ref", "pn",
+                           "job", "order", "invoice", "odometer", "mileage", "km", "miles", "code"})
 # _read_sentences / _confirm_in_clauses: the sentences of a note ("." "!" "?" then space, a
 # line break; "also" starts another part's record; not ";", which separates the facts of one
 # record) and the clauses of one record (";" "," "/" " - ")
@@ -490,31 +498,31 @@ class ComplianceClassifier:
         return res
 
     def _read_headed_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
-        """A compliant note whose "also" opens another component under a heading of its own
-        ("[bumper bracket] build date early 2013, looks in good order Also ENGINE MOUNT:
-        aluminium casting") is read component by component: the whole reading lends each
+        """A compliant note in which another component opens under a heading of its own —
+        after "also" ("[bumper bracket] build date early 2013, looks in good order Also ENGINE
+        MOUNT: aluminium casting") or at a sentence ("Bracket: steel, excellent. Hinge: dated
+        2015.") — is read component by component (_components): the whole reading lends each
         component the other's facts, and neither need be a whole record for _read_parts to
-        see. Each "also" piece is read alone (narrative and all); a component's record —
-        the first piece, or one under its own heading — that states one or two facts leaves
-        the others not stated (the regulation per component). A piece about a former part
-        takes no part. This one can only make a note less compliant."""
+        see. Each component's piece is read alone (narrative and all); if two or more state
+        facts, one that states one or two leaves the others not stated (the regulation per
+        component). A piece about a former part takes no part. This one can only make a note
+        less compliant."""
         todo = []
         for i, r in enumerate(res):
-            t = texts[i]
-            if r["verdict"] == "compliant" and ("lso" in t or "LSO" in t):
-                pieces = [x.strip() for x in _ALSO.split(t) if x.strip()]
-                heads = [k == 0 or bool(_ALSO_HEAD.match(x)) for k, x in enumerate(pieces)]
-                if len(pieces) > 1 and any(heads[1:]):
-                    todo.append((i, [x for x, hd in zip(pieces, heads) if hd]))
+            if r["verdict"] == "compliant":
+                comps = self._components(texts[i])
+                if len(comps) > 1:
+                    todo.append((i, comps))
         if not todo:
             return res
         read = iter(self._classify_facts([self._marked(x) for _, xs in todo for x in xs], False))
         attrs, ns, co = R.ATTRIBUTES, R.NOT_STATED, R.COMPLIES
         for i, xs in todo:
             r, facts = res[i], dict(res[i]["facts"])
-            for x in xs:
-                v = next(read)
-                st = [h for h in attrs if v["facts"][h]["state"] != ns]
+            read_xs = [(x, v, [h for h in attrs if v["facts"][h]["state"] != ns]) for x, v in zip(xs, read)]
+            if sum(bool(st) for _, _, st in read_xs) < 2:
+                continue              # one piece states facts (the rest is narrative): one component
+            for x, v, st in read_xs:
                 if not 1 <= len(st) < 3 or _FORMER & {w.lower() for w in _LETTERS.findall(x)}:
                     continue
                 for h in attrs:
@@ -524,6 +532,30 @@ class ComplianceClassifier:
             if any(facts[h]["state"] != r["facts"][h]["state"] for h in attrs):
                 res[i] = self._with_facts(r, facts, explain)
         return res
+
+    @staticmethod
+    def _components(text: str) -> list[str]:
+        """The note cut where another component opens under a heading of its own — at an
+        "also" ("Also ENGINE MOUNT: ...", "also [fan shroud] ...") or a sentence ("Bracket:
+        steel, excellent. Hinge: dated 2015."); a heading that is a field label ("Year:",
+        "cond:") opens no component, and a piece without a heading continues the one before it. One piece: the note is one component."""
+        if ":" not in text and "[" not in text:            # (no heading at all: the common case)
+            return [text]
+        comps: list[str] = []
+        for x in _ALSO.split(text):
+            for y in _HEAD_SPLIT.split(x):
+                y = y.strip()
+                if not y:
+                    continue
+                m = _HEADING.match(y)
+                if comps and m and not (
+                        _FIELD_LABELS & {w.lower() for w in _LETTERS.findall(m.group(2) or m.group(3) or "")}):
+                    comps.append(y)
+                elif comps:
+                    comps[-1] += " " + y
+                else:
+                    comps.append(y)
+        return comps
 
     def _read_sentences(self, texts: list[str], res: list[dict], explain: bool, sentences: dict) -> list[dict]:
         """An undetermined note of several sentences, read sentence by sentence.
@@ -632,10 +664,11 @@ class ComplianceClassifier:
           read as not stated at p >= NARRATIVE_MIN_P stays so: at p < 0.99 instead, 6,000
           training-style notes got 2 more false compliants, at 0.9 none), and not one the
           part-by-part reading decided (_leans_complies);
-        - only a note with ONE sentence that is no narrative (_narrative), and in it no fact stated by two
-          clauses (a record of one part: in a note about several parts another part's
-          clause would lend its fact); a clause of what the part is not (_NEGATED) is no
-          statement of it;
+        - only a note whose sentences that are no narrative (_narrative) are one record — one
+          sentence, or several of which none after the first opens another component (`also`,
+          a heading "X:" / "[X]": _OWN_HEAD) — and in it no fact stated by two clauses (a
+          record of one part: in a note about several parts another part's clause would lend
+          its fact); a clause of what the part is not (_NEGATED) is no statement of it;
         - a clause about a former part ("old", "removed", "was", ...) confirms nothing; a
           clause that reads the fact as violating forbids it.
         It can turn undetermined into compliant, so it is measured on what it must not do:
@@ -649,16 +682,16 @@ class ComplianceClassifier:
                 todo.append(i)
         if not todo:
             return res
-        # the note's one record: the note itself if it is one sentence, else its one sentence
-        # that is no narrative (read alone by _read_sentences, which saw every undetermined note)
+        # the note's one record: the note itself if it is one sentence, else its sentences that
+        # are no narrative (read alone by _read_sentences, which saw every undetermined note)
         record: dict[int, str] = {}
         for i in todo:
             if i not in sentences:
                 record[i] = self._marked(texts[i])
                 continue
             stated = [x for x, v in sentences[i] if not self._narrative(v)]
-            if len(stated) == 1:
-                record[i] = stated[0]
+            if stated and not any(_OWN_HEAD.match(x) for x in stated[1:]):
+                record[i] = " ; ".join(stated)
         clauses = [(i, c) for i in todo if i in record
                    for c in (y.strip() for y in _CLAUSE_SPLIT.split(record[i])) if c]
         if not clauses:

@@ -249,18 +249,18 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 98.45 %, hand-written 97.39 %; no note that
+    must not regress): classic 99.90 %, author 98.60 %, hand-written 97.72 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.98 and res["author"]["not_compliant_called_compliant"] == 0
+    assert res["author"]["accuracy"] >= 0.982 and res["author"]["not_compliant_called_compliant"] == 0
     assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] == 0
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= 0.99, (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.45 %, "
-                          "hand-written 97.39 %, all 99.05 %; replacement, negation, several parts, typos lowest)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.60 %, "
+                          "hand-written 97.72 %, all 99.14 %; replacement, negation, several parts, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -631,6 +631,51 @@ def test_a_component_under_its_own_heading_after_also_is_a_record_of_its_own(shi
         t for t, v in zip(whole, res) if v["verdict"] != "compliant"][:3]
     v = shipped.classify(["Bracket built 2010, aluminium. Also in good condition."])[0]
     assert v["verdict"] == "compliant", v
+
+
+def test_a_component_under_its_own_heading_in_a_sentence_of_its_own_is_a_record_of_its_own(shipped):
+    """"Bracket: steel, excellent. Hinge: dated 2015.": two components, neither a whole record,
+    read compliant by the whole reading; a sentence that opens with a heading of its own is
+    another component (agent/classify._components), a field label ("Year:") is not, and a
+    complete pair stays compliant. Parts and wordings written for this test."""
+    import random
+    from export.compliance.parts import PARTS
+    r = random.Random(29)
+    heads = ["{p}: ", "[{p}] ", "{P}: "]
+    def rec(p, facts):
+        bits = {"year": r.choice(["dated 2015", "built 2009", "from 2021"]), "material": r.choice(["steel", "aluminium"]),
+                "condition": r.choice(["good", "excellent", "like new"])}
+        return r.choice(heads).format(p=p, P=p.upper()) + ", ".join(bits[h] for h in facts) + "."
+    partial, whole = [], []
+    for _ in range(40):
+        a, b = r.sample(PARTS, 2)
+        first = r.choice([["material", "condition"], ["year", "condition"], ["year", "material"]])
+        second = r.choice([["year"], ["material"], ["condition"], ["year", "material"]])
+        partial.append(f"{rec(a, first)} {rec(b, second)}")
+        whole.append(f"{rec(a, ['year', 'material', 'condition'])} {rec(b, ['year', 'material', 'condition'])}")
+    res = shipped.classify(partial)
+    assert [(t, v["verdict"]) for t, v in zip(partial, res) if v["verdict"] == "compliant"] == []
+    res = shipped.classify(whole, explain=False)
+    assert sum(v["verdict"] == "compliant" for v in res) >= 0.95 * len(whole), [
+        t for t, v in zip(whole, res) if v["verdict"] != "compliant"][:3]
+    for text in ["Part: wiper arm. Year: 2015. Material: steel. Condition: good.",
+                 "Water pump. Built: 2012. Mat: aluminium. Cond: excellent."]:
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == "compliant", (text, v)
+
+
+def test_a_doubtful_fact_is_confirmed_in_the_sentences_of_one_record(shipped):
+    """A record written over two sentences ("2011 per the stamp on the flange. Carbon fibre
+    housing, excellent.") is one record for _confirm_in_clauses: the whole reading was unsure of
+    a fact its own clause states; a second component under its own heading is not."""
+    for text in ["2011 per the stamp on the flange. Carbon fibre housing, excellent.",
+                 "throttle body dated 2018 - matches the build sheet. carbon fibre throughout, looks very good"]:
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == "compliant", (text, v)
+    for text in ["2011 per the stamp on the flange. Carbon fibre housing, cleaned.",
+                 "Throttle body dated 2018. Idle valve: carbon fibre, very good."]:
+        v = shipped.classify([text])[0]
+        assert v["verdict"] == "undetermined", (text, v)
 
 
 def test_a_note_is_compliant_only_if_every_part_in_it_is(shipped):
