@@ -249,18 +249,28 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 98.60 %, hand-written 97.72 %; no note that
+    must not regress): classic 99.90 %, author 98.80 %, hand-written 97.72 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.982 and res["author"]["not_compliant_called_compliant"] == 0
+    assert res["author"]["accuracy"] >= 0.985 and res["author"]["not_compliant_called_compliant"] == 0
     assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] == 0
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= 0.99, (style, c)
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.60 %, "
-                          "hand-written 97.72 %, all 99.14 %; replacement, negation, several parts, typos lowest)",
+def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(shipped):
+    """The readings were chosen on the held-out sets; 3,000 notes of another seed of the second
+    author check they were not fitted to those notes (measured: 98.80 %, 2 false compliants,
+    both two components where each lacks a fact and no heading splits them)."""
+    from export.compliance.evaluate import score
+    from export.compliance.heldout_author import AuthorNoteGenerator
+    s = score(shipped, AuthorNoteGenerator(777).notes(3000))
+    assert s["accuracy"] >= 0.985 and s["not_compliant_called_compliant"] <= 2, (s["accuracy"], s["errors"][:3])
+
+
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.80 %, "
+                          "hand-written 97.72 %, all 99.23 %; replacement, negation, several parts, typos lowest)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
