@@ -167,8 +167,9 @@ _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
 PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
-# _read_headed_parts: "also" opening another component's record under a heading of its own:
-# "Also ENGINE MOUNT: ...", "also [fan shroud] ..." (a colon within its first five words)
+# _read_headed_parts / _components: another component's record under a heading of its own,
+# after "also" or at a sentence: "Also ENGINE MOUNT: ...", "also [fan shroud] ...", "Hinge: ..."
+# (brackets, or a colon within its first five words)
 _ALSO = re.compile(r"(?:[.;,]\s*|\s+)(?=also\b)", re.IGNORECASE)
 _HEADING = re.compile(r"(also\s+)?(?:\[([^\]\n]{1,40})\]|((?:[^\W\d_][\w/-]*\s+){0,4}[^\W\d_][\w/-]*)\s*:)", re.IGNORECASE)
 # a sentence that may open another component: "also", or a heading (_confirm_in_clauses' guard)
@@ -547,7 +548,8 @@ class ComplianceClassifier:
         """The note cut where another component opens under a heading of its own — at an
         "also" ("Also ENGINE MOUNT: ...", "also [fan shroud] ...") or a sentence ("Bracket:
         steel, excellent. Hinge: dated 2015."); a heading that is a field label ("Year:",
-        "cond:") opens no component, and a piece without a heading continues the one before it. One piece: the note is one component."""
+        "cond:") opens no component, and a piece without a heading continues the one before
+        it. One piece: the note is one component."""
         if (":" not in text and "[" not in text) or not (   # (no heading, or no second sentence:
                 "." in text or "\n" in text or "!" in text or "?" in text or "lso" in text or "LSO" in text):
             return [text]                                    # the common case, in a few substring tests)
