@@ -194,6 +194,12 @@ _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", r
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 
+def _about_former(text: str) -> bool:
+    """Does the piece speak of a former part ("old", "removed", "was", ...)? The part as it
+    is now is what counts, so such a piece decides nothing in the readings."""
+    return not _FORMER.isdisjoint(w.lower() for w in _LETTERS.findall(text))
+
+
 def _negates(text: str) -> bool:
     """_NEGATED.search, after substring tests that rule most notes out (the regex alone cost
     ~5 µs a note, a tenth of a batch's readings)."""
@@ -477,7 +483,7 @@ class ComplianceClassifier:
         for i, segs in todo:
             parts = [(x, next(seg_res)) for x in segs]
             stated = [(x, v, [h for h in attrs if v["facts"][h]["state"] != ns]) for x, v in parts
-                      if not _FORMER & {w.lower() for w in _LETTERS.findall(x)}]
+                      if not _about_former(x)]
             if not any(len(st) == 3 for _, _, st in stated):
                 continue
             r = res[i]
@@ -533,7 +539,7 @@ class ComplianceClassifier:
             if sum(bool(st) for _, _, st in read_xs) < 2:
                 continue              # one piece states facts (the rest is narrative): one component
             for x, v, st in read_xs:
-                if not 1 <= len(st) < 3 or _FORMER & {w.lower() for w in _LETTERS.findall(x)}:
+                if not 1 <= len(st) < 3 or _about_former(x):
                     continue
                 for h in attrs:
                     if h not in st and facts[h]["state"] == co:
@@ -618,7 +624,7 @@ class ComplianceClassifier:
                 continue
             sentences[i] = read
             if records and all(v["verdict"] == "compliant" for _, v in records) \
-                    and not any(_FORMER & {w.lower() for w in _LETTERS.findall(x)} for x, _ in records):
+                    and not any(_about_former(x) for x, _ in records):
                 whole.append((i, records))
                 continue
             if records and len(records) < len(sents):
@@ -733,7 +739,7 @@ class ComplianceClassifier:
                 if any(v["facts"][h]["state"] == R.VIOLATES for _, v in cl):
                     continue
                 ok = [(c, v) for c, v in said if v["facts"][h]["state"] == co
-                      and not _FORMER & {w.lower() for w in _LETTERS.findall(c)}]
+                      and not _about_former(c)]
                 if ok:
                     c, v = ok[0]
                     facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
@@ -758,7 +764,7 @@ class ComplianceClassifier:
         # is must be beside the clause of what it is not
         clauses = [(i, k, c) for i in todo
                    for k, x in enumerate(_NEGATION_SPAN.split(self._marked(texts[i])))
-                   if _NEGATED.search(x) and not _FORMER & {w.lower() for w in _LETTERS.findall(x)}
+                   if _NEGATED.search(x) and not _about_former(x)
                    for y in _CLAUSE_SPLIT.split(x) for c in (z.strip() for z in _NEGATION_TURN.split(y)) if c]
         if not clauses:
             return res
