@@ -231,6 +231,7 @@ _FORMER_SPANS = re.compile("|".join([
     r"\((?:was|previously|formerly|originally)\s+(?P<e>[^)]+)\)",
     r"\b(?:was|originally|previously|formerly)\s+(?P<f>" + _NP + r")(?=,?\s*now\b)",
 ]), re.IGNORECASE)
+_MORE_THAN_ONE_RECORD = re.compile(r"[.!?]\s|\n|\balso\b", re.IGNORECASE)   # _read_now: one sentence, one part
 _SWAP_HINT = ("swap", "switch", "chang", "upgrad", "conver", "instead", "place of", "rather", "replac", "exchang",
               "was", "previous", "former", "original")
 
@@ -937,8 +938,6 @@ class ComplianceClassifier:
         not do, as _records_in_full; the second only makes a note less compliant."""
         todo = []
         for i, r in enumerate(res):
-            if r["verdict"] == "undetermined":
-                continue
             now, cut = _as_now(texts[i])
             if cut:
                 todo.append((i, now, cut))
@@ -954,6 +953,9 @@ class ComplianceClassifier:
                 hs = {h for h in R.ATTRIBUTES if f[h]["state"] == vi}
                 if hs and all(w["facts"][h]["state"] == vi for h in hs):
                     picked.append((i, now, hs, co))
+            elif (res[i]["verdict"] == "undetermined" and not _MORE_THAN_ONE_RECORD.search(texts[i].strip())
+                  and len(year_positions(self.tokenizer, self._marked(now))) <= 1):
+                picked.append((i, now, {h for h in R.ATTRIBUTES if f[h]["state"] == ns}, ns))
             else:
                 hs = {h for h in R.ATTRIBUTES if w["facts"][h]["state"] == co}
                 if hs:
@@ -967,6 +969,10 @@ class ComplianceClassifier:
                 if any(v["facts"][h]["state"] != co for h in hs):
                     continue
                 take = [h for h in R.ATTRIBUTES if h in hs or (facts[h]["state"] == ns and v["facts"][h]["state"] != ns)]
+            elif want == ns:
+                if v["verdict"] != "compliant":
+                    continue
+                take = sorted(hs)
             else:
                 take = [h for h in hs if v["facts"][h]["state"] == vi]
             if not take:

@@ -3,6 +3,7 @@ small generated corpus -> tf2onnx -> int8 -> signed bundle -> the agent's classi
 the shipped bundle on styles and years it never saw, the CLIs and a tampered bundle."""
 
 import json
+import random
 import os
 import shutil
 import subprocess
@@ -249,11 +250,11 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 98.80 %, hand-written 97.72 %; no note that
+    must not regress): classic 99.90 %, author 99.70 %, hand-written 97.72 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
-    assert res["author"]["accuracy"] >= 0.985 and res["author"]["not_compliant_called_compliant"] == 0
+    assert res["author"]["accuracy"] >= 0.995 and res["author"]["not_compliant_called_compliant"] == 0
     assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] == 0
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= 0.99, (style, c)
@@ -261,16 +262,16 @@ def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
 
 def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(shipped):
     """The readings were chosen on the held-out sets; 3,000 notes of another seed of the second
-    author check they were not fitted to those notes (measured: 98.80 %, 2 false compliants,
+    author check they were not fitted to those notes (measured: 99.60 %, 2 false compliants,
     both two components where each lacks a fact and no heading splits them)."""
     from export.compliance.evaluate import score
     from export.compliance.heldout_author import AuthorNoteGenerator
     s = score(shipped, AuthorNoteGenerator(777).notes(3000))
-    assert s["accuracy"] >= 0.985 and s["not_compliant_called_compliant"] <= 2, (s["accuracy"], s["errors"][:3])
+    assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 2, (s["accuracy"], s["errors"][:3])
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 98.80 %, "
-                          "hand-written 97.72 %, all 99.23 %; replacement, negation, several parts, typos lowest)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 99.70 %, "
+                          "hand-written 97.72 %, all 99.65 %; hand-written typos, replacement, narrative below 98 %)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -891,3 +892,75 @@ def test_score_compliance_reports_undetermined_per_vehicle(tmp_path):
     rows = {r["vin"]: r for r in csv.DictReader(open(rep / "summary.csv"))}
     assert rows["CAR-INCOMPLETE"]["compliant"] == "null" and rows["CAR-INCOMPLETE"]["undetermined"] == "1"
     assert rows["CAR-INCOMPLETE"]["undetermined_components"] == "water pump"
+
+
+def test_the_part_as_it_is_now_after_a_swap(shipped):
+    """agent/classify._read_now: the former part's words of a replacement wording decide no
+    fact, either way ("now nylon plastic after the swap from stainless steel" had read
+    compliant; "now steel after the swap from pa6 plastic" in a longer note non-compliant).
+    120 notes written for this test, a third of them with the part as it is now violating."""
+    r = random.Random(5)
+    parts = ["clutch plate", "oil pan", "wheel hub", "battery tray", "tow bar", "sump guard", "valve cover",
+             "control arm", "skid plate", "door hinge", "fuel rail", "heat shield"]
+    good_m = ["steel", "aluminium", "carbon fibre", "forged steel", "stainless steel", "alu casting"]
+    bad_m = ["pa6 plastic", "cast iron", "nylon plastic", "grey cast iron", "plastic", "malleable iron"]
+    conds = ["in good order overall", "looks excellent", "good condition", "condition very good", "rated excellent"]
+    swaps = ["now {m} after the swap from {om}", "changed out the {om} one for a {m} one",
+             "swapped the {om} {p} for a {m} one", "{m} fitted in place of the {om} one", "{m} instead of {om}"]
+    notes = []
+    for k in range(120):
+        p, bad = r.choice(parts), k % 3 == 0
+        m, om = (r.choice(bad_m), r.choice(good_m)) if bad else (r.choice(good_m), r.choice(bad_m))
+        cl = [f"stamped {r.randint(1996, 2024)}", r.choice(conds), r.choice(swaps).format(m=m, om=om, p=p)]
+        r.shuffle(cl)
+        notes.append((f"{p}: " + r.choice(["; ", ", ", " / "]).join(cl), "non_compliant" if bad else "compliant"))
+    for explain in (False, True):
+        res = shipped.classify([t for t, _ in notes], explain=explain)
+        assert [(t, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want] == []
+    v = shipped.classify(["wheel hub: condition very good, stamped 2021, now nylon plastic after the swap "
+                          "from stainless steel"])[0]
+    assert v["verdict"] == "non_compliant" and v["facts"]["material"]["state"] == "violates", v
+    # the former part's words had hidden the year from the model: read without them
+    v = shipped.classify(["tow bar: rated excellent, stamped 2006, swapped the malleable iron tow bar for a "
+                          "stainless steel one"])[0]
+    assert v["verdict"] == "compliant" and v["facts"]["year"]["value"] == 2006, v
+    # ... but a part swapped with nothing said of the new one's material is not compliant
+    v = shipped.classify(["tow bar: rated excellent, stamped 2006, swapped the malleable iron tow bar for a new one"])[0]
+    assert v["verdict"] != "compliant", v
+
+
+def test_each_part_record_is_read_in_full_and_a_part_without_a_fact_still_counts(shipped):
+    """agent/classify._records_in_full: two parts' records after workshop narrative, each a
+    whole record the model reads in pieces ("looks new again" alone complies), make a
+    compliant note (before: 19 of these 80 notes undetermined); where one part lacks a fact
+    the note stays undetermined. Notes written for this test."""
+    r = random.Random(11)
+    parts = ["sunroof frame", "flywheel", "brake caliper", "front bumper", "timing cover", "radiator", "sump guard",
+             "cylinder head", "leaf spring", "intake manifold"]
+    fill = ["Fluids topped up as a courtesy.", "Workshop was busy so the job was split over two days.",
+            "Customer asked for the old parts back.", "Rang the owner before starting.", "Booked in for the afternoon slot."]
+    conds = ["looks new again", "i'd call it new again", "graded factory new", "looks like new", "good overall", "rated excellent"]
+    mats = ["chromoly steel housing", "alu casting", "body is aluminium", "carbon fibre housing", "spring steel"]
+    years = ["came off the line in {y}", "build date {y}", "dates to {y}", "cast in early {y}"]
+
+    def rec(p, drop=None):
+        cl = {"c": r.choice(conds), "m": r.choice(mats), "y": r.choice(years).format(y=r.randint(1998, 2024))}
+        cl.pop(drop, None)
+        cl = list(cl.values())
+        r.shuffle(cl)
+        return r.choice([f"[{p}] ", f"Re {p} - ", f"{p.upper()}: "]) + r.choice([" / ", "; ", ", "]).join(cl)
+    notes = []
+    for k in range(80):
+        a, b = r.sample(parts, 2)
+        lack = k % 4 == 0
+        body = rec(a) + (" Also " if r.random() < 0.5 else ". ") + rec(b, drop=r.choice("cmy") if lack else None)
+        notes.append((" ".join(r.sample(fill, r.randint(1, 3))) + " " + body, "undetermined" if lack else "compliant"))
+    res = shipped.classify([t for t, _ in notes], explain=False)
+    wrong = [(t, want, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want]
+    assert not [w for w in wrong if w[1] != "compliant" and w[2] == "compliant"], wrong     # no false compliant
+    assert len(wrong) <= 2, wrong                                                          # measured: 1
+    # a fact written down as unknown is a record of its own: it is not read away as narrative
+    for t in ("Fluids topped up as a courtesy. [oil pan] alu casting; build date 2012. Condition n/a.",
+              "[oil pan] alu casting; build date 2012. Condition n/a. Rang the owner before starting."):
+        v = shipped.classify([t])[0]
+        assert v["verdict"] == "undetermined" and v["missing"] == ["condition"], (t, v)
