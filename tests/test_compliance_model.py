@@ -964,3 +964,26 @@ def test_each_part_record_is_read_in_full_and_a_part_without_a_fact_still_counts
               "[oil pan] alu casting; build date 2012. Condition n/a. Rang the owner before starting."):
         v = shipped.classify([t])[0]
         assert v["verdict"] == "undetermined" and v["missing"] == ["condition"], (t, v)
+
+
+def test_a_three_letter_slip_of_a_short_fact_word_is_read(shipped):
+    """agent/classify._read_slips: the tokenizer's fuzzy lookup starts at four letters, so
+    "god", "irn", "por" were <unk> and the fact not stated (the hand-written typos at
+    76.9 %). A slip is read as its fact word, both ways; `why` quotes the note as written;
+    a word that is a word ("as far as", "goo", "ion") is not taken for a slip."""
+    cases = [("wiper arm steel 2015 god", "compliant", "condition", "god"),
+             ("Wiper arm: steel, 2015, condition GOD", "compliant", "condition", "GOD"),
+             ("door hinge aluminium 2012 cond por", "non_compliant", "condition", "por"),
+             ("door hinge aluminium 2012 condition fai", "non_compliant", "condition", "fai"),
+             ("cast irn bracket, 2008, good", "non_compliant", "material", "irn"),
+             ("tow hook forged steel 2019 nwe", "compliant", "condition", "nwe")]
+    for explain in (False, True):
+        res = shipped.classify([t for t, *_ in cases], explain=explain)
+        for (t, want, h, slip), v in zip(cases, res):
+            assert v["verdict"] == want, (t, v)
+            if explain:
+                assert v["facts"][h]["why"] == [slip], (t, v["facts"][h])
+    words = ["oil filter housing, aluminium, manufactured 1996, good as far as I can tell",
+             "intake pipe steel 2014, covered in goo", "ion sensor steel 2011, condition not recorded"]
+    for t, v in zip(words, shipped.classify(words)):
+        assert v["verdict"] == ("compliant" if "good" in t else "undetermined"), (t, v)
