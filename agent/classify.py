@@ -230,6 +230,10 @@ _FORMER_SPANS = re.compile("|".join([
     # "steel (was plastic)", "was plastic, now steel"
     r"\((?:was|previously|formerly|originally)\s+(?P<e>[^)]+)\)",
     r"\b(?:was|originally|previously|formerly)\s+(?P<f>" + _NP + r")(?=,?\s*now\b)",
+    # "removed the plastic splash guard, fitted an aluminium skid plate instead (2022, new)":
+    # the removed part, and the bare "instead" (the model loses the year after it)
+    r"\b(?:removed|took\s+(?:off|out)|pulled\s+(?:off|out)|scrapped|binned|discarded)\s+(?P<g>(?:the|a|an|its|that|this|both)\s+"
+    + _NP + r")\s*(?:,|;|\band\b)\s*(?:then\s+)?(?:we\s+|i\s+)?(?:fitted|installed|put\s+in|mounted|fit)\b[^.;!?\n]*?\b(?P<h>instead)\b(?!\s+of)",
 ]), re.IGNORECASE)
 # _read_slips: a three-letter slip of a short fact word ("conditon god", "cast irn") is below the
 # tokenizer's fuzzy lookup (4+ letters: a shorter word has too many neighbours to guess from),
@@ -263,11 +267,13 @@ def _as_now(text: str) -> tuple[str, list[str]]:
         return text, []
     out, last, cut = [], 0, []
     for m in _FORMER_SPANS.finditer(text):
-        g = next(k for k, v in m.groupdict().items() if v is not None)
-        s, e = m.span(g)
-        out += [text[last:s]]
-        cut.append(text[s:e])
-        last = e
+        for g, v in m.groupdict().items():         # (one group a match; "removed X ... instead": two)
+            if v is None:
+                continue
+            s, e = m.span(g)
+            out += [text[last:s]]
+            cut.append(text[s:e])
+            last = e
     if not out:
         return text, []
     out.append(text[last:])

@@ -250,12 +250,12 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 99.70 %, hand-written 97.72 %; no note that
+    must not regress): classic 99.90 %, author 99.70 %, hand-written 99.02 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
     assert res["author"]["accuracy"] >= 0.995 and res["author"]["not_compliant_called_compliant"] == 0
-    assert res["handwritten"]["accuracy"] >= 0.97 and res["handwritten"]["not_compliant_called_compliant"] == 0
+    assert res["handwritten"]["accuracy"] >= 0.985 and res["handwritten"]["not_compliant_called_compliant"] == 0
     for style, c in res["classic"]["by_category"].items():          # every classic style is read
         assert c["accuracy"] >= 0.99, (style, c)
 
@@ -271,7 +271,7 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
 
 
 @pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 99.70 %, "
-                          "hand-written 97.72 %, all 99.65 %; hand-written typos, replacement, narrative below 98 %)",
+                          "hand-written 99.02 %, all 99.74 %; hand-written replacement and narrative below 98 %)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -924,6 +924,15 @@ def test_the_part_as_it_is_now_after_a_swap(shipped):
     v = shipped.classify(["tow bar: rated excellent, stamped 2006, swapped the malleable iron tow bar for a "
                           "stainless steel one"])[0]
     assert v["verdict"] == "compliant" and v["facts"]["year"]["value"] == 2006, v
+    # "removed X, fitted Y instead": X is the part that was, and the year after "instead" is read
+    for t, want in [("Removed the plastic splash guard, fitted an aluminium skid plate instead (2022, new).", "compliant"),
+                    ("Took out the cast iron manifold, put in a stainless steel one instead (2019, very good).", "compliant"),
+                    ("Scrapped the plastic cover; fitted a carbon fibre one instead. 2020. Excellent.", "compliant"),
+                    ("removed the old 1980 pump and installed a 2012 aluminium one instead, condition good", "compliant"),
+                    ("Removed the aluminium bracket, fitted an iron one instead, 2012, good", "non_compliant"),
+                    ("Removed the plastic splash guard, fitted an aluminium skid plate instead (2022, poor).", "non_compliant"),
+                    ("Removed the plastic guard, fitted a steel one instead, good condition", "undetermined")]:
+        assert shipped.classify([t])[0]["verdict"] == want, t
     # ... but a part swapped with nothing said of the new one's material is not compliant
     v = shipped.classify(["tow bar: rated excellent, stamped 2006, swapped the malleable iron tow bar for a new one"])[0]
     assert v["verdict"] != "compliant", v
