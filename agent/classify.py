@@ -225,8 +225,8 @@ _FORMER_SPANS = re.compile("|".join([
     r"\b(?:instead\s+of|in\s+place\s+of|rather\s+than|replacing|replaces)\s+(?P<b>" + _NP + ")" + _END,
     # "changed out the cast iron one for a carbon one", "swapped the iron flywheel for a steel one"
     r"\b(?:replaced|swapped|changed|switched|exchanged)(?:\s+out)?\s+(?P<c>(?:the|a|an|its|that|this)\s+" + _NP + r")\s+(?:for|with|by)\b",
-    # "original plastic cover replaced with a steel one"
-    r"(?:^|(?<=[,;:/.(\]\n])|(?<=\band\s))(?P<d>(?:(?!\band\b)[^,;:/.()\[\]\n])+?)\s+(?:(?:was|were|has\s+been|had\s+been|got|is)\s+)?(?:replaced|swapped(?:\s+out)?|changed)\s+(?:for|with|by)\b",
+    # "original plastic cover replaced with a steel one" (not from the dot of a date: "01.2007 the")
+    r"(?:^|(?<=[,;:/(\]\n])|(?<=(?<!\d)\.)|(?<=\band\s))(?P<d>(?:(?!\band\b)[^,;:/.()\[\]\n])+?)\s+(?:(?:was|were|has\s+been|had\s+been|got|is)\s+)?(?:replaced|swapped(?:\s+out)?|changed)\s+(?:for|with|by)\b",
     # "steel (was plastic)", "was plastic, now steel"
     r"\((?:was|previously|formerly|originally)\s+(?P<e>[^)]+)\)",
     r"\b(?:was|originally|previously|formerly)\s+(?P<f>" + _NP + r")(?=,?\s*now\b)",
@@ -259,13 +259,21 @@ _SWAP_HINT = ("swap", "switch", "chang", "upgrad", "conver", "instead", "place o
               "was", "previous", "former", "original")
 
 
-def _as_now(text: str) -> tuple[str, list[str]]:
+# _read_now: the groups of _FORMER_SPANS whose words end where the syntax says ("swapped THE X
+# for", "(was X)", "removed THE X, fitted"), not at the next punctuation ("instead of iron checked
+# excellent dom 2029"); "X was replaced with" counts only if X is at most this many words
+_BOUNDED = frozenset("cegh")
+BOUNDED_D_WORDS = 6
+
+
+def _as_now(text: str) -> tuple[str, list[str], list[str]]:
     """(The text with the former part's words of each replacement wording cut out, those
-    words) — (text, []) if it has none."""
+    words, those of them that are surely the former part's alone: _BOUNDED) — (text, [], [])
+    if it has none."""
     low = text.lower()
     if not any(h in low for h in _SWAP_HINT):
-        return text, []
-    out, last, cut = [], 0, []
+        return text, [], []
+    out, last, cut, bounded = [], 0, [], []
     for m in _FORMER_SPANS.finditer(text):
         for g, v in m.groupdict().items():         # (one group a match; "removed X ... instead": two)
             if v is None:
@@ -273,11 +281,13 @@ def _as_now(text: str) -> tuple[str, list[str]]:
             s, e = m.span(g)
             out += [text[last:s]]
             cut.append(text[s:e])
+            if g in _BOUNDED or (g == "d" and len(v.split()) <= BOUNDED_D_WORDS):
+                bounded.append(v)
             last = e
     if not out:
-        return text, []
+        return text, [], []
     out.append(text[last:])
-    return "".join(out), cut
+    return "".join(out), cut, bounded
 
 
 def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
@@ -1022,11 +1032,22 @@ class ComplianceClassifier:
         not do, as _records_in_full; the second only makes a note less compliant."""
         todo = []
         for i, r in enumerate(res):
-            now, cut = _as_now(texts[i])
+            now, cut, bounded = _as_now(texts[i])
             if cut:
-                todo.append((i, now, cut))
+                todo.append((i, now, cut, bounded))
         if not todo:
             return res
+        for i, now, _, bounded in todo:
+            # a year that only the former part's words hold is not the part's: "swapped the 2015
+            # aluminium bracket for a used one" (the model lends it to the part as it is now)
+            f = res[i]["facts"]["year"]
+            if (f["state"] == R.COMPLIES and bounded and not year_positions(self.tokenizer, self._marked(now))
+                    and year_positions(self.tokenizer, self._marked(" ; ".join(bounded)))):
+                facts = {**res[i]["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None, "why": [],
+                                                      "part": " ; ".join(bounded)}}
+                res[i] = self._with_facts(res[i], facts, explain)
+        only_former = {i for i, _, cut, bounded in todo if len(bounded) == len(cut)}
+        todo = [(i, now, cut) for i, now, cut, _ in todo]
         # the facts the former part's words, read alone, say what the note says of them
         was = self._classify_facts([" ; ".join(cut) for _, _, cut in todo], False)
         vi, co, ns = R.VIOLATES, R.COMPLIES, R.NOT_STATED
@@ -1058,7 +1079,11 @@ class ComplianceClassifier:
                     continue
                 take = sorted(hs)
             else:
-                take = [h for h in hs if v["facts"][h]["state"] == vi]
+                # (the material the former part's words alone comply with, and which the note
+                # without them does not state, was theirs: "swapped the aluminium bracket for
+                # a used one"; only where each cut is surely the former part's alone: _BOUNDED)
+                take = [h for h in hs if v["facts"][h]["state"] == vi
+                        or (h == "material" and i in only_former and v["facts"][h]["state"] == ns)]
             if not take:
                 continue
             for h in take:

@@ -996,3 +996,32 @@ def test_a_three_letter_slip_of_a_short_fact_word_is_read(shipped):
              "intake pipe steel 2014, covered in goo", "ion sensor steel 2011, condition not recorded"]
     for t, v in zip(words, shipped.classify(words)):
         assert v["verdict"] == ("compliant" if "good" in t else "undetermined"), (t, v)
+
+
+def test_the_former_parts_facts_are_not_lent_to_the_part_as_it_is_now(shipped):
+    """agent/classify._read_now: a year or material only the former part's words hold ("swapped
+    the 2015 aluminium bracket for a used one, good") is not the part's: the model had lent it
+    to the part as it is now (compliant). Where the new part's own fact is written, it counts.
+    Notes written for this test: half of them state the new part's fact."""
+    r = random.Random(23)
+    parts = ["bracket", "housing", "guard", "cover", "mount", "pump", "manifold", "tray"]
+    good_m = ["aluminium", "steel", "carbon fibre", "stainless steel"]
+    forms = ["swapped the {old} {p} for a {new} one", "the {old} {p} was replaced with a {new} one",
+             "changed out the {old} {p} for a {new} one", "{p}: {new} one fitted (was {old})",
+             "removed the {old} {p}, fitted a {new} one instead"]
+    notes = []
+    for k in range(100):
+        p, form, lend = r.choice(parts), r.choice(forms), r.choice(["year", "material"])
+        stated = k % 2 == 0
+        y_old, y_new = r.randint(1996, 2015), r.randint(2016, 2024)
+        m_old, m_new = r.choice(good_m), r.choice(good_m)
+        if lend == "year":
+            old, new = f"{y_old} {m_old}", (f"{y_new} {m_new}" if stated else m_new)
+        else:
+            old, new = f"{m_old}", (f"{m_new}" if stated else r.choice(["used", "second-hand", "reconditioned"]))
+        rest = [r.choice(["good", "condition very good", "excellent"])] + ([f"{y_new}"] if lend == "material" else [])
+        notes.append((", ".join([form.format(old=old, new=new, p=p)] + rest), "compliant" if stated else "undetermined"))
+    for explain in (False, True):
+        res = shipped.classify([t for t, _ in notes], explain=explain)
+        wrong = [(t, want, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want]
+        assert wrong == [], wrong                           # (before: 36 of these 100 called compliant)
