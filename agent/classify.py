@@ -191,6 +191,21 @@ _FORMER = frozenset({"old", "original", "originally", "previous", "previously", 
 
 _NEGATED = re.compile(r"\b(?:not|never|isnt|arent|wasnt|doesnt)\b|n['\u2019]t\b", re.IGNORECASE)     # a clause saying what a part is not
 _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", re.IGNORECASE)  # _read_negated's sentences
+# _read_event_years: a year in a clause about something that happened to the car or the part
+# ("first registered 2014", "last serviced in 2014", "warranty expired 2014") is no manufacture
+# year, unless a word at it says it is one ("built", "made", "dated", "year", ...); "went into
+# service in 2003" is the part's own date (test_a_fact_written_before_the_part_...)
+_EVENT_CUE = re.compile(r"\b(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\w*|warrant\w*|guarantee|expir\w*|ran\s+out|"
+                        r"booked|bought|purchased|sold|owned|delivered|collected|mot|recall\w*|repaired|accident|insured|"
+                        r"imported|last|previous)\b(?P<gap>(?:\W+[^\W\d]\w*){0,4}?)\W+$", re.IGNORECASE)
+_MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|dom|dated?|stamp\w*|cast|forged|"
+                       r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
+                       r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
+_YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
+_EVENT_PREFILTER = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
+                              r"delivered|collected|mot\b|recall|repaired|accident|insured|imported|last|previous",
+                              re.IGNORECASE)
+_NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_negated
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 
@@ -485,7 +500,33 @@ class ComplianceClassifier:
         res = self._read_sentences(texts, res, explain, sentences)
         res = self._confirm_in_clauses(texts, res, explain, sentences)
         res = self._read_negated(texts, res, explain)
+        res = self._read_event_years(texts, res, explain)
         return self._read_now(texts, res, explain) if as_now else res
+
+    def _read_event_years(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A note whose every year-like number is the date of an event (_EVENT_CUE at most four
+        words before it, no _MAKE_CUE between: "Vehicle first registered 2014.", "Last serviced
+        in 2014.") states no manufacture year: the model, which learnt such dates beside a
+        manufacture year, takes one alone for it."""
+        for i, r in enumerate(res):
+            f = r["facts"]["year"]
+            if f["state"] == R.NOT_STATED or _EVENT_PREFILTER.search(texts[i]) is None:
+                continue
+            t = self._marked(texts[i])
+            years = [m for m in _YEAR_HINT.finditer(t) if self._dated(m.group(0)) or not m.group(0).isdigit()]
+            if not years:
+                continue
+            event = []
+            for m in years:
+                left = t[max(0, m.start() - 80):m.start()]
+                left = _YEAR_CLAUSE.split(left)[-1]
+                e = _EVENT_CUE.search(left)
+                after = " ".join(t[m.end():m.end() + 30].split()[:2])       # "2015 vintage", "2014 build"
+                event.append(e is not None and not _MAKE_CUE.search(e.group("gap")) and not _MAKE_CUE.search(after))
+            if all(event):
+                res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
+                                                                     "why": [], "clause": years[0].group(0)}}, explain)
+        return res
 
     def _read_slips(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A note with three-letter slips of short fact words (_spelled_out) is read again
@@ -995,6 +1036,7 @@ class ComplianceClassifier:
         for i, k, c in clauses:
             by_sentence.setdefault((i, k), []).append((c, next(read)))
         ns, vi = R.NOT_STATED, R.VIOLATES
+        res = self._read_only_negated(texts, res, todo, explain)
         for (i, _), cl in by_sentence.items():
             negated = [v for c, v in cl if _NEGATED.search(c)]
             plain = [(c, v) for c, v in cl if not _NEGATED.search(c)]
@@ -1010,6 +1052,51 @@ class ComplianceClassifier:
                     facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
                     if explain:
                         self._where_in(texts[i], {h: facts[h]})
+            if any(facts[h]["state"] != res[i]["facts"][h]["state"] for h in R.ATTRIBUTES):
+                res[i] = self._with_facts(res[i], facts, explain)
+        return res
+
+    def _read_only_negated(self, texts: list[str], res: list[dict], todo: list[int], explain: bool) -> list[dict]:
+        """A compliant note of one sentence whose fact only what the part is NOT states ("2014,
+        good, not steel", "steel 2014, not in good condition"): the model reads the words, not
+        the "not", so that fact is not stated. The negation reaches to the end of its clause or
+        to "and"/"then"/"but" ("not related to this job and the pump is like new"); the fact
+        must be stated by a negated piece read alone, and by neither the other pieces (the
+        words before a negation included: "aluminium not steel") read one by one nor the note
+        read without the negated pieces (either alone can lose a fact a long clause states)."""
+        ns = R.NOT_STATED
+        jobs = []
+        for i in todo:
+            t = self._marked(texts[i])
+            if sum(1 for x in _NEGATION_SPAN.split(t) if x and x.strip(" .,;")) != 1:
+                continue
+            neg, plain = [], []
+            for c in _CLAUSE_SPLIT.split(t):
+                for piece in (z.strip() for z in _NEGATION_SCOPE_END.split(c)):
+                    m = _NEGATED.search(piece) if piece else None
+                    if m is None:
+                        plain += [piece] if piece else []
+                        continue
+                    neg.append(piece)
+                    if piece[:m.start()].strip(" ,;-"):
+                        plain.append(piece[:m.start()].strip(" ,;-"))
+            rest = t
+            for piece in neg:
+                rest = rest.replace(piece, " ", 1)
+            jobs.append((i, neg, plain, rest))
+        if not jobs:
+            return res
+        pieces = [x for _, neg, plain, rest in jobs for x in neg + plain + [rest]]
+        read = iter(self._classify_facts(pieces, False))
+        for i, neg, plain, _ in jobs:
+            vn = [next(read) for _ in neg]
+            vs = [next(read) for _ in plain] + [next(read)]
+            facts = dict(res[i]["facts"])
+            for h in R.ATTRIBUTES:
+                if (facts[h]["state"] == R.COMPLIES and any(v["facts"][h]["state"] != ns for v in vn)
+                        and all(v["facts"][h]["state"] == ns for v in vs)):
+                    facts[h] = {"state": ns, "p": facts[h]["p"], "why": [], "clause": _unmarked(neg[0]),
+                                **({"value": None} if h == "year" else {})}
             if any(facts[h]["state"] != res[i]["facts"][h]["state"] for h in R.ATTRIBUTES):
                 res[i] = self._with_facts(res[i], facts, explain)
         return res

@@ -1025,3 +1025,48 @@ def test_the_former_parts_facts_are_not_lent_to_the_part_as_it_is_now(shipped):
         res = shipped.classify([t for t, _ in notes], explain=explain)
         wrong = [(t, want, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want]
         assert wrong == [], wrong                           # (before: 36 of these 100 called compliant)
+
+
+def test_a_fact_only_a_negation_states_is_not_stated(shipped):
+    """agent/classify._read_only_negated: the model reads the words and not the "not" ("not
+    steel": material complies at 0.97; "not in good condition": condition complies), so a
+    one-sentence note whose fact only a negated clause states is undetermined; what the part
+    is, written beside what it is not, still counts (the issue's "aluminium, not plastic as
+    the old record said")."""
+    cases = [("Heat shield, 2014, good, not steel", "undetermined", "material"),
+             ("Heat shield, 2014, good, not plastic", "undetermined", "material"),
+             ("heat shield steel 2014, it is not in good condition", "undetermined", "condition"),
+             ("Bracket: not made in 2014, steel, good", "undetermined", "year"),
+             ("Heat shield, 2014, good, not plastic, aluminium", "compliant", None),
+             ("Heat shield, aluminium not steel, 2014, good", "compliant", None),
+             ("aluminium, not plastic as the old record said, 2012, good", "compliant", None),
+             ("Oil pan: aluminium (not iron), 2015, good", "compliant", None),
+             ("Bracket, steel, good condition, not from 1990 but 2012", "compliant", None),
+             ("It's not carbon fiber, just plastic with a carbon look wrap. 2019, good.", "non_compliant", None)]
+    for explain in (False, True):
+        for (t, want, missing), v in zip(cases, shipped.classify([t for t, *_ in cases], explain=explain)):
+            assert v["verdict"] == want, (t, v)
+            assert missing is None or v["missing"] == [missing], (t, v["missing"])
+
+
+def test_a_year_that_dates_an_event_is_no_manufacture_year(shipped):
+    """agent/classify._read_event_years: a note whose only year-like numbers date what happened
+    to the car ("first registered 2014", "last serviced in 2014", "warranty expired 1992")
+    states no manufacture year, either way (these read compliant or non-compliant before);
+    beside a manufacture year, or with a manufacture word at the number, they change nothing."""
+    cases = [("Heat shield, steel, good. Vehicle first registered 2014.", "undetermined"),
+             ("Heat shield, steel, good. Last serviced in 2014.", "undetermined"),
+             ("Heat shield, steel, good. Warranty expired 2014.", "undetermined"),
+             ("Heat shield, steel, good. Owned since 2014.", "undetermined"),
+             ("Heat shield, steel, good; MOT 2014", "undetermined"),
+             ("Bracket steel good. Vehicle first registered 1990.", "undetermined"),
+             ("Bracket steel good, warranty expired 1992", "undetermined"),
+             ("Heat shield, steel, good, built 2014. Last serviced in 2019.", "compliant"),
+             ("Bracket steel good, built 1990, last serviced 2019", "non_compliant"),
+             ("Heat shield, steel, good, 2014. Previous visit 2019.", "compliant"),
+             ("Heat shield, steel, good; last MOT 2014; made 2011", "compliant"),
+             ("Heat shield, steel, good. Registered 2014, part dated 2012.", "compliant"),
+             ("spark plug, very good on inspection - warranty no 2026 - 2015 vintage - sheet steel", "compliant")]
+    for explain in (False, True):
+        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
+            assert v["verdict"] == want, (t, v)
