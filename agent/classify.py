@@ -205,6 +205,20 @@ _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
 _EVENT_PREFILTER = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
                               r"delivered|collected|mot\b|recall|repaired|accident|insured|imported|last|previous",
                               re.IGNORECASE)
+# _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
+_HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
+                     r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
+                     r"(?:might|could|may)\s+be|customer\s+(?:says|said|claims|reports)|according\s+to)\b|"
+                     r"[^\W\d_]\?", re.IGNORECASE)
+# _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
+# plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
+# or a fastener, seal or fluid; "new steel control arm", "new unit", "new" alone are the part's
+_NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|item|piece|component)s\b|(?:show|look|"
+                           r"seem|need|go|fit|work|run|sit|come)s\b)(?:[^\W\d_][\w-]*[^\Wsu\d_]s|"
+                           r"bolt|screw|nut|washer|stud|rivet|clip|pin|plug|cap|seal|"
+                           r"gasket|o-ring|grommet|bush|boot|gaiter|hose|isolator|insert|sealant|grease|oil|fluid|"
+                           r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
+_QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_negated
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
@@ -500,6 +514,8 @@ class ComplianceClassifier:
         res = self._read_sentences(texts, res, explain, sentences)
         res = self._confirm_in_clauses(texts, res, explain, sentences)
         res = self._read_negated(texts, res, explain)
+        res = self._read_hedged(texts, res, explain)
+        res = self._read_new_of_other(texts, res, explain)
         res = self._read_event_years(texts, res, explain)
         return self._read_now(texts, res, explain) if as_now else res
 
@@ -1059,27 +1075,52 @@ class ComplianceClassifier:
     def _read_only_negated(self, texts: list[str], res: list[dict], todo: list[int], explain: bool) -> list[dict]:
         """A compliant note of one sentence whose fact only what the part is NOT states ("2014,
         good, not steel", "steel 2014, not in good condition"): the model reads the words, not
-        the "not", so that fact is not stated. The negation reaches to the end of its clause or
-        to "and"/"then"/"but" ("not related to this job and the pump is like new"); the fact
-        must be stated by a negated piece read alone, and by neither the other pieces (the
-        words before a negation included: "aluminium not steel") read one by one nor the note
-        read without the negated pieces (either alone can lose a fact a long clause states)."""
+        the "not", so that fact is not stated (_read_only_qualified)."""
+        todo = [i for i in todo if sum(1 for x in _NEGATION_SPAN.split(texts[i]) if x and x.strip(" .,;")) == 1]
+        return self._read_only_qualified(texts, res, todo, _NEGATED, explain)
+
+    def _read_hedged(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A compliant note whose fact is only written as a guess ("possibly steel", "steel?",
+        "year unknown (maybe 2014)", "2014 or 1994, not sure"): a guess is no record, so that
+        fact is not stated (_read_only_qualified); the model reads the words, not the doubt."""
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _HEDGED.search(texts[i])]
+        return self._read_only_qualified(texts, res, todo, _HEDGED, explain, alone_qualifies_before=True) if todo else res
+
+    def _read_new_of_other(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A compliant note whose fact only "new" of something else states ("The aluminium
+        valve cover was built in 2009; refitted with new screws."): the model takes any "new"
+        for the part's condition, so that fact is not stated (_read_only_qualified)."""
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and "new" in texts[i].lower()
+                and _NEW_OF_OTHER.search(texts[i])]
+        return self._read_only_qualified(texts, res, todo, _NEW_OF_OTHER, explain) if todo else res
+
+    def _read_only_qualified(self, texts: list[str], res: list[dict], todo: list[int], qualifier: re.Pattern,
+                             explain: bool, alone_qualifies_before: bool = False) -> list[dict]:
+        """For each note of todo: a fact it complies with that only its qualified pieces state
+        (negated: _NEGATED; a guess: _HEDGED) is not stated. A qualifier reaches to the end of
+        its clause or to "and"/"then"/"but" ("not related to this job and the pump is like
+        new"); the fact must be stated by a qualified piece read alone, and by neither the
+        other pieces (the words before a qualifier included: "aluminium not steel") read one
+        by one nor the note read without the qualified pieces (either alone can lose a fact a
+        long clause states). `alone_qualifies_before`: a qualifier that is a clause of its own
+        qualifies the clause before ("2014 or 1994, not sure")."""
         ns = R.NOT_STATED
         jobs = []
         for i in todo:
             t = self._marked(texts[i])
-            if sum(1 for x in _NEGATION_SPAN.split(t) if x and x.strip(" .,;")) != 1:
-                continue
             neg, plain = [], []
-            for c in _CLAUSE_SPLIT.split(t):
+            for c in _QUALIFIED_CLAUSE.split(t):
                 for piece in (z.strip() for z in _NEGATION_SCOPE_END.split(c)):
-                    m = _NEGATED.search(piece) if piece else None
+                    m = qualifier.search(piece) if piece else None
                     if m is None:
-                        plain += [piece] if piece else []
+                        plain += [piece] if piece.strip(" .,;-") else []
                         continue
+                    head = "" if m.group(0).endswith("?") else piece[:m.start()].strip(" ,;-")
+                    if alone_qualifies_before and plain and not _WORDISH.search(piece[:m.start()] + piece[m.end():]):
+                        neg.append(plain.pop())         # "2014 or 1994, not sure": the doubt is of the clause before
                     neg.append(piece)
-                    if piece[:m.start()].strip(" ,;-"):
-                        plain.append(piece[:m.start()].strip(" ,;-"))
+                    if head:
+                        plain.append(head)
             rest = t
             for piece in neg:
                 rest = rest.replace(piece, " ", 1)
