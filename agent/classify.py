@@ -160,6 +160,7 @@ _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermin
 # _read_parts: sentences ("." ";" "!" "?" then space, a line break, "also" starting a clause),
 # and the words that make a sentence speak of a part no longer fitted
 _PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"\s+(?=\(?\d{1,2}[).]\s)")    # _read_parts: "1) alternator ... 2) starter ..."
 _LETTERS = re.compile(r"[^\W\d_]+")
 _WORDISH = re.compile(r"[^\W_]+")           # words and numbers
 _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
@@ -658,7 +659,7 @@ class ComplianceClassifier:
             if r["verdict"] == "non_compliant":
                 continue
             text = texts[i]
-            ended = _SENTENCE_END.search(text)
+            ended = _SENTENCE_END.search(text) or _LIST_ITEM.search(text)
             if not ended and "," not in text:
                 continue
             compliant = r["verdict"] == "compliant"
@@ -666,7 +667,12 @@ class ComplianceClassifier:
                 continue
             text = self._marked(text)
             segs = [c for x in (y.strip(" .;,") for y in (_PART_SPLIT.split(text) if ended else (text,)))
-                    if x and len(_LETTERS.findall(x)) <= PART_MAX_WORDS for c in self._comma_parts(x)]
+                    if x for z in _LIST_ITEM.split(x) if len(_LETTERS.findall(z)) <= PART_MAX_WORDS
+                    for c in self._comma_parts(z.strip(" .;,"))]
+            if len(segs) < 2 and compliant and "," in text:
+                # one sentence: its comma clauses ("Front caliper aluminium 2016 good, rear caliper
+                # aluminium good": a part without its year beside a whole record, below)
+                segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
             if len(segs) < 2:
                 continue
             dated = [self._dated(x) for x in segs]

@@ -1099,3 +1099,21 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
     for explain in (False, True):
         for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
             assert v["verdict"] == want, (t, v)
+
+
+def test_a_second_part_without_its_year_in_one_sentence_or_a_numbered_list(shipped):
+    """agent/classify._read_parts: two parts joined by a comma ("Front caliper aluminium 2016
+    good, rear caliper aluminium good") or numbered on one line ("1) ... 2) ...") where one
+    lacks its year: the whole reading lent it the other's (compliant); now undetermined.
+    Whole records stay as they were. Notes written for this test."""
+    cases = [("Front caliper aluminium 2016 good, rear caliper aluminium good", "undetermined"),
+             ("1) alternator - aluminium - 2012 - good 2) starter - steel - good", "undetermined"),
+             ("(1) wiper arm steel 2014 good (2) wiper motor steel good", "undetermined"),
+             ("Front caliper aluminium 2016 good, rear caliper aluminium 2017 good", "compliant"),
+             ("1) alternator - aluminium - 2012 - good 2) starter - steel - 2014 - good", "compliant"),
+             ("Front brake caliper cast aluminium 2016 good, rear caliper cast iron 2016 good", "non_compliant"),
+             ("Water pump, aluminium, 2012, good", "compliant"),
+             ("Condition good, aluminium alloy, made 2015", "compliant")]
+    for explain in (False, True):
+        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
+            assert v["verdict"] == want, (t, v)
