@@ -203,9 +203,8 @@ _MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|do
                        r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
                        r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
 _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
-_EVENT_PREFILTER = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
-                              r"delivered|collected|mot\b|recall|repaired|accident|insured|imported|last|previous",
-                              re.IGNORECASE)
+_EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
+                         r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous")  # lower case
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
@@ -219,6 +218,8 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"bolt|screw|nut|washer|stud|rivet|clip|pin|plug|cap|seal|"
                            r"gasket|o-ring|grommet|bush|boot|gaiter|hose|isolator|insert|sealant|grease|oil|fluid|"
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
+_HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
+                         r"assum|suppos|apparent|alleg|might be|could be|may be|customer|according|\?")   # lower case
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_negated
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
@@ -285,8 +286,8 @@ _SLIP = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?!
 # the same on the lower-cased note, as a pre-filter: half the cost (1.3 µs for a 70-character note)
 _SLIP_LOW = re.compile(r"(?<![a-z0-9'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![a-z0-9'\u2019-])")
 _MORE_THAN_ONE_RECORD = re.compile(r"[.!?]\s|\n|\balso\b", re.IGNORECASE)   # _read_now: one sentence, one part
-_SWAP_HINT = ("swap", "switch", "chang", "upgrad", "conver", "instead", "place of", "rather", "replac", "exchang",
-              "was", "previous", "former", "original")
+_SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather|replac|exchang|was|previous|former|"
+                        "original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
 
 
 # _read_now: the groups of _FORMER_SPANS whose words end where the syntax says ("swapped THE X
@@ -300,8 +301,7 @@ def _as_now(text: str) -> tuple[str, list[str], list[str]]:
     """(The text with the former part's words of each replacement wording cut out, those
     words, those of them that are surely the former part's alone: _BOUNDED) — (text, [], [])
     if it has none."""
-    low = text.lower()
-    if not any(h in low for h in _SWAP_HINT):
+    if _SWAP_HINT.search(text.lower()) is None:
         return text, [], []
     out, last, cut, bounded = [], 0, [], []
     for m in _FORMER_SPANS.finditer(text):
@@ -527,23 +527,34 @@ class ComplianceClassifier:
         manufacture year, takes one alone for it."""
         for i, r in enumerate(res):
             f = r["facts"]["year"]
-            if f["state"] == R.NOT_STATED or _EVENT_PREFILTER.search(texts[i]) is None:
+            if f["state"] == R.NOT_STATED:
                 continue
-            t = self._marked(texts[i])
-            years = [m for m in _YEAR_HINT.finditer(t) if self._dated(m.group(0)) or not m.group(0).isdigit()]
-            if not years:
+            # (on the note as written first, leaving at its first year that is no event's;
+            # marking the references, which costs more, only for a note that may change)
+            if not self._all_event_years(texts[i]) or not self._all_event_years(self._marked(texts[i])):
                 continue
-            event = []
-            for m in years:
-                left = t[max(0, m.start() - 80):m.start()]
-                left = _YEAR_CLAUSE.split(left)[-1]
-                e = _EVENT_CUE.search(left)
-                after = " ".join(t[m.end():m.end() + 30].split()[:2])       # "2015 vintage", "2014 build"
-                event.append(e is not None and not _MAKE_CUE.search(e.group("gap")) and not _MAKE_CUE.search(after))
-            if all(event):
-                res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
-                                                                     "why": [], "clause": years[0].group(0)}}, explain)
+            res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
+                                                                 "why": [], "clause": "event"}}, explain)
         return res
+
+    def _all_event_years(self, t: str) -> bool:
+        """Is every year-like number of t the date of an event (_read_event_years)? False if
+        it has none."""
+        seen = False
+        for m in _YEAR_HINT.finditer(t):
+            g = m.group(0)
+            if g.isdigit() and not R.plausible_year(int(g)):
+                continue
+            if not g.isdigit() and not year_positions(self.tokenizer, t[max(0, m.start() - 3):m.end() + 30]):
+                continue
+            left = t[max(0, m.start() - 60):m.start()]
+            if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply)
+                return False
+            e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
+            if e is None or _MAKE_CUE.search(e.group("gap")) or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
+                return False                          # ("2015 vintage", "2014 build": the words after count too)
+            seen = True
+        return seen
 
     def _read_slips(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A note with three-letter slips of short fact words (_spelled_out) is read again
@@ -1089,7 +1100,8 @@ class ComplianceClassifier:
         """A compliant note whose fact is only written as a guess ("possibly steel", "steel?",
         "year unknown (maybe 2014)", "2014 or 1994, not sure"): a guess is no record, so that
         fact is not stated (_read_only_qualified); the model reads the words, not the doubt."""
-        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _HEDGED.search(texts[i])]
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _HEDGE_HINT.search(texts[i].lower())
+                and _HEDGED.search(texts[i])]
         return self._read_only_qualified(texts, res, todo, _HEDGED, explain, alone_qualifies_before=True) if todo else res
 
     def _read_new_of_other(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
