@@ -160,6 +160,11 @@ _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermin
 # _read_parts: sentences ("." ";" "!" "?" then space, a line break, "also" starting a clause),
 # and the words that make a sentence speak of a part no longer fitted
 _PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
+# _read_parts: first words of a comma clause that goes on with the same part ("..., it is made of
+# carbon fibre and is in excellent condition"), not another part's record
+_GOES_ON = frozenset({"it", "its", "this", "that", "which", "and", "is", "was", "has", "made", "material", "mat",
+                      "condition", "cond", "year", "built", "dated", "in", "of", "with", "from", "now", "but",
+                      "so", "then", "also", "still", "looks", "checked", "inspected", "found", "rated", "graded"})
 _LIST_ITEM = re.compile(r"\s+(?=\(?\d{1,2}[).]\s)")    # _read_parts: "1) alternator ... 2) starter ..."
 _LETTERS = re.compile(r"[^\W\d_]+")
 _WORDISH = re.compile(r"[^\W_]+")           # words and numbers
@@ -208,7 +213,7 @@ _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|b
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
-                     r"(?:might|could|may)\s+be|customer\s+(?:says|said|claims|reports)|according\s+to)\b|"
+                     r"(?:might|could|may)\s+be|customer\s+(?:says|said|claims)|according\s+to)\b|"
                      r"[^\W\d_]\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
@@ -529,6 +534,11 @@ class ComplianceClassifier:
             f = r["facts"]["year"]
             if f["state"] == R.NOT_STATED:
                 continue
+            # (the year the model read, where the note writes it in digits: no event word before
+            # it, no change — the common case, in one find and a 60-character search)
+            k = texts[i].find(str(f["value"])) if f.get("value") else -1
+            if k >= 0 and _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None:
+                continue
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
             if not self._all_event_years(texts[i]) or not self._all_event_years(self._marked(texts[i])):
@@ -545,11 +555,11 @@ class ComplianceClassifier:
             g = m.group(0)
             if g.isdigit() and not R.plausible_year(int(g)):
                 continue
+            left = t[max(0, m.start() - 60):m.start()]
+            if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply: a year, no event)
+                return False
             if not g.isdigit() and not year_positions(self.tokenizer, t[max(0, m.start() - 3):m.end() + 30]):
                 continue
-            left = t[max(0, m.start() - 60):m.start()]
-            if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply)
-                return False
             e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
             if e is None or _MAKE_CUE.search(e.group("gap")) or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
                 return False                          # ("2015 vintage", "2014 build": the words after count too)
@@ -680,10 +690,16 @@ class ComplianceClassifier:
             segs = [c for x in (y.strip(" .;,") for y in (_PART_SPLIT.split(text) if ended else (text,)))
                     if x for z in _LIST_ITEM.split(x) if len(_LETTERS.findall(z)) <= PART_MAX_WORDS
                     for c in self._comma_parts(z.strip(" .;,"))]
-            if len(segs) < 2 and compliant and "," in text:
+            if len(segs) < 2 and compliant and not ended and "," in text:
                 # one sentence: its comma clauses ("Front caliper aluminium 2016 good, rear caliper
                 # aluminium good": a part without its year beside a whole record, below)
+                # (only where a dated clause and an undated one are 4+ words each, as a whole
+                # record and another part's are: most comma clauses are one fact, "made of steel")
                 segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
+                long = [(c, w[0].lower()) for c in segs for w in [_WORDISH.findall(c)] if len(w) >= 4]
+                if not (any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
+                        and any(self._dated(c) for c, _ in long)):
+                    continue
             if len(segs) < 2:
                 continue
             dated = [self._dated(x) for x in segs]
