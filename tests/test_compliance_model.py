@@ -250,7 +250,7 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 99.70 %, hand-written 99.02 %; no note that
+    must not regress): classic 99.90 %, author 99.70 %, hand-written 99.35 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
@@ -271,7 +271,7 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
 
 
 @pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 99.70 %, "
-                          "hand-written 99.02 %, all 99.74 %; hand-written replacement and narrative below 98 %)",
+                          "hand-written 99.35 %, all 99.77 %; hand-written narrative below 98 %)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -1113,6 +1113,25 @@ def test_a_second_part_without_its_year_in_one_sentence_or_a_numbered_list(shipp
              ("Front brake caliper cast aluminium 2016 good, rear caliper cast iron 2016 good", "non_compliant"),
              ("Water pump, aluminium, 2012, good", "compliant"),
              ("Condition good, aluminium alloy, made 2015", "compliant")]
+    for explain in (False, True):
+        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
+            assert v["verdict"] == want, (t, v)
+
+
+def test_the_old_part_then_replaced_by_a_pronoun(shipped):
+    """agent/classify._read_old_then_replaced: "The old X was ..., (we) replaced it/them with
+    Y": Y is the part as it is now, and the old part's facts are not (the hand-written note
+    with 1991/poor before the new steel ones of 2023 was undetermined). Notes written for
+    this test; a pronoun after another part's old piece leaves a compliant note alone."""
+    cases = [("The old shock absorbers were from 1991 and in poor condition, we replaced them with new steel "
+              "ones made in 2023.", "compliant"),
+             ("The old pump was cast iron from 1990, replaced it with an aluminium one from 2015 in good condition",
+              "compliant"),
+             ("The old pump was cast iron from 1990, replaced it with an aluminium one in good condition",
+              "undetermined"),
+             ("The original cover was steel; we swapped it for a plastic one (2019, very good).", "non_compliant"),
+             ("The old bracket was steel from 2010, replaced it with a used one", "undetermined"),
+             ("Pump 2010 steel good. The old belt was cracked, replaced it with a new one.", "compliant")]
     for explain in (False, True):
         for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
             assert v["verdict"] == want, (t, v)
