@@ -178,6 +178,10 @@ PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not 
 # (brackets, or a colon within its first five words)
 _ALSO = re.compile(r"(?:[.;,]\s*|\s+)(?=also\b)", re.IGNORECASE)
 _HEADING = re.compile(r"(also\s+)?(?:\[([^\]\n]{1,40})\]|((?:[^\W\d_][\w/-]*\s+){0,4}[^\W\d_][\w/-]*)\s*:)", re.IGNORECASE)
+# _components: "also" then an inspection of another part ("also looked at the hubcap, carbon
+# part", "Also Re driveshaft - cast in 2014") opens a component as a heading does
+_ALSO_OPENS = re.compile(r"\balso\s+(?:(?:i\s+|we\s+)?(?:looked\s+at|inspected|examined)\s+the\s+|"
+                         r"re\s+(?:[^\W\d_][\w/-]*\s+){0,3}[^\W\d_][\w/-]*\s+-\s)", re.IGNORECASE)
 # a sentence that may open another component: "also", or a heading (_confirm_in_clauses' guard)
 _OWN_HEAD = re.compile(r"\s*(?:also\b|" + _HEADING.pattern + ")", re.IGNORECASE)
 _HEAD_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -806,8 +810,10 @@ class ComplianceClassifier:
         steel, excellent. Hinge: dated 2015."); a heading that is a field label ("Year:",
         "cond:") opens no component, and a piece without a heading continues the one before
         it. One piece: the note is one component."""
-        if (":" not in text and "[" not in text) or not (   # (no heading, or no second sentence:
-                "." in text or "\n" in text or "!" in text or "?" in text or "lso" in text or "LSO" in text):
+        also = "lso" in text or "LSO" in text
+        if ((":" not in text and "[" not in text) or not (   # (no heading, or no second sentence:
+                "." in text or "\n" in text or "!" in text or "?" in text or also)) and not (
+                also and _ALSO_OPENS.search(text)):
             return [text]                                    # the common case, in a few substring tests)
         comps: list[str] = []
         for x in _ALSO.split(text):
@@ -816,8 +822,9 @@ class ComplianceClassifier:
                 if not y:
                     continue
                 m = _HEADING.match(y)
-                if comps and m and not (
-                        _FIELD_LABELS & {w.lower() for w in _LETTERS.findall(m.group(2) or m.group(3) or "")}):
+                if comps and ((m and not (
+                        _FIELD_LABELS & {w.lower() for w in _LETTERS.findall(m.group(2) or m.group(3) or "")}))
+                        or _ALSO_OPENS.match(y)):
                     comps.append(y)
                 elif comps:
                     comps[-1] += " " + y
@@ -906,7 +913,10 @@ class ComplianceClassifier:
                 res[i] = {**vs[0], "facts": self._where_in(texts[i], facts) if explain else facts,
                           "why": self._note_why(facts, states, vs[0]["verdict"]) if explain else []}
         if again:
-            for i, v in zip(where, self._read_parts(again, self._classify_facts(again, explain), explain)):
+            # (part by part, headed components too: the shorter note can still lend one
+            # component another's facts)
+            read = self._read_parts(again, self._classify_facts(again, explain), explain)
+            for i, v in zip(where, self._read_headed_parts(again, read, explain)):
                 if res[i]["verdict"] == "non_compliant":
                     res[i] = self._fill_not_stated(texts[i], res[i], v, explain)
                 else:

@@ -262,12 +262,12 @@ def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
 
 def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(shipped):
     """The readings were chosen on the held-out sets; 3,000 notes of another seed of the second
-    author check they were not fitted to those notes (measured: 99.60 %, 2 false compliants,
-    both two components where each lacks a fact and no heading splits them)."""
+    author check they were not fitted to those notes (measured: 99.60 %, 1 false compliant:
+    two components where each lacks a fact and nothing marks where the second opens)."""
     from export.compliance.evaluate import score
     from export.compliance.heldout_author import AuthorNoteGenerator
     s = score(shipped, AuthorNoteGenerator(777).notes(3000))
-    assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 2, (s["accuracy"], s["errors"][:3])
+    assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 1, (s["accuracy"], s["errors"][:3])
 
 
 @pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 99.70 %, "
@@ -1135,3 +1135,19 @@ def test_the_old_part_then_replaced_by_a_pronoun(shipped):
     for explain in (False, True):
         for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
             assert v["verdict"] == want, (t, v)
+
+
+def test_also_looked_at_another_part_opens_a_component(shipped):
+    """agent/classify._components (_ALSO_OPENS): "also looked at the washer pump, ..." or "Also
+    Re washer pump - ..." opens another component as a heading does, so a second part without
+    its year is not lent the first one's; "Also in good condition" or "also checked the
+    bolts" continue the same record. Notes written for this test."""
+    cases = [("Looked at the wiper motor, steel, 2013, good also looked at the washer pump, aluminium, good",
+              "undetermined"),
+             ("Re wiper motor - steel, 2013, good. Also Re washer pump - aluminium, good", "undetermined"),
+             ("Looked at the wiper motor, steel, 2013, good also looked at the washer pump, aluminium, 2015, good",
+              "compliant"),
+             ("Bracket built 2010, aluminium. Also in good condition.", "compliant"),
+             ("Bracket built 2010, aluminium, good. Also checked the bolts, all tight.", "compliant")]
+    for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=False)):
+        assert v["verdict"] == want, (t, v)
