@@ -207,13 +207,13 @@ _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", r
 # service in 2003" is the part's own date (test_a_fact_written_before_the_part_...)
 _EVENT_CUE = re.compile(r"\b(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\w*|warrant\w*|guarantee|expir\w*|ran\s+out|"
                         r"booked|bought|purchased|sold|owned|delivered|collected|mot|recall\w*|repaired|accident|insured|"
-                        r"imported|last|previous)\b(?P<gap>(?:\W+[^\W\d]\w*){0,4}?)\W+$", re.IGNORECASE)
+                        r"imported|last|previous|came\s+in)\b(?P<gap>(?:\W+[^\W\d]\w*){0,4}?)\W+$", re.IGNORECASE)
 _MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|dom|dated?|stamp\w*|cast|forged|"
                        r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
                        r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
 _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
 _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
-                         r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous")  # lower case
+                         r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous|came in")  # lower case
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
@@ -334,6 +334,12 @@ def _as_now(text: str) -> tuple[str, list[str], list[str]]:
         return text, [], []
     out.append(text[last:])
     return "".join(out), cut, bounded
+
+
+def _in_code(t: str, s: int, e: int) -> bool:
+    """Is t[s:e] glued to a letter before and a letter or digit after ("WDB1994A123", a VIN or a
+    part code)? Not "MY2019" (a model year) nor "1961-A"."""
+    return s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()
 
 
 def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
@@ -537,7 +543,8 @@ class ComplianceClassifier:
         return self._read_now(texts, res, explain) if as_now else res
 
     def _read_event_years(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
-        """A note whose every year-like number is the date of an event (_EVENT_CUE at most four
+        """A note whose every year-like number is the date of an event (or sits inside a code,
+        _in_code: "VIN WDB1994A123") (_EVENT_CUE at most four
         words before it, no _MAKE_CUE between: "Vehicle first registered 2014.", "Last serviced
         in 2014.") states no manufacture year: the model, which learnt such dates beside a
         manufacture year, takes one alone for it."""
@@ -548,7 +555,8 @@ class ComplianceClassifier:
             # (the year the model read, where the note writes it in digits: no event word before
             # it, no change — the common case, in one find and a 60-character search)
             k = texts[i].find(str(f["value"])) if f.get("value") else -1
-            if k >= 0 and _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None:
+            if (k >= 0 and _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None
+                    and not _in_code(texts[i], k, k + 4)):
                 continue
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
@@ -565,6 +573,11 @@ class ComplianceClassifier:
         for m in _YEAR_HINT.finditer(t):
             g = m.group(0)
             if g.isdigit() and not R.plausible_year(int(g)):
+                continue
+            if m.start() and t[m.start() - 1] == REF_MARK:
+                continue                              # a reference number (marked): no year at all
+            if g.isdigit() and _in_code(t, m.start(), m.end()):
+                seen = True                           # inside a code: "VIN WDB1994A123"
                 continue
             left = t[max(0, m.start() - 60):m.start()]
             if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply: a year, no event)
@@ -701,13 +714,13 @@ class ComplianceClassifier:
             segs = [c for x in (y.strip(" .;,") for y in (_PART_SPLIT.split(text) if ended else (text,)))
                     if x for z in _LIST_ITEM.split(x) if len(_LETTERS.findall(z)) <= PART_MAX_WORDS
                     for c in self._comma_parts(z.strip(" .;,"))]
-            if len(segs) < 2 and compliant and not ended and "," in text:
+            if len(segs) < 2 and compliant and not ended and "," in text and text.count(" ") >= 7:
                 # one sentence: its comma clauses ("Front caliper aluminium 2016 good, rear caliper
                 # aluminium good": a part without its year beside a whole record, below)
                 # (only where a dated clause and an undated one are 4+ words each, as a whole
                 # record and another part's are: most comma clauses are one fact, "made of steel")
                 segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
-                long = [(c, w[0].lower()) for c in segs for w in [_WORDISH.findall(c)] if len(w) >= 4]
+                long = [(c, w[0].strip("\"'([{-").lower()) for c in segs for w in [c.split()] if len(w) >= 4]
                 if not (any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
                         and any(self._dated(c) for c, _ in long)):
                     continue

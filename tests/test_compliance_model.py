@@ -1058,7 +1058,8 @@ def test_a_fact_only_a_negation_states_is_not_stated(shipped):
 
 def test_a_year_that_dates_an_event_is_no_manufacture_year(shipped):
     """agent/classify._read_event_years: a note whose only year-like numbers date what happened
-    to the car ("first registered 2014", "last serviced in 2014", "warranty expired 1992")
+    to the car ("first registered 2014", "last serviced in 2014", "warranty expired 1992") or
+    sit inside a code ("VIN WDB1994A123")
     states no manufacture year, either way (these read compliant or non-compliant before);
     beside a manufacture year, or with a manufacture word at the number, they change nothing."""
     cases = [("Heat shield, steel, good. Vehicle first registered 2014.", "undetermined"),
@@ -1073,7 +1074,12 @@ def test_a_year_that_dates_an_event_is_no_manufacture_year(shipped):
              ("Heat shield, steel, good, 2014. Previous visit 2019.", "compliant"),
              ("Heat shield, steel, good; last MOT 2014; made 2011", "compliant"),
              ("Heat shield, steel, good. Registered 2014, part dated 2012.", "compliant"),
-             ("spark plug, very good on inspection - warranty no 2026 - 2015 vintage - sheet steel", "compliant")]
+             ("spark plug, very good on inspection - warranty no 2026 - 2015 vintage - sheet steel", "compliant"),
+             ("Bracket steel good, came in 2014", "undetermined"),
+             ("Bracket steel good, came off the line in 2014", "compliant"),
+             ("Bracket steel good, VIN WDB1994A123", "undetermined"),
+             ("MY2019 bracket, steel, good", "compliant"),
+             ("Bracket steel good, VIN WDB1994A123, built 2016", "compliant")]
     for explain in (False, True):
         for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
             assert v["verdict"] == want, (t, v)
