@@ -230,7 +230,7 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|\?")   # lower case
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
-_NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_negated
+_NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_qualified
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 
@@ -294,7 +294,7 @@ _SLIP_OF = {s: w for w in SHORT_FACT_WORDS for s in sorted(_slips_of(w)) if s no
 _SLIP = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![\w'\u2019-])", re.IGNORECASE)
 # the same on the lower-cased note, as a pre-filter: half the cost (1.3 µs for a 70-character note)
 _SLIP_LOW = re.compile(r"(?<![a-z0-9'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![a-z0-9'\u2019-])")
-# _read_now: "The old shock absorbers were from 1991 and in poor condition, we replaced them with
+# _read_old_then_replaced: "The old shock absorbers were from 1991 and in poor condition, we replaced them with
 # new steel ones made in 2023." — the part that was, named as such, then replaced by a pronoun:
 # the words after "with" / "for" / "by" are the part as it is now
 _OLD_THEN_REPLACED = re.compile(r"\b(?:old|original|previous|former|existing)\b[^.;!?\n]*?\b(?:replaced|swapped|changed|"
@@ -543,11 +543,11 @@ class ComplianceClassifier:
         return self._read_now(texts, res, explain) if as_now else res
 
     def _read_event_years(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
-        """A note whose every year-like number is the date of an event (or sits inside a code,
-        _in_code: "VIN WDB1994A123") (_EVENT_CUE at most four
-        words before it, no _MAKE_CUE between: "Vehicle first registered 2014.", "Last serviced
-        in 2014.") states no manufacture year: the model, which learnt such dates beside a
-        manufacture year, takes one alone for it."""
+        """A note whose every year-like number dates an event (an _EVENT_CUE at most four words
+        before it, no _MAKE_CUE between or just after: "Vehicle first registered 2014.", "Last
+        serviced in 2014.") or sits inside a code (_in_code: "VIN WDB1994A123") states no
+        manufacture year: the model, which learnt such dates beside a manufacture year, takes
+        one alone for it. Either way (a year read as violating too)."""
         for i, r in enumerate(res):
             f = r["facts"]["year"]
             if f["state"] == R.NOT_STATED:
@@ -563,7 +563,8 @@ class ComplianceClassifier:
             if not self._all_event_years(texts[i]) or not self._all_event_years(self._marked(texts[i])):
                 continue
             res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
-                                                                 "why": [], "clause": "event"}}, explain)
+                                                                 "why": [], "clause": _clause(texts[i], str(f["value"]))}},
+                                      explain)
         return res
 
     def _all_event_years(self, t: str) -> bool:
@@ -1161,7 +1162,7 @@ class ComplianceClassifier:
     def _read_only_qualified(self, texts: list[str], res: list[dict], todo: list[int], qualifier: re.Pattern,
                              explain: bool, alone_qualifies_before: bool = False) -> list[dict]:
         """For each note of todo: a fact it complies with that only its qualified pieces state
-        (negated: _NEGATED; a guess: _HEDGED) is not stated. A qualifier reaches to the end of
+        (negated: _NEGATED; a guess: _HEDGED; "new" of something else: _NEW_OF_OTHER) is not stated. A qualifier reaches to the end of
         its clause or to "and"/"then"/"but" ("not related to this job and the pump is like
         new"); the fact must be stated by a qualified piece read alone, and by neither the
         other pieces (the words before a qualifier included: "aluminium not steel") read one
@@ -1222,9 +1223,16 @@ class ComplianceClassifier:
           fact the first reading found not stated (the facts it stated stay);
         - compliant ("now nylon plastic after the swap from stainless steel": compliant at
           first): a fact that the former part's words, read alone, comply with and that the
-          reading without them violates, violates.
-        The first can turn non-compliant into compliant, so it is measured on what it must
-        not do, as _records_in_full; the second only makes a note less compliant."""
+          reading without them violates, violates; where every cut is _BOUNDED, so is a
+          material they alone comply with that the reading without them does not state;
+        - undetermined, one sentence and at most one year without the cut words: the reading
+          without them, if it is compliant ("swapped the malleable iron tow bar for a stainless
+          steel one" had hidden "stamped 2006" from the model).
+        Before these, a year that only _BOUNDED cut words hold is not stated ("swapped the 2015
+        aluminium bracket for a used one"), and _read_old_then_replaced reads "the old X ...,
+        replaced it with Y". The first and third can make a note more compliant, so they are
+        measured on what they must not do, as _records_in_full; the rest only make a note
+        less compliant."""
         res = self._read_old_then_replaced(texts, res, explain)
         todo = []
         for i, r in enumerate(res):
