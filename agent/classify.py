@@ -602,14 +602,18 @@ class ComplianceClassifier:
         if not todo:
             return res
         vi, ns = R.VIOLATES, R.NOT_STATED
-        for (i, _, slips), v in zip(todo, self._read([t for _, t, _ in todo], explain)):
-            if explain:
-                v = _with_slips(v, slips)
+        changed = []              # (read without `why` first: with it only where a fact is taken)
+        for (i, t, slips), v in zip(todo, self._read([t for _, t, _ in todo], False)):
             f0, f1 = res[i]["facts"], v["facts"]
             take = [h for h in R.ATTRIBUTES if f1[h]["state"] != f0[h]["state"]
                     and (f0[h]["state"] == ns or f1[h]["state"] == vi)]
             if take:
-                res[i] = self._with_facts(res[i], {**f0, **{h: f1[h] for h in take}}, explain)
+                changed.append((i, t, slips, take, v))
+        told = iter(self._read([t for _, t, _, _, _ in changed], True)) if explain and changed else None
+        for i, _, slips, take, v in changed:
+            if told is not None:
+                v = _with_slips(next(told), slips)
+            res[i] = self._with_facts(res[i], {**res[i]["facts"], **{h: v["facts"][h] for h in take}}, explain)
         return res
 
     def _spelled_out(self, text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -1312,9 +1316,12 @@ class ComplianceClassifier:
                 todo.append((i, m.group("now")))
         if not todo:
             return res
-        for (i, now), v in zip(todo, self._read([x for _, x in todo], explain, as_now=False)):
-            if all(f["state"] == R.NOT_STATED for f in v["facts"].values()):
-                continue
+        # (read without `why` first: with it only the notes that take the reading)
+        read = [(i, now, v) for (i, now), v in zip(todo, self._read([x for _, x in todo], False, as_now=False))
+                if any(f["state"] != R.NOT_STATED for f in v["facts"].values())]
+        if explain and read:
+            read = [(i, now, v) for (i, now, _), v in zip(read, self._read([x for _, x, _ in read], True, as_now=False))]
+        for i, now, v in read:
             facts = {h: {**f, "part": now} for h, f in v["facts"].items()}
             if explain:
                 self._where_in(texts[i], facts)
