@@ -217,7 +217,7 @@ _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|b
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
-                     r"(?:might|could|may)\s+be)\b|"
+                     r"(?:might|could|may)\s+be|(?:the\s+)?(?:customer|owner|driver)\s+(?:says|said|claims|claimed|thinks))\b|"
                      r"[^\W\d_]\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
@@ -228,7 +228,7 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"gasket|o-ring|grommet|bush|boot|gaiter|hose|isolator|insert|sealant|grease|oil|fluid|"
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
-                         r"assum|suppos|apparent|alleg|might be|could be|may be|\?")   # lower case
+                         r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|\?")   # lower case
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_qualified
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."

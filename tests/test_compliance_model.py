@@ -1095,6 +1095,7 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
              ("Heat shield, 2014, good, material probably steel", "undetermined"),
              ("Heat shield, steel, good, year unknown (maybe 2014)", "undetermined"),
              ("Heat shield, steel, good, 2014 or 1994, not sure", "undetermined"),
+             ("Heat shield stainless steel 2014, customer says it is in good condition", "undetermined"),
              ("Heat shield, 2014, good, steel (probably galvanised)", "compliant"),
              ("Heat shield, steel, good, 2014. Not sure about the bolts.", "compliant"),
              ("Heat shield, steel, good, 2014. Customer says it rattles.", "compliant"),
