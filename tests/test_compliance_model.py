@@ -901,6 +901,13 @@ def test_score_compliance_reports_undetermined_per_vehicle(tmp_path):
     assert rows["CAR-INCOMPLETE"]["undetermined_components"] == "water pump"
 
 
+def _assert_verdicts(shipped, cases, explains=(False, True)):
+    """Each (note, verdict) of cases is read so, with and without `why` (every miss listed)."""
+    for explain in explains:
+        res = shipped.classify([t for t, _ in cases], explain=explain)
+        assert [(t, want, v["verdict"]) for (t, want), v in zip(cases, res) if v["verdict"] != want] == [], explain
+
+
 def test_the_part_as_it_is_now_after_a_swap(shipped):
     """agent/classify._read_now: the former part's words of a replacement wording decide no
     fact, either way ("now nylon plastic after the swap from stainless steel" had read
@@ -921,9 +928,7 @@ def test_the_part_as_it_is_now_after_a_swap(shipped):
         cl = [f"stamped {r.randint(1996, 2024)}", r.choice(conds), r.choice(swaps).format(m=m, om=om, p=p)]
         r.shuffle(cl)
         notes.append((f"{p}: " + r.choice(["; ", ", ", " / "]).join(cl), "non_compliant" if bad else "compliant"))
-    for explain in (False, True):
-        res = shipped.classify([t for t, _ in notes], explain=explain)
-        assert [(t, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want] == []
+    _assert_verdicts(shipped, notes)
     v = shipped.classify(["wheel hub: condition very good, stamped 2021, now nylon plastic after the swap "
                           "from stainless steel"])[0]
     assert v["verdict"] == "non_compliant" and v["facts"]["material"]["state"] == "violates", v
@@ -1028,10 +1033,7 @@ def test_the_former_parts_facts_are_not_lent_to_the_part_as_it_is_now(shipped):
             old, new = f"{m_old}", (f"{m_new}" if stated else r.choice(["used", "second-hand", "reconditioned"]))
         rest = [r.choice(["good", "condition very good", "excellent"])] + ([f"{y_new}"] if lend == "material" else [])
         notes.append((", ".join([form.format(old=old, new=new, p=p)] + rest), "compliant" if stated else "undetermined"))
-    for explain in (False, True):
-        res = shipped.classify([t for t, _ in notes], explain=explain)
-        wrong = [(t, want, v["verdict"]) for (t, want), v in zip(notes, res) if v["verdict"] != want]
-        assert wrong == [], wrong                           # (before: 36 of these 100 called compliant)
+    _assert_verdicts(shipped, notes)                        # (before: 36 of these 100 called compliant)
 
 
 def test_a_fact_only_a_negation_states_is_not_stated(shipped):
@@ -1080,9 +1082,7 @@ def test_a_year_that_dates_an_event_is_no_manufacture_year(shipped):
              ("Bracket steel good, VIN WDB1994A123", "undetermined"),
              ("MY2019 bracket, steel, good", "compliant"),
              ("Bracket steel good, VIN WDB1994A123, built 2016", "compliant")]
-    for explain in (False, True):
-        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
-            assert v["verdict"] == want, (t, v)
+    _assert_verdicts(shipped, cases)
 
 
 def test_a_fact_written_as_a_guess_is_not_stated(shipped):
@@ -1102,9 +1102,7 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
              ("Heat shield, steel, seems good to me, 2014", "compliant"),
              ("Heat shield, steel, 2014, good. Could be the cause of the rattle?", "compliant"),
              ("Is it steel? Yes, steel. 2014, good.", "compliant")]
-    for explain in (False, True):
-        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
-            assert v["verdict"] == want, (t, v)
+    _assert_verdicts(shipped, cases)
 
 
 def test_a_second_part_without_its_year_in_one_sentence_or_a_numbered_list(shipped):
@@ -1120,9 +1118,7 @@ def test_a_second_part_without_its_year_in_one_sentence_or_a_numbered_list(shipp
              ("Front brake caliper cast aluminium 2016 good, rear caliper cast iron 2016 good", "non_compliant"),
              ("Water pump, aluminium, 2012, good", "compliant"),
              ("Condition good, aluminium alloy, made 2015", "compliant")]
-    for explain in (False, True):
-        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
-            assert v["verdict"] == want, (t, v)
+    _assert_verdicts(shipped, cases)
 
 
 def test_the_old_part_then_replaced_by_a_pronoun(shipped):
@@ -1139,9 +1135,7 @@ def test_the_old_part_then_replaced_by_a_pronoun(shipped):
              ("The original cover was steel; we swapped it for a plastic one (2019, very good).", "non_compliant"),
              ("The old bracket was steel from 2010, replaced it with a used one", "undetermined"),
              ("Pump 2010 steel good. The old belt was cracked, replaced it with a new one.", "compliant")]
-    for explain in (False, True):
-        for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=explain)):
-            assert v["verdict"] == want, (t, v)
+    _assert_verdicts(shipped, cases)
 
 
 def test_also_looked_at_another_part_opens_a_component(shipped):
@@ -1156,5 +1150,4 @@ def test_also_looked_at_another_part_opens_a_component(shipped):
               "compliant"),
              ("Bracket built 2010, aluminium. Also in good condition.", "compliant"),
              ("Bracket built 2010, aluminium, good. Also checked the bolts, all tight.", "compliant")]
-    for (t, want), v in zip(cases, shipped.classify([t for t, _ in cases], explain=False)):
-        assert v["verdict"] == want, (t, v)
+    _assert_verdicts(shipped, cases, explains=(False,))
