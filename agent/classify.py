@@ -583,7 +583,7 @@ class ComplianceClassifier:
             left = t[max(0, m.start() - 60):m.start()]
             if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply: a year, no event)
                 return False
-            if not g.isdigit() and not year_positions(self.tokenizer, t[max(0, m.start() - 3):m.end() + 30]):
+            if not g.isdigit() and not self._years_in(t[max(0, m.start() - 3):m.end() + 30]):
                 continue
             e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
             if e is None or _MAKE_CUE.search(e.group("gap")) or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
@@ -665,13 +665,27 @@ class ComplianceClassifier:
         and its number can land in different pieces); the text itself for older bundles."""
         return self.tokenizer.mark_references(text)
 
+    def _years_in(self, text: str) -> list[tuple[str, int]]:
+        """year_positions(self.tokenizer, text), read from _note's cached word entries (a
+        third of the cost: the readings ask it of every piece they cut)."""
+        entries = self.tokenizer.word_entries(text, self._word_entry, self._winfo)
+        n = sum(e[4] for e in entries)
+        pos, out = self.tokenizer.padded_len(n) - n, []
+        for surface, _, _, yv, m in entries:
+            pos += m
+            if yv is not None and R.plausible_year(yv):
+                out.append((surface, pos - 1))
+        return out
+
     def _dated(self, text: str) -> bool:
-        """Does the text hold a plausible manufacture year (what year_positions finds, for a
-        4-digit number read straight from the pre-filter's match: no tokenizing)?"""
+        """Does the text hold a plausible manufacture year (what year_positions finds; for a
+        4-digit number read straight from the pre-filter's match where no number can be a
+        reference: no tokenizing)?"""
         for m in _YEAR_HINT.finditer(text):
             g = m.group(0)
             if not g.isdigit() or self._references:     # 'NN, a year in words; a number that may be a reference
-                return bool(year_positions(self.tokenizer, text))
+                return any(yv is not None and R.plausible_year(yv)
+                           for yv in (e[3] for e in self.tokenizer.word_entries(text, self._word_entry, self._winfo)))
             if R.plausible_year(int(g)):
                 return True
         return False
@@ -1249,8 +1263,8 @@ class ComplianceClassifier:
             # a year that only the former part's words hold is not the part's: "swapped the 2015
             # aluminium bracket for a used one" (the model lends it to the part as it is now)
             f = res[i]["facts"]["year"]
-            if (f["state"] == R.COMPLIES and bounded and not year_positions(self.tokenizer, self._marked(now))
-                    and year_positions(self.tokenizer, self._marked(" ; ".join(bounded)))):
+            if (f["state"] == R.COMPLIES and bounded and not self._years_in(self._marked(now))
+                    and self._years_in(self._marked(" ; ".join(bounded)))):
                 facts = {**res[i]["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None, "why": [],
                                                       "part": " ; ".join(bounded)}}
                 res[i] = self._with_facts(res[i], facts, explain)
@@ -1267,7 +1281,7 @@ class ComplianceClassifier:
                 if hs and all(w["facts"][h]["state"] == vi for h in hs):
                     picked.append((i, now, hs, co))
             elif (res[i]["verdict"] == "undetermined" and not _MORE_THAN_ONE_RECORD.search(texts[i].strip())
-                  and len(year_positions(self.tokenizer, self._marked(now))) <= 1):
+                  and len(self._years_in(self._marked(now))) <= 1):
                 picked.append((i, now, {h for h in R.ATTRIBUTES if f[h]["state"] == ns}, ns))
             else:
                 hs = {h for h in R.ATTRIBUTES if w["facts"][h]["state"] == co}
