@@ -76,9 +76,6 @@ def year_positions(tok: Tokenizer, text: str) -> list[tuple[str, int]]:
 _CLAUSE = re.compile(r"[^.;\n]+")
 
 
-_WORD_AT: dict[str, re.Pattern] = {}
-
-
 def _unmarked(piece: str) -> str:
     """A piece of a note as the note wrote it (without the readings' REF_MARKs)."""
     return piece.replace(REF_MARK, "") if REF_MARK in piece else piece
@@ -90,25 +87,34 @@ def _clause(text: str, word: str) -> str:
     return _unmarked(_clause_of(text, word))
 
 
+def _find_word(text: str, word: str, start: int = 0) -> int:
+    """Offset of the first whole-word `word` in text (what re.search(r"(?<!\w)word(?!\w)")
+    finds: re's \w is str.isalnum() or "_"), or -1."""
+    n, end = len(word), len(text)
+    i = text.find(word, start)
+    while i >= 0:
+        a = text[i - 1] if i else ""
+        b = text[i + n] if i + n < end else ""
+        if not (a and (a.isalnum() or a == "_")) and not (b and (b.isalnum() or b == "_")):
+            return i
+        i = text.find(word, i + 1)
+    return -1
+
+
 def _clause_of(text: str, word: str) -> str:
-    pat = _WORD_AT.get(word)
-    if pat is None:
-        pat = re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)")
-        if len(_WORD_AT) < 20000:
-            _WORD_AT[word] = pat
     if "." not in text and ";" not in text and "\n" not in text:      # one clause: the note
-        return text.strip()[:120] if pat.search(text) else ""
+        return text.strip()[:120] if _find_word(text, word) >= 0 else ""
     if any(c in word for c in ".;\n"):          # (a year in words may span a clause end)
         for m in _CLAUSE.finditer(text):
-            if pat.search(m.group(0)):
+            if _find_word(m.group(0), word) >= 0:
                 return m.group(0).strip()[:120]
         return ""
     # the clauses are the runs between . ; and newlines, which are no word characters: the
     # first clause holding the word is the one around its first whole-word match in the text
-    m = pat.search(text)
-    if m is None:
+    i = _find_word(text, word)
+    if i < 0:
         return ""
-    i, j = m.start(), m.end()
+    j = i + len(word)
     a = max(text.rfind(".", 0, i), text.rfind(";", 0, i), text.rfind("\n", 0, i)) + 1
     b = len(text)
     for sep in ".;\n":

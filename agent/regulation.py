@@ -32,6 +32,7 @@ ATTRIBUTES = ("year", "material", "condition")
 STATES = ("violates", "complies", "not_stated")      # the heads' class order
 VIOLATES, COMPLIES, NOT_STATED = STATES
 VERDICTS = ("compliant", "non_compliant", "undetermined")
+_STATE_SET = frozenset(STATES)
 
 
 def year_state(year: int | None) -> str:
@@ -55,9 +56,8 @@ def states_of(year: int | None, material: str | None, condition: str | None) -> 
 def verdict(states: dict[str, str]) -> str:
     """{attribute: state} -> compliant / non_compliant / undetermined (the rule)."""
     vals = [states[a] for a in ATTRIBUTES]
-    for v in vals:
-        if v not in STATES:
-            raise ValueError(f"unknown fact state {v!r}")
+    if not _STATE_SET.issuperset(vals):
+        raise ValueError(f"unknown fact state {next(v for v in vals if v not in _STATE_SET)!r}")
     if VIOLATES in vals:
         return "non_compliant"
     if all(v == COMPLIES for v in vals):
@@ -102,17 +102,15 @@ def read_fact(attribute: str, probs, min_p_complies: float = MIN_P_COMPLIES, has
     rules above the model: `complies` needs p >= min_p_complies, and a year can only be
     read from a note that holds a plausible year (a head that reads one from nowhere is
     ignored)."""
-    p = [float(x) for x in probs]
-    best = 0                                  # the most probable state, ties to the first
-    for i in range(1, len(STATES)):
-        if p[i] > p[best]:
-            best = i
-    state = STATES[best]
     if attribute == "year" and not has_year:
         return NOT_STATED
-    if state == COMPLIES and p[1] < min_p_complies:
-        return NOT_STATED
-    return state
+    pv, pc, pn = probs                        # (STATES order)
+    # the most probable state, ties to the first
+    if pc > pv:
+        if pn > pc:
+            return NOT_STATED
+        return COMPLIES if float(pc) >= min_p_complies else NOT_STATED
+    return NOT_STATED if pn > pv else VIOLATES
 
 
 def combine(per_component: list[dict[str, str]]) -> dict[str, str]:

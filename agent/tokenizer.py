@@ -507,30 +507,39 @@ class Tokenizer:
         through word_ids)."""
         t = self._normalized(text)
         ws = _WORD.findall(t)
-        out, n, max_len = [], 0, self.max_len
-        lex, p = self._refs, 0
-        for w in ws:
-            if lex is not None and w in _YEARLIKE_WORDS:      # is this year-like number a reference?
-                p = _find_number(t, w, p)
-                if _is_reference(t, p, p + 4, lex):
-                    return [make(s, ids) for s, ids in self.word_ids(text)]
-                p += 4
-            e = cache.get(w)
-            if e is None:
-                if w.lower() in _YEAR_WORD_STARTS:
-                    return [make(s, ids) for s, ids in self.word_ids(text)]
-                ids = self._wcache.get(w)
-                if ids is None:
-                    ids = [self.token_id(x) for x in _word_tokens(w, w.lower(), self.year_grain)]
-                    if len(self._wcache) < 100000:
-                        self._wcache[w] = ids
-                e = make(w, ids)
-                if len(cache) < 100000:
-                    cache[w] = e
-            n += len(e[1])
-            if n > max_len:
-                break
-            out.append(e)
+        lex = self._refs
+        if lex is not None and not _YEARLIKE_WORDS.isdisjoint(ws):
+            p = 0
+            for w in ws:
+                if w in _YEARLIKE_WORDS:                      # is this year-like number a reference?
+                    p = _find_number(t, w, p)
+                    if _is_reference(t, p, p + 4, lex):
+                        return [make(s, ids) for s, ids in self.word_ids(text)]
+                    p += 4
+        out = list(map(cache.get, ws))
+        if None in out:
+            for k, w in enumerate(ws):
+                if out[k] is not None:
+                    continue
+                e = cache.get(w)                                # (a word seen earlier in this text)
+                if e is None:
+                    if w.lower() in _YEAR_WORD_STARTS:
+                        return [make(s, ids) for s, ids in self.word_ids(text)]
+                    ids = self._wcache.get(w)
+                    if ids is None:
+                        ids = [self.token_id(x) for x in _word_tokens(w, w.lower(), self.year_grain)]
+                        if len(self._wcache) < 100000:
+                            self._wcache[w] = ids
+                    e = make(w, ids)
+                    if len(cache) < 100000:
+                        cache[w] = e
+                out[k] = e
+        if 3 * len(out) > self.max_len:                     # (no word has more than 3 tokens)
+            n, max_len = 0, self.max_len
+            for k, e in enumerate(out):
+                n += len(e[1])
+                if n > max_len:
+                    return out[:k]
         return out
 
     def _normalized(self, text: str) -> str:
