@@ -88,8 +88,8 @@ def _clause(text: str, word: str) -> str:
 
 
 def _find_word(text: str, word: str, start: int = 0) -> int:
-    """Offset of the first whole-word `word` in text (what re.search(r"(?<!\w)word(?!\w)")
-    finds: re's \w is str.isalnum() or "_"), or -1."""
+    """Offset of the first whole-word `word` in text (what re.search of word between (?<!\\w)
+    and (?!\\w) finds: re's \\w is str.isalnum() or "_"), or -1."""
     n, end = len(word), len(text)
     i = text.find(word, start)
     while i >= 0:
@@ -235,6 +235,18 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|\?")   # lower case
+# _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
+# learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
+# is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in
+# the clause before, "after"/"now"/"following" ... just after.
+_RANGE_UP = re.compile(r"\b(?P<bad>" + "|".join(R.BAD_CONDITIONS) + r")\s*-?\s*to\s*-?\s*"
+                       r"(?:very\s+good|good|like\s+new|as\s+new|brand\s+new|new|excellent|mint)\b", re.IGNORECASE)
+_RANGE_HINT = re.compile("(?:" + "|".join(R.BAD_CONDITIONS) + r")[\s-]*to\b")       # lower case
+_CHANGED_FROM = re.compile(r"\b(?:from|improv\w*|restor\w*|upgrad\w*|brought|bring\w*|repair\w*|refurb\w*|went|"
+                           r"gone|goes|chang\w*|moved|raised|fixed|overhaul\w*|rebuilt|recondition\w*|was|were)\b[^.;,\n]*$",
+                           re.IGNORECASE)
+_CHANGED_AFTER = re.compile(r"\s*(?:condition\s+|shape\s+|state\s+)?(?:after|following|once|since|now|post|thanks|"
+                            r"when|by)\b", re.IGNORECASE)
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_qualified
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
@@ -342,10 +354,33 @@ def _as_now(text: str) -> tuple[str, list[str], list[str]]:
     return "".join(out), cut, bounded
 
 
+# _in_code: a phone number's digit groups ("customer phone 2012 555", "call back on 0161 2012
+# 443", "mobile 1993 4471"): groups joined by one space or hyphen, after a phone word (and
+# "no"/"number"/"on"...), or starting with "+" or a 0, or three groups of which two more have
+# 3+ digits ("555 2012 443"; not a date: "12 03 1994", "1994-03-12")
+_DIGIT_GROUPS = re.compile(r"\+?\d+(?:[ -]\d+)+")
+_PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphone|fax|call(?:\s+back)?|contact|"
+                         r"whatsapp|sms|text)\b[\s.:#-]*(?:(?:no|nr|num|number|on|at|is)\b[\s.:#-]*){0,2}$", re.IGNORECASE)
+
+
+def _in_phone_number(t: str, s: int, e: int) -> bool:
+    """Is the number t[s:e] a group of a phone number (_DIGIT_GROUPS, _PHONE_WORD)?"""
+    if not ((e + 1 < len(t) and t[e] in " -" and t[e + 1].isdigit()) or (s > 1 and t[s - 1] in " -" and t[s - 2].isdigit())):
+        return False                               # (the common case: no digit group beside it)
+    for m in _DIGIT_GROUPS.finditer(t, max(0, s - 24), min(len(t), e + 24)):
+        if m.start() <= s and e <= m.end():
+            run = m.group(0)
+            groups = re.split(r"[ -]", run.lstrip("+"))
+            return bool(run[0] == "+" or groups[0][0] == "0" or _PHONE_WORD.search(t[max(0, m.start() - 30):m.start()])
+                        or (len(groups) >= 3 and sum(len(g) >= 3 for g in groups) >= 3))
+    return False
+
+
 def _in_code(t: str, s: int, e: int) -> bool:
     """Is t[s:e] glued to a letter before and a letter or digit after ("WDB1994A123", a VIN or a
-    part code)? Not "MY2019" (a model year) nor "1961-A"."""
-    return s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()
+    part code), or a group of a phone number ("phone 2012 555")? Not "MY2019" (a model year)
+    nor "1961-A"."""
+    return (s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()) or _in_phone_number(t, s, e)
 
 
 def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
@@ -546,7 +581,42 @@ class ComplianceClassifier:
         res = self._read_hedged(texts, res, explain)
         res = self._read_new_of_other(texts, res, explain)
         res = self._read_event_years(texts, res, explain)
+        res = self._read_condition_range(texts, res, explain)
         return self._read_now(texts, res, explain) if as_now else res
+
+    def _read_condition_range(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A condition the model reads as complying from a grade range ("fair to good
+        condition", _RANGE_UP) is read again with the range written as its worse end ("fair
+        condition"); if that reads as violating, the condition violates (the part is only
+        known to be at least fair). A change ("improved from fair to good", "fair to good
+        after the repair") is no range: the model reads it as written."""
+        jobs = []
+        for i, r in enumerate(res):
+            if r["facts"]["condition"]["state"] != R.COMPLIES:
+                continue
+            t = texts[i]
+            if _RANGE_HINT.search(t.lower()) is None:
+                continue
+            cut, last = [], 0
+            for m in _RANGE_UP.finditer(t):
+                before = t[max(0, m.start() - 80):m.start()]
+                if _CHANGED_FROM.search(before) or _CHANGED_AFTER.match(t, m.end()) or "\u2192" in t[m.end():m.end() + 4]:
+                    continue
+                cut += [t[last:m.start()], m.group("bad")]
+                last = m.end()
+            if cut:
+                jobs.append((i, "".join(cut) + t[last:]))
+        if not jobs:
+            return res
+        for (i, _), v in zip(jobs, self._classify_facts([t for _, t in jobs], explain)):
+            f = v["facts"]["condition"]
+            if f["state"] != R.VIOLATES:
+                continue
+            f = {**f, "range": True}
+            if explain and f.get("why"):
+                f["where"] = _clause(texts[i], f["why"][0])
+            res[i] = self._with_facts(res[i], {**res[i]["facts"], "condition": f}, explain)
+        return res
 
     def _read_event_years(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A note whose every year-like number dates an event (an _EVENT_CUE at most four words

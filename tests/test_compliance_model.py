@@ -1085,6 +1085,51 @@ def test_a_year_that_dates_an_event_is_no_manufacture_year(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_a_year_in_a_phone_number_is_no_manufacture_year(shipped):
+    """agent/classify._in_phone_number (through _read_event_years): year-like digits that are
+    one group of a phone number ("customer phone 2012 555", "call back on 0161 2012 443")
+    state no manufacture year (each read compliant before); a year beside digit groups that
+    are no phone number (a date, a mileage, a count, a range of years) is still a year."""
+    cases = [("Tow bar steel good, customer phone 2012 555.", "undetermined"),
+             ("Tow bar steel good, customer phone 555 2012.", "undetermined"),
+             ("Tow bar steel good, call back on 0161 2012 443.", "undetermined"),
+             ("Tow bar steel good, contact number 07700 2014 22.", "undetermined"),
+             ("Tow bar steel good, ph: +44 161 2012 443", "undetermined"),
+             ("Tow bar steel good, 555 2013 4471 (owner)", "undetermined"),
+             ("tow bar, good, steel; mobile no 1993 4471", "undetermined"),
+             ("Tow bar steel 2016 good, customer phone 2012 555.", "compliant"),
+             ("Tow bar steel 1990 good, customer phone 2012 555.", "non_compliant"),
+             ("Door hinge steel 2004 120000 km good.", "compliant"),
+             ("Door hinge steel made 12 03 1994, good.", "non_compliant"),
+             ("Door hinge steel made 1994-03-12, good.", "non_compliant"),
+             ("Door hinge steel 1990 2 owners good.", "non_compliant"),
+             ("Door hinge steel 2012 good, 555 units in stock.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_grade_range_is_as_good_as_its_worse_end(shipped):
+    """agent/classify._read_condition_range: "fair to good", "poor-to-good" is a range, and
+    the part is only known to be at least fair (these read compliant before: the model
+    learnt "X to Y" as a change to Y); a change stays a change ("improved from fair to
+    good", "fair to good after the repair"), and a range of good grades complies."""
+    cases = [("Door hinge steel, 2015, condition fair to good.", "non_compliant"),
+             ("Door hinge steel, 2015, fair to good condition.", "non_compliant"),
+             ("Door hinge steel 2015 in fair-to-good shape", "non_compliant"),
+             ("The door hinge is steel (2015) and is fair to good.", "non_compliant"),
+             ("Door hinge steel 2015 condition: Fair To Good", "non_compliant"),
+             ("Door hinge steel 2015, poor to good.", "non_compliant"),
+             ("Door hinge steel 2015, good to fair.", "non_compliant"),
+             ("Door hinge steel 2015, condition improved from fair to good.", "compliant"),
+             ("Door hinge steel 2015, restored from poor to good.", "compliant"),
+             ("Door hinge steel 2015, fair to good after the repair.", "compliant"),
+             ("Door hinge steel 2015, poor to good now.", "compliant"),
+             ("Door hinge steel 2015, good to very good.", "compliant"),
+             ("Door hinge steel, condition fair to good.", "non_compliant")]
+    _assert_verdicts(shipped, cases)
+    v = shipped.classify(["Door hinge steel, 2015, condition fair to good."])[0]["facts"]["condition"]
+    assert (v["state"], v["why"], v.get("range")) == ("violates", ["fair"], True)
+
+
 def test_a_fact_written_as_a_guess_is_not_stated(shipped):
     """agent/classify._read_hedged: "possibly steel", "steel?", "year unknown (maybe 2014)",
     "2014 or 1994, not sure" are no record of the fact (each read compliant before: the model
