@@ -211,19 +211,29 @@ _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", r
 # ("first registered 2014", "last serviced in 2014", "warranty expired 2014") is no manufacture
 # year, unless a word at it says it is one ("built", "made", "dated", "year", ...); "went into
 # service in 2003" is the part's own date (test_a_fact_written_before_the_part_...)
-_EVENT_CUE = re.compile(r"\b(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\w*|warrant\w*|guarantee|expir\w*|ran\s+out|"
+# what was done to the part on a job dates the job when the year follows at once ("fitted 2011",
+# "inspected on 12/03/2011", "date of inspection 2011-03-12"; not "replaced with a 2011 unit")
+_EVENT_CUE = re.compile(r"\b(?:(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\w*|warrant\w*|guarantee|expir\w*|ran\s+out|"
                         r"booked|bought|purchased|sold|owned|delivered|collected|mot|recall\w*|repaired|accident|insured|"
-                        r"imported|last|previous|came\s+in)\b(?P<gap>(?:\W+[^\W\d]\w*){0,4}?)\W+$", re.IGNORECASE)
+                        r"imported|last|previous|came\s+in)\b(?P<gap>(?:\W+[^\W\d]\w*){0,4}?)\W+|"
+                        r"(?:fitted|installed|instal+ation|replaced|renewed|inspected|inspection|checked|examined|tested|"
+                        r"repainted|resprayed|overhauled|refurbished|rebuilt|rewired|seen|logged|recorded|reported)"
+                        r"(?:\s+(?:on|in|at|by|before|until|during|since|date|dated))?[\s:]+)(?:\d{1,2}[/.-]){0,2}$", re.IGNORECASE)
 _MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|dom|dated?|stamp\w*|cast|forged|"
                        r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
                        r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
 _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
 _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
-                         r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous|came in")  # lower case
+                         r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous|came in|"
+                         r"fitted|instal|replaced|renewed|inspect|checked|examined|tested|repainted|resprayed|overhauled|"
+                         r"refurbished|rebuilt|rewired|seen|logged|recorded|reported")  # lower case
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
-                     r"(?:might|could|may)\s+be|(?:the\s+)?(?:customer|owner|driver)\s+(?:says|said|claims|claimed|thinks))\b|"
+                     r"(?:might|could|may)\s+be|(?:the\s+)?(?:customer|owner|driver|seller)\s+(?:says|said|claims|claimed|"
+                     r"thinks|reckons|believes|states|stated|reports|reported|tells\s+us|told\s+us)|reportedly|unverified|"
+                     r"unconfirmed|not\s+(?:verified|confirmed|checked)|(?:according\s+to|per)\s+(?:the\s+)?(?:previous\s+|"
+                     r"former\s+|last\s+)?(?:customer|owner|driver|seller))\b|"
                      r"[^\W\d_]\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
@@ -234,7 +244,9 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"gasket|o-ring|grommet|bush|boot|gaiter|hose|isolator|insert|sealant|grease|oil|fluid|"
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
-                         r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|\?")   # lower case
+                         r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
+                         r"states|stated|reports|reported|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
+                         r"not checked|according to|per |\?")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
 # is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in
@@ -249,7 +261,7 @@ _CHANGED_AFTER = re.compile(r"\s*(?:condition\s+|shape\s+|state\s+)?(?:after|fol
                             r"when|by)\b", re.IGNORECASE)
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_qualified
-_NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
+_NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead|actually|in\s+fact|really)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 
 def _about_former(text: str) -> bool:
@@ -376,11 +388,25 @@ def _in_phone_number(t: str, s: int, e: int) -> bool:
     return False
 
 
+# _no_year_at: year-like digits that are an amount, a measurement or a place the tokenizer's
+# reference lexicon (in the bundle) does not name: "$2011", "price 2011 EUR", "weight 2011 g",
+# "bay 2011", "postcode 2011", "room 2011"
+_NO_YEAR_BEFORE = re.compile(r"(?:[$\u00a3\u20ac\u00a5]|\b(?:eur|usd|gbp|chf|aud|cad|price[ds]?|costs?|costing|total|"
+                             r"amount|paid|charged?|labou?r|fee|worth|valued?|weight|weighs|weighing|wt|bay|ramp|lift|"
+                             r"room|postcode|post\s+code|zip|zip\s+code|page|pg|locker|desk|qty|quantity|ext|extension)\b)"
+                             r"[\s:#=]{0,3}$", re.IGNORECASE)
+_NO_YEAR_AFTER = re.compile(r"\s?(?:[$\u00a3\u20ac\u00a5%]|(?:eur|usd|gbp|chf|euros?|dollars?|pounds|quid|bucks|g|grams?|"
+                            r"kgs?|tons?|tonnes?|litres?|liters?|pcs|pieces|units|items|times|percent|pct|ft-?lbs?|"
+                            r"lbs?-?ft|mins?|minutes|seconds|secs)\b)", re.IGNORECASE)
+
+
 def _in_code(t: str, s: int, e: int) -> bool:
-    """Is t[s:e] glued to a letter before and a letter or digit after ("WDB1994A123", a VIN or a
-    part code), or a group of a phone number ("phone 2012 555")? Not "MY2019" (a model year)
-    nor "1961-A"."""
-    return (s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()) or _in_phone_number(t, s, e)
+    """Is t[s:e] no year: glued to a letter before and a letter or digit after ("WDB1994A123",
+    a VIN or a part code), a group of a phone number ("phone 2012 555"), or an amount, a
+    measurement or a place (_NO_YEAR_BEFORE/_AFTER: "$2011", "2011 g", "bay 2011")? Not
+    "MY2019" (a model year) nor "1961-A"."""
+    return ((s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()) or _in_phone_number(t, s, e)
+            or _NO_YEAR_AFTER.match(t, e) is not None or _NO_YEAR_BEFORE.search(t, max(0, s - 24), s) is not None)
 
 
 def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
@@ -624,6 +650,7 @@ class ComplianceClassifier:
         serviced in 2014.") or sits inside a code (_in_code: "VIN WDB1994A123") states no
         manufacture year: the model, which learnt such dates beside a manufacture year, takes
         one alone for it. Either way (a year read as violating too)."""
+        cut = []
         for i, r in enumerate(res):
             f = r["facts"]["year"]
             if f["state"] == R.NOT_STATED:
@@ -637,11 +664,44 @@ class ComplianceClassifier:
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
             if not self._all_event_years(texts[i]) or not self._all_event_years(self._marked(texts[i])):
+                if k >= 0:
+                    spans = self._event_year_spans(texts[i])
+                    if any(a <= k < b for a, b in spans):     # the model read an event's year beside a part's
+                        cut.append((i, "".join(texts[i][a:b] for a, b in zip([0] + [e for _, e in spans],
+                                                                             [s for s, _ in spans] + [len(texts[i])]))))
                 continue
             res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
                                                                  "why": [], "clause": _clause(texts[i], str(f["value"]))}},
                                       explain)
+        # a note that dates an event beside its part's year ("1990, good, inspected 2019", read as
+        # 2019): its year is what the note reads without the events' years
+        if cut:
+            for (i, _), v in zip(cut, self._classify_facts([t for _, t in cut], explain)):
+                f = v["facts"]["year"]
+                if f["state"] != R.NOT_STATED:
+                    f = {**f, "where": _clause(texts[i], f["why"][0])} if explain and f.get("why") else f
+                    res[i] = self._with_facts(res[i], {**res[i]["facts"], "year": f}, explain)
         return res
+
+    def _event_year_spans(self, t: str) -> list[tuple[int, int]]:
+        """The (start, end) of each 4-digit year-like number of t that dates an event or is no
+        year (_all_event_years' tests, number by number), in order."""
+        out = []
+        for m in _YEAR_HINT.finditer(t):
+            g = m.group(0)
+            if not g.isdigit() or not R.plausible_year(int(g)):
+                continue
+            if _in_code(t, m.start(), m.end()):
+                out.append(m.span())
+                continue
+            left = t[max(0, m.start() - 60):m.start()]
+            if _EVENT_HINT.search(left.lower()) is None:
+                continue
+            e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
+            if e is not None and not _MAKE_CUE.search(e.group("gap") or "") and not _MAKE_CUE.search(
+                    " ".join(t[m.end():m.end() + 30].split()[:2])):
+                out.append(m.span())
+        return out
 
     def _all_event_years(self, t: str) -> bool:
         """Is every year-like number of t the date of an event (_read_event_years)? False if
@@ -662,7 +722,7 @@ class ComplianceClassifier:
             if not g.isdigit() and not self._years_in(t[max(0, m.start() - 3):m.end() + 30]):
                 continue
             e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
-            if e is None or _MAKE_CUE.search(e.group("gap")) or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
+            if e is None or _MAKE_CUE.search(e.group("gap") or "") or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
                 return False                          # ("2015 vintage", "2014 build": the words after count too)
             seen = True
         return seen

@@ -1107,6 +1107,47 @@ def test_a_year_in_a_phone_number_is_no_manufacture_year(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_a_year_of_the_job_an_amount_or_a_place_is_no_manufacture_year(shipped):
+    """agent/classify._read_event_years with _EVENT_CUE's job events and _no_year_at's amounts:
+    the year right after what was done on a job ("fitted 2011", "checked on 12/03/2011",
+    "date of inspection 2011-03-12"), a price, a weight, a bay or a postcode states no
+    manufacture year (each read compliant before); a year a part was made in, written beside
+    them ("1990, good, inspected 2019" read 2019 before), or right after a separator the
+    generator writes ("very good on inspection - 1963"), still counts."""
+    cases = [("Brake caliper aluminium, good, fitted 2011.", "undetermined"),
+             ("Brake caliper aluminium, good, replaced in 2011.", "undetermined"),
+             ("Brake caliper aluminium good, inspected 2011.", "undetermined"),
+             ("Brake caliper aluminium good, checked on 12/03/2011.", "undetermined"),
+             ("Brake caliper aluminium good, date of inspection 2011-03-12.", "undetermined"),
+             ("Brake caliper aluminium good; to be replaced by 2027.", "undetermined"),
+             ("Brake caliper aluminium good, price 2011 EUR.", "undetermined"),
+             ("Brake caliper aluminium good, cost $2011.", "undetermined"),
+             ("Brake caliper aluminium good, \u00a32011 quoted.", "undetermined"),
+             ("Brake caliper aluminium good, weight 2011 g.", "undetermined"),
+             ("Brake caliper aluminium good, bay 2011.", "undetermined"),
+             ("Brake caliper aluminium good, postcode 1990.", "undetermined"),
+             ("Brake caliper aluminium, built 2011, good condition. Fitted 2015.", "compliant"),
+             ("Brake caliper, aluminium, 1990, good, inspected 2019.", "non_compliant"),
+             ("Brake caliper, aluminium, 2011, good, inspected 1990.", "compliant"),
+             ("Brake caliper aluminium good, made 1990, fitted 2015.", "non_compliant"),
+             ("Brake caliper aluminium good, 2011, price $120.", "compliant"),
+             ("Control arm steel very good on inspection - 1963 -", "non_compliant"),
+             ("Control arm steel, replaced with a 2011 unit, good", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_hearsay_grade_and_a_corrected_negation(shipped):
+    """agent/classify._HEDGED and _NEGATION_TURN: "reportedly good", "condition good
+    (unverified)" are no record of the grade; "not aluminium, actually plastic" says what
+    the part is (each read compliant before)."""
+    cases = [("Brake caliper 2011 aluminium, reportedly good.", "undetermined"),
+             ("Brake caliper 2011 aluminium, condition good (unverified)", "undetermined"),
+             ("Brake caliper 2011 aluminium, the owner reckons it is in good condition", "undetermined"),
+             ("Brake caliper aluminium 2011, good, not aluminium actually plastic.", "non_compliant"),
+             ("Brake caliper aluminium 2011, good. Reportedly the pads were changed.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_grade_range_is_as_good_as_its_worse_end(shipped):
     """agent/classify._read_condition_range: "fair to good", "poor-to-good" is a range, and
     the part is only known to be at least fair (these read compliant before: the model
