@@ -205,7 +205,8 @@ _CLAUSE_SPLIT = re.compile(r"[.;,/\n]+|\s-\s")
 _FORMER = frozenset({"old", "original", "originally", "previous", "previously", "former", "formerly", "removed",
                      "replaced", "replacing", "swapped", "was", "were", "scrap", "before"})
 
-_NEGATED = re.compile(r"\b(?:not|never|isnt|arent|wasnt|doesnt)\b|n['\u2019]t\b", re.IGNORECASE)     # a clause saying what a part is not
+_NEGATED = re.compile(r"\b(?:not|never|isnt|arent|wasnt|doesnt|far\s+from|less\s+than|hardly|barely|"
+                      r"scarcely|nowhere\s+near)\b|n['\u2019]t\b", re.IGNORECASE)     # a clause saying what a part is not
 _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", re.IGNORECASE)  # _read_negated's sentences
 # _read_event_years: a year in a clause about something that happened to the car or the part
 # ("first registered 2014", "last serviced in 2014", "warranty expired 2014") is no manufacture
@@ -233,8 +234,8 @@ _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|like
                      r"(?:might|could|may)\s+be|(?:the\s+)?(?:customer|owner|driver|seller)\s+(?:says|said|claims|claimed|"
                      r"thinks|reckons|believes|states|stated|reports|reported|tells\s+us|told\s+us)|reportedly|unverified|"
                      r"unconfirmed|not\s+(?:verified|confirmed|checked)|(?:according\s+to|per)\s+(?:the\s+)?(?:previous\s+|"
-                     r"former\s+|last\s+)?(?:customer|owner|driver|seller))\b|"
-                     r"[^\W\d_]\?", re.IGNORECASE)
+                     r"former\s+|last\s+)?(?:customer|owner|driver|seller)|either|can['\u2019]?t\s+tell|cannot\s+tell|"
+                     r"hard\s+to\s+tell|unclear)\b|[^\W_]\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
 # or a fastener, seal or fluid; "new steel control arm", "new unit", "new" alone are the part's
@@ -246,7 +247,7 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
                          r"states|stated|reports|reported|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
-                         r"not checked|according to|per |\?")   # lower case
+                         r"not checked|according to|per |either|t tell|unclear|\?")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
 # is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in
@@ -431,7 +432,8 @@ def _negates(text: str) -> bool:
     ~5 µs a note, a tenth of a batch's readings)."""
     low = text.lower()
     return ("not" in low or "n't" in low or "n\u2019t" in low or "never" in low or "snt" in low
-            or "rent" in low) and _NEGATED.search(text) is not None
+            or "rent" in low or "far" in low or "less" in low or "rdly" in low or "rely" in low
+            or "near" in low) and _NEGATED.search(text) is not None
 
 
 class ComplianceClassifier:

@@ -1137,14 +1137,22 @@ def test_a_year_of_the_job_an_amount_or_a_place_is_no_manufacture_year(shipped):
 
 
 def test_a_hearsay_grade_and_a_corrected_negation(shipped):
-    """agent/classify._HEDGED and _NEGATION_TURN: "reportedly good", "condition good
-    (unverified)" are no record of the grade; "not aluminium, actually plastic" says what
-    the part is (each read compliant before)."""
+    """agent/classify._HEDGED, _NEGATED and _NEGATION_TURN: "reportedly good", "condition good
+    (unverified)", "either steel or plastic", "2012? or 1992?" are no record of the fact;
+    "far from good", "hardly good" say what the part is not; "not aluminium, actually
+    plastic" says what it is (each read compliant before)."""
     cases = [("Brake caliper 2011 aluminium, reportedly good.", "undetermined"),
              ("Brake caliper 2011 aluminium, condition good (unverified)", "undetermined"),
              ("Brake caliper 2011 aluminium, the owner reckons it is in good condition", "undetermined"),
              ("Brake caliper aluminium 2011, good, not aluminium actually plastic.", "non_compliant"),
-             ("Brake caliper aluminium 2011, good. Reportedly the pads were changed.", "compliant")]
+             ("Brake caliper aluminium 2011, good. Reportedly the pads were changed.", "compliant"),
+             ("Exhaust bracket 2012 good, material either steel or plastic.", "undetermined"),
+             ("Exhaust bracket 2012 good, steel or iron, can't tell.", "undetermined"),
+             ("Exhaust bracket steel, good, 2012? or 1992?", "undetermined"),
+             ("Exhaust bracket 2012, steel, far from good.", "undetermined"),
+             ("Exhaust bracket 2012, steel, less than good.", "undetermined"),
+             ("Exhaust bracket 2012, steel, hardly good.", "undetermined"),
+             ("Exhaust bracket 2012, steel, good. Hardly any wear on the pads.", "compliant")]
     _assert_verdicts(shipped, cases)
 
 
