@@ -367,13 +367,24 @@ def _as_now(text: str) -> tuple[str, list[str], list[str]]:
     return "".join(out), cut, bounded
 
 
-# _in_code: a phone number's digit groups ("customer phone 2012 555", "call back on 0161 2012
+# _in_phone_number: a phone number's digit groups ("customer phone 2012 555", "call back on 0161 2012
 # 443", "mobile 1993 4471"): groups joined by one space or hyphen, after a phone word (and
 # "no"/"number"/"on"...), or starting with "+" or a 0, or three groups of which two more have
 # 3+ digits ("555 2012 443"; not a date: "12 03 1994", "1994-03-12")
 _DIGIT_GROUPS = re.compile(r"\+?\d+(?:[ -]\d+)+")
 _PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphone|fax|call(?:\s+back)?|contact|"
                          r"whatsapp|sms|text)\b[\s.:#-]*(?:(?:no|nr|num|number|on|at|is)\b[\s.:#-]*){0,2}$", re.IGNORECASE)
+
+
+def _dates_event(t: str, s: int, e: int) -> bool:
+    """Does the year-like number t[s:e] date an event (_EVENT_CUE at most four words before it
+    in its clause, no _MAKE_CUE between or in the two words after: "2015 vintage", "2014 build")?"""
+    left = t[max(0, s - 60):s]
+    if _EVENT_HINT.search(left.lower()) is None:
+        return False
+    c = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
+    return c is not None and not _MAKE_CUE.search(c.group("gap") or "") and not _MAKE_CUE.search(
+        " ".join(t[e:e + 30].split()[:2]))
 
 
 def _in_phone_number(t: str, s: int, e: int) -> bool:
@@ -389,7 +400,7 @@ def _in_phone_number(t: str, s: int, e: int) -> bool:
     return False
 
 
-# _no_year_at: year-like digits that are an amount, a measurement or a place the tokenizer's
+# _in_code: year-like digits that are an amount, a measurement or a place the tokenizer's
 # reference lexicon (in the bundle) does not name: "$2011", "price 2011 EUR", "weight 2011 g",
 # "bay 2011", "postcode 2011", "room 2011"
 _NO_YEAR_BEFORE = re.compile(r"(?:[$\u00a3\u20ac\u00a5]|\b(?:eur|usd|gbp|chf|aud|cad|price[ds]?|costs?|costing|total|"
@@ -688,22 +699,8 @@ class ComplianceClassifier:
     def _event_year_spans(self, t: str) -> list[tuple[int, int]]:
         """The (start, end) of each 4-digit year-like number of t that dates an event or is no
         year (_all_event_years' tests, number by number), in order."""
-        out = []
-        for m in _YEAR_HINT.finditer(t):
-            g = m.group(0)
-            if not g.isdigit() or not R.plausible_year(int(g)):
-                continue
-            if _in_code(t, m.start(), m.end()):
-                out.append(m.span())
-                continue
-            left = t[max(0, m.start() - 60):m.start()]
-            if _EVENT_HINT.search(left.lower()) is None:
-                continue
-            e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
-            if e is not None and not _MAKE_CUE.search(e.group("gap") or "") and not _MAKE_CUE.search(
-                    " ".join(t[m.end():m.end() + 30].split()[:2])):
-                out.append(m.span())
-        return out
+        return [m.span() for m in _YEAR_HINT.finditer(t) if m.group(0).isdigit() and R.plausible_year(int(m.group(0)))
+                and (_in_code(t, m.start(), m.end()) or _dates_event(t, m.start(), m.end()))]
 
     def _all_event_years(self, t: str) -> bool:
         """Is every year-like number of t the date of an event (_read_event_years)? False if
@@ -718,14 +715,12 @@ class ComplianceClassifier:
             if g.isdigit() and _in_code(t, m.start(), m.end()):
                 seen = True                           # inside a code: "VIN WDB1994A123"
                 continue
-            left = t[max(0, m.start() - 60):m.start()]
-            if _EVENT_HINT.search(left.lower()) is None:        # (the common case, cheaply: a year, no event)
-                return False
+            if _EVENT_HINT.search(t[max(0, m.start() - 60):m.start()].lower()) is None:
+                return False                          # (the common case, cheaply: a year, no event)
             if not g.isdigit() and not self._years_in(t[max(0, m.start() - 3):m.end() + 30]):
                 continue
-            e = _EVENT_CUE.search(_YEAR_CLAUSE.split(left)[-1])
-            if e is None or _MAKE_CUE.search(e.group("gap") or "") or _MAKE_CUE.search(" ".join(t[m.end():m.end() + 30].split()[:2])):
-                return False                          # ("2015 vintage", "2014 build": the words after count too)
+            if not _dates_event(t, m.start(), m.end()):
+                return False
             seen = True
         return seen
 
