@@ -57,6 +57,7 @@ LONG_NOTE_WORDS = 40         # more words than this: `why` in two stages (clause
 WHY_CLAUSES = 2              # clauses kept per stated fact in stage 1
 MAX_ROW_TOKENS = 1 << 20      # tokens per ORT run (bounds the session arena for long notes)
 ONE_ROW_FIXED_AFTER = 3       # one-row runs of a length before it gets a fixed-shape session
+STATED_COUNTS_KEPT = 2048     # _stated_counts: short remarks' counts kept (~0.3 MB at most)
 ONE_ROW_FIXED_MAX_LEN = 64    # ... for lengths up to this (at most 5 extra sessions, ~1 MB each)
 
 
@@ -402,23 +403,67 @@ def _in_phone_number(t: str, s: int, e: int) -> bool:
 
 # _in_code: year-like digits that are an amount, a measurement or a place the tokenizer's
 # reference lexicon (in the bundle) does not name: "$2011", "price 2011 EUR", "weight 2011 g",
-# "bay 2011", "postcode 2011", "room 2011"
-_NO_YEAR_BEFORE = re.compile(r"(?:[$\u00a3\u20ac\u00a5]|\b(?:eur|usd|gbp|chf|aud|cad|price[ds]?|costs?|costing|total|"
-                             r"amount|paid|charged?|labou?r|fee|worth|valued?|weight|weighs|weighing|wt|bay|ramp|lift|"
-                             r"room|postcode|post\s+code|zip|zip\s+code|page|pg|locker|desk|qty|quantity|ext|extension)\b)"
-                             r"[\s:#=]{0,3}$", re.IGNORECASE)
-_NO_YEAR_AFTER = re.compile(r"\s?(?:[$\u00a3\u20ac\u00a5%]|(?:eur|usd|gbp|chf|euros?|dollars?|pounds|quid|bucks|g|grams?|"
-                            r"kgs?|tons?|tonnes?|litres?|liters?|pcs|pieces|units|items|times|percent|pct|ft-?lbs?|"
-                            r"lbs?-?ft|mins?|minutes|seconds|secs)\b)", re.IGNORECASE)
+# "bay 2011", "postcode 2011", "room 2011" (the word just before, behind at most 3 of " :#=")
+_CURRENCY = frozenset("$\u00a3\u20ac\u00a5")
+_NO_YEAR_BEFORE = frozenset(("eur usd gbp chf aud cad price prices priced cost costs costing total amount paid charge "
+                             "charged labour labor fee worth value valued weight weighs weighing wt bay ramp lift room "
+                             "postcode zip page pg locker desk qty quantity ext extension").split())
+_NO_YEAR_AFTER = frozenset(("eur usd gbp chf euro euros dollar dollars pounds quid bucks g gram grams kg kgs ton tons "
+                            "tonne tonnes litre litres liter liters pcs pieces units items times percent pct ft-lb "
+                            "ft-lbs ftlb ftlbs lb-ft lbs-ft lbft lbsft min mins minutes seconds secs").split())
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
 
 def _in_code(t: str, s: int, e: int) -> bool:
     """Is t[s:e] no year: glued to a letter before and a letter or digit after ("WDB1994A123",
     a VIN or a part code), a group of a phone number ("phone 2012 555"), or an amount, a
     measurement or a place (_NO_YEAR_BEFORE/_AFTER: "$2011", "2011 g", "bay 2011")? Not
-    "MY2019" (a model year) nor "1961-A"."""
-    return ((s > 0 and t[s - 1].isalpha() and e < len(t) and t[e].isalnum()) or _in_phone_number(t, s, e)
-            or _NO_YEAR_AFTER.match(t, e) is not None or _NO_YEAR_BEFORE.search(t, max(0, s - 24), s) is not None)
+    "MY2019" (a model year) nor "1961-A". (Scanned by hand: a regex per number cost ~3 us.)"""
+    n = len(t)
+    if s > 0 and t[s - 1].isalpha() and e < n and t[e].isalnum():
+        return True
+    a = e + 1 if e < n and t[e].isspace() else e       # the word just after (one space at most)
+    if a < n:
+        if t[a] in _CURRENCY or t[a] == "%":
+            return True
+        b = a
+        while b < n and t[b].isalpha():
+            b += 1
+        w = t[a:b].lower()
+        if b < n and t[b] == "-" and w in ("ft", "lb", "lbs"):      # "ft-lbs", "lb-ft"
+            c = b + 1
+            while c < n and t[c].isalpha():
+                c += 1
+            if c > b + 1 and (c == n or not _is_word_char(t[c])) and t[a:c].lower() in _NO_YEAR_AFTER:
+                return True
+        if b > a and (b == n or not _is_word_char(t[b])) and w in _NO_YEAR_AFTER:
+            return True
+    lo, j = max(0, s - 24), s                           # the word just before (behind <= 3 of " :#=")
+    while j > lo and s - j <= 3 and (t[j - 1].isspace() or t[j - 1] in ":#="):
+        j -= 1
+    if j > lo and s - j <= 3:
+        if t[j - 1] in _CURRENCY:
+            return True
+        i = j
+        while i > lo and t[i - 1].isalpha():
+            i -= 1
+        if i < j and (i == 0 or not _is_word_char(t[i - 1])):
+            w = t[i:j].lower()
+            if w in _NO_YEAR_BEFORE:
+                return True
+            if w == "code":                                 # "post code", "zip code"
+                k = i
+                while k > lo and t[k - 1].isspace():
+                    k -= 1
+                h = k
+                while h > lo and t[h - 1].isalpha():
+                    h -= 1
+                if k < i and t[h:k].lower() in ("post", "zip") and (h == 0 or not _is_word_char(t[h - 1])):
+                    return True
+    return _in_phone_number(t, s, e)
 
 
 def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
@@ -478,6 +523,7 @@ class ComplianceClassifier:
         self._one_row: dict[int, object] = {}     # length -> one-row runs so far, or its fixed-shape run
         self._names = (self._outs if self._has_pos else list(R.ATTRIBUTES)) if self.facts_model else None
         self._winfo: dict[str, tuple] = {}        # surface word -> _word_entry (_note)
+        self._counts: dict = {}                   # remark -> facts it states (_stated_counts)
 
     def _session_options(self) -> ort.SessionOptions:
         opts = ort.SessionOptions()
@@ -674,14 +720,20 @@ class ComplianceClassifier:
             if (k >= 0 and _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None
                     and not _in_code(texts[i], k, k + 4)):
                 continue
+            t = texts[i]
+            # (the number the model read, if it is a year of its own (not inside a longer number,
+            # not marked) that dates no event, is a year that dates none: not every year does)
+            own = k >= 0 and (k == 0 or not t[k - 1].isdigit() and t[k - 1] != REF_MARK) and not t[k + 4:k + 5].isdigit()
+            if own and not (_in_code(t, k, k + 4) or _dates_event(t, k, k + 4)):
+                continue
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
-            if not self._all_event_years(texts[i]) or not self._all_event_years(self._marked(texts[i])):
-                if k >= 0:
-                    spans = self._event_year_spans(texts[i])
-                    if any(a <= k < b for a, b in spans):     # the model read an event's year beside a part's
-                        cut.append((i, "".join(texts[i][a:b] for a, b in zip([0] + [e for _, e in spans],
-                                                                             [s for s, _ in spans] + [len(texts[i])]))))
+            if not self._all_event_years(t) or not self._all_event_years(self._marked(t)):
+                if own:                               # the model read an event's year beside a part's
+                    spans = self._event_year_spans(t)
+                    if any(a <= k < b for a, b in spans):
+                        cut.append((i, "".join(t[a:b] for a, b in zip([0] + [e for _, e in spans],
+                                                                      [s for s, _ in spans] + [len(t)]))))
                 continue
             res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
                                                                  "why": [], "clause": _clause(texts[i], str(f["value"]))}},
@@ -1486,14 +1538,32 @@ class ComplianceClassifier:
     def _stated_counts(self, texts: list[str]) -> list[int]:
         """How many facts each text states — the heads read as _result reads them
         (regulation.read_fact, the same rows and bits as _classify_facts without `why`) — with
-        no result built: _read_parts' probe of hundreds of short remarks in a batch."""
+        no result built: _read_parts' probe of hundreds of short remarks in a batch. The
+        remarks recur ("noted during annual inspection", "labelled and bagged"), so each
+        distinct text is read once per call, and the counts are kept (STATED_COUNTS_KEPT
+        texts of at most PART_MAX_WORDS words, per clock year: a year's plausibility is as of
+        today): a note read one by one then mostly needs no second model run."""
         this_year = R.current_year()
-        notes = [self._note(t, this_year) for t in texts]
+        kept = self._counts
+        if kept.get(None) != this_year:
+            kept.clear()
+            kept[None] = this_year
+        out = [kept.get(t) for t in texts]        # (another thread may clear `kept` meanwhile)
+        new = list(dict.fromkeys(t for t, c in zip(texts, out) if c is None))
+        if not new:
+            return out
+        notes = [self._note(t, this_year) for t in new]
         base: list = [None] * len(notes)
         self._occlude(notes, (), base, None, None)
         read_fact, min_p, ns, attrs = R.read_fact, self.min_p_complies, R.NOT_STATED, R.ATTRIBUTES
-        return [sum(read_fact(h, pr[hi], min_p, bool(n[3])) != ns for hi, h in enumerate(attrs))
-                for n, (_, pr, _) in zip(notes, base)]
+        got = {t: sum(read_fact(h, pr[hi], min_p, bool(n[3])) != ns for hi, h in enumerate(attrs))
+               for t, n, (_, pr, _) in zip(new, notes, base)}
+        if len(kept) + len(got) > STATED_COUNTS_KEPT:
+            kept.clear()                              # (bounded: start again rather than track ages)
+            kept[None] = this_year
+        if len(got) < STATED_COUNTS_KEPT:
+            kept.update(got)
+        return [got[t] if c is None else c for t, c in zip(texts, out)]
 
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = R.current_year()     # regulation.plausible_year's clock, read once per call

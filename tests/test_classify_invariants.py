@@ -282,3 +282,24 @@ def test_fast_word_ids_and_word_entries_equal_words_and_token_id(shipped):
                 want = ref(tok, t)
                 assert tok.word_ids(t) == want, t
                 assert [(e[0], e[1]) for e in tok.word_entries(t, lambda s, ids: (s, ids, len(s)), entries)] == want, t
+
+
+def test_the_remarks_counts_kept_change_no_result_and_stay_bounded(monkeypatch):
+    """_read_parts' probe of short remarks keeps what each states (agent/classify
+    _stated_counts): a second call, a note read alone, and a bound too small to keep a call's
+    remarks give the same results as a classifier that never kept any; what is kept stays
+    within STATED_COUNTS_KEPT."""
+    import agent.classify as C
+    notes = _notes(300, 12)
+    clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    cold = clf.classify(notes, explain=False)
+    assert len(clf._counts) > 10                       # (these notes do have remarks to probe)
+    assert clf.classify(notes, explain=False) == cold
+    fresh = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    assert [clf.classify([n], explain=False)[0] for n in notes[:60]] == cold[:60]
+    assert [fresh.classify([n], explain=False)[0] for n in notes[:60]] == cold[:60]
+    monkeypatch.setattr(C, "STATED_COUNTS_KEPT", 8)
+    small = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    assert small.classify(notes, explain=False) == cold
+    assert [small.classify([n], explain=False)[0] for n in notes[:60]] == cold[:60]
+    assert len(small._counts) <= 8 + 1                 # (+ the clock year it was read for)
