@@ -224,6 +224,8 @@ _EVENT_CUE = re.compile(r"\b(?:(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\
 _MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|dom|dated?|stamp\w*|cast|forged|"
                        r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
                        r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
+_BRACKETED = re.compile(r"\([^()]*\)")                  # _comma_parts: a part's record in brackets
+_JOINER = re.compile(r"^(?:and|&|\+|plus|also)\s+", re.IGNORECASE)
 _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
 _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|booked|bought|purchased|sold|owned|"
                          r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous|came in|"
@@ -233,7 +235,7 @@ _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|b
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
                      r"(?:might|could|may)\s+be|(?:the\s+)?(?:customer|owner|driver|seller)\s+(?:says|said|claims|claimed|"
-                     r"thinks|reckons|believes|states|stated|reports|reported|tells\s+us|told\s+us)|reportedly|unverified|"
+                     r"thinks|reckons|believes|states|stated|tells\s+us|told\s+us)|reportedly|unverified|"
                      r"unconfirmed|not\s+(?:verified|confirmed|checked)|(?:according\s+to|per)\s+(?:the\s+)?(?:previous\s+|"
                      r"former\s+|last\s+)?(?:customer|owner|driver|seller)|either|can['\u2019]?t\s+tell|cannot\s+tell|"
                      r"hard\s+to\s+tell|unclear)\b|[^\W_]\?", re.IGNORECASE)
@@ -247,7 +249,7 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
-                         r"states|stated|reports|reported|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
+                         r"states|stated|reportedly|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
                          r"not checked|according to|per |either|t tell|unclear|\?")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
@@ -877,8 +879,18 @@ class ComplianceClassifier:
 
     def _comma_parts(self, sentence: str) -> list[str]:
         """A sentence of parts joined by commas, each dated ("crankshaft forged steel 2001
-        good, camshaft steel 1990 good") -> its comma clauses; any other sentence -> itself."""
-        if "," not in sentence or len(_YEAR_HINT.findall(sentence)) < 2:
+        good, camshaft steel 1990 good") -> its comma clauses; parts each with its record in
+        brackets ("bracket (steel, 2014, good) and cover (steel, 1989, good)") -> each part
+        with its brackets; any other sentence -> itself."""
+        if "," not in sentence:
+            return [sentence]
+        if "(" in sentence:                 # (records in brackets, one of them dated at least)
+            groups = list(_BRACKETED.finditer(sentence))
+            if len(groups) >= 2 and all("," in g.group(0) for g in groups) and any(self._dated(g.group(0)) for g in groups):
+                cuts = [0] + [g.end() for g in groups[:-1]] + [len(sentence)]
+                parts = [_JOINER.sub("", sentence[a:b].strip(" .;,")) for a, b in zip(cuts, cuts[1:])]
+                return [x for x in parts if x]
+        if len(_YEAR_HINT.findall(sentence)) < 2:
             return [sentence]
         parts = [c for c in (x.strip(" .;,") for x in sentence.split(",")) if c]
         return parts if sum(self._dated(c) for c in parts) >= 2 else [sentence]

@@ -1199,6 +1199,21 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_parts_each_with_its_record_in_brackets(shipped):
+    """agent/classify._comma_parts: several parts in one sentence, each record in brackets
+    ("bracket (steel, 2014, good) and cover (steel, 1989, good)") are read part by part: one
+    part out of compliance, or one without its year, decides (these read compliant before);
+    bracketed years alone ("Bracket steel (2014) good, ...") are no records."""
+    cases = [("bracket (steel, 2014, good) and cover (steel, 1989, good).", "non_compliant"),
+             ("Two parts checked: bracket (steel, 2014, good) and cover (steel, 1989, good).", "non_compliant"),
+             ("bracket (steel, 2014, good), cover (plastic, 2015, good)", "non_compliant"),
+             ("Exhaust bracket (steel, 2012, good) + heat shield (iron, 2015, good)", "non_compliant"),
+             ("bracket (steel, 2014, good) and cover (steel, good).", "undetermined"),
+             ("bracket (steel, 2014, good) and cover (steel, 2015, good).", "compliant"),
+             ("Bracket steel (2014) good, cover steel (2016) good.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_second_part_without_its_year_in_one_sentence_or_a_numbered_list(shipped):
     """agent/classify._read_parts: two parts joined by a comma ("Front caliper aluminium 2016
     good, rear caliper aluminium good") or numbered on one line ("1) ... 2) ...") where one
