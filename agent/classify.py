@@ -379,6 +379,49 @@ _PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphon
                          r"whatsapp|sms|text)\b[\s.:#-]*(?:(?:no|nr|num|number|on|at|is)\b[\s.:#-]*){0,2}$", re.IGNORECASE)
 
 
+# _read_year_range: a decade ("1990s", "early 1980s") or a bound ("pre-1995", "before 2014",
+# "2010 or later") in place of a year
+_YEAR_RANGE_HINT = re.compile(r"(?:19|20)\d0['\u2019]?s\b|before|pre|prior|earlier|older|up to|until|till|later|"
+                              r"after|post|newer|onward|(?:19|20)\d\d\s*\+")      # lower case
+_DECADE_PART = re.compile(r"\b(early|mid|late)[\s-]*(?:the\s+)?$")
+_BEFORE_YEAR = re.compile(r"\b(?:before|pre|prior\s+to|earlier\s+than|older\s+than)[\s-]*$")
+_UP_TO_YEAR = re.compile(r"\b(?:up\s+to|until|till|no\s+later\s+than|not\s+after)\s+$")
+_AFTER_YEAR = re.compile(r"\b(?:after|post|later\s+than|newer\s+than)[\s-]*$")
+_OR_EARLIER = re.compile(r"\s*(?:or|and)\s+(?:earlier|before|older|prior)\b")
+_OR_LATER = re.compile(r"\s*(?:(?:or|and)\s+(?:later|newer|after|since)\b|onwards?\b|\+)")
+
+
+def _find_number_at(t: str, w: str) -> int:
+    """Offset of the first number w in t that is a number of its own (no digit either side), or -1."""
+    k = t.find(w)
+    while k >= 0 and ((k and t[k - 1].isdigit()) or t[k + len(w):k + len(w) + 1].isdigit()):
+        k = t.find(w, k + 1)
+    return k
+
+
+def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None] | None:
+    """The years t[s:e] (the year y) stands for when it is written as a decade or a bound:
+    (first, last), None for no bound; None when it is a year."""
+    after = t[e:e + 16].lower()
+    before = t[max(0, s - 24):s].lower()
+    if y % 10 == 0 and (after[:1] == "s" or after[:2] in ("'s", "\u2019s")) and not after[2:3].isalpha() \
+            and not (after[:1] == "s" and after[1:2].isalpha()):
+        lo, hi = y, y + 9
+        m = _DECADE_PART.search(before)
+        if m:
+            lo, hi = {"early": (y, y + 3), "mid": (y + 3, y + 6), "late": (y + 6, y + 9)}[m.group(1)]
+        return lo, hi
+    if _BEFORE_YEAR.search(before):
+        return None, y - 1
+    if _UP_TO_YEAR.search(before) or _OR_EARLIER.match(after):
+        return None, y
+    if _AFTER_YEAR.search(before):
+        return y + 1, None
+    if _OR_LATER.match(after):
+        return y, None
+    return None
+
+
 def _dates_event(t: str, s: int, e: int) -> bool:
     """Does the year-like number t[s:e] date an event (_EVENT_CUE at most four words before it
     in its clause, no _MAKE_CUE between or in the two words after: "2015 vintage", "2014 build")?"""
@@ -668,8 +711,42 @@ class ComplianceClassifier:
         res = self._read_hedged(texts, res, explain)
         res = self._read_new_of_other(texts, res, explain)
         res = self._read_event_years(texts, res, explain)
+        res = self._read_year_range(texts, res, explain)
         res = self._read_condition_range(texts, res, explain)
         return self._read_now(texts, res, explain) if as_now else res
+
+    def _read_year_range(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A year the model read that the note writes as a decade or a bound (_year_range: "from
+        the 1990s", "late 1980s", "pre-1995", "made before 2014", "2010 or later") is no exact
+        year: the year fact is what the range says of the rule — violates if every year in it is
+        before 1995, complies if none is, else not stated (the model reads "1990s" as 1990 and
+        "pre-1995" as 1995)."""
+        for i, r in enumerate(res):
+            f = r["facts"]["year"]
+            if f["state"] == R.NOT_STATED or not f.get("why") or not f.get("value"):
+                continue
+            t = texts[i]
+            if _YEAR_RANGE_HINT.search(t.lower()) is None:
+                continue
+            w = str(f["value"])
+            k = _find_number_at(t, w)
+            rng = _year_range(t, k, k + len(w), f["value"]) if k >= 0 else None
+            if rng is None:
+                continue
+            lo, hi = rng
+            state = (R.VIOLATES if hi is not None and hi < R.YEAR_CUTOFF else
+                     R.COMPLIES if lo is not None and lo >= R.YEAR_CUTOFF else R.NOT_STATED)
+            # (the year as written stays the value where the rule reads it as the range does:
+            # "from the 1980s" 1980; "pre-1995", "late 1990s" none)
+            value = f["value"] if state == R.year_state(f["value"]) else None
+            if state == f["state"] and value == f["value"]:
+                continue                              # ("from the 1980s": read so already)
+            year = {"state": state, "p": f["p"], "value": value, "why": f["why"] if state != R.NOT_STATED else [],
+                    "range": [lo, hi], "clause": _clause(t, w)}
+            if explain and year["why"]:
+                year["where"] = year["clause"]
+            res[i] = self._with_facts(r, {**r["facts"], "year": year}, explain)
+        return res
 
     def _read_condition_range(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A condition the model reads as complying from a grade range ("fair to good

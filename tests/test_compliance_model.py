@@ -1156,6 +1156,31 @@ def test_a_hearsay_grade_and_a_corrected_negation(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_a_decade_or_a_bound_is_no_exact_year(shipped):
+    """agent/classify._read_year_range: a decade or a bound in place of a year says of the rule
+    what the range says: all of it before 1995 violates ("pre-1995", "early 1990s", "made
+    prior to 1993"), none of it complies ("late 1990s", "2010 or later"), else the year is not
+    stated ("from the 1990s", "made before 2014": "pre-1995" read compliant before, "1990s"
+    non-compliant); a year beside a bound on something else is still a year."""
+    cases = [("Oil pan steel, good, pre-1995.", "non_compliant"),
+             ("Oil pan steel, good, made prior to 1993.", "non_compliant"),
+             ("Oil pan steel, good, early 1990s.", "non_compliant"),
+             ("Oil pan steel, good, from the 1980s.", "non_compliant"),
+             ("Oil pan steel, good, late 1990s.", "compliant"),
+             ("Oil pan steel, good, 2010 or later.", "compliant"),
+             ("Oil pan steel, good, built after 2010.", "compliant"),
+             ("Oil pan steel, good, from the 1990s.", "undetermined"),
+             ("Oil pan steel, good, mid-1990s.", "undetermined"),
+             ("Oil pan steel, good, made before 2014.", "undetermined"),
+             ("Oil pan steel, good, made 2014 or earlier.", "undetermined"),
+             ("Oil pan steel, good, built after 1990.", "undetermined"),
+             ("Oil pan steel, good, made 2014, serviced after 2016.", "compliant"),
+             ("Oil pan steel 2014 good. Before 2014 it was fitted to another car.", "compliant")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify(["Oil pan steel, good, pre-1995."])[0]["facts"]["year"]
+    assert (f["state"], f["value"], f["range"]) == ("violates", None, [None, 1994])
+
+
 def test_a_grade_range_is_as_good_as_its_worse_end(shipped):
     """agent/classify._read_condition_range: "fair to good", "poor-to-good" is a range, and
     the part is only known to be at least fair (these read compliant before: the model
