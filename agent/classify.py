@@ -263,6 +263,14 @@ _CHANGED_FROM = re.compile(r"\b(?:from|improv\w*|restor\w*|upgrad\w*|brought|bri
                            re.IGNORECASE)
 _CHANGED_AFTER = re.compile(r"\s*(?:condition\s+|shape\s+|state\s+)?(?:after|following|once|since|now|post|thanks|"
                             r"when|by)\b", re.IGNORECASE)
+# _read_said_now: a short clause that says what the part is now, or corrects the record
+_NOW_SAID = re.compile(r"\b(?:now|currently|at\s+present|these\s+days|correct(?:ion|ed)|should\s+(?:read|be|say)|"
+                       r"amend(?:ed|ment)?|actually|in\s+fact|turns?\s+out)\b", re.IGNORECASE)
+NOW_SAID_MAX_WORDS = 5
+# ... not a clause about what was put on it ("now with plastic clips", "iron bolts now")
+_NOW_OF_OTHER = re.compile(r"\b(?:with|bolts?|screws?|nuts?|washers?|studs?|rivets?|clips?|pins?|plugs?|caps?|seals?|"
+                           r"gaskets?|trims?|hoses?|bush(?:es)?|boots?|fitted|fixings?|fasteners?|tape|paint(?:ed)?)\b|"
+                           r"\b[^\W\d_]{2,}[^\Wsu\d_]s\b", re.IGNORECASE)
 _QUALIFIED_CLAUSE = re.compile(r"[.;,/\n()]+|\s-\s")     # _read_only_qualified: _CLAUSE_SPLIT and brackets
 _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re.IGNORECASE)  # _read_only_qualified
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead|actually|in\s+fact|really)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
@@ -712,8 +720,46 @@ class ComplianceClassifier:
         res = self._read_new_of_other(texts, res, explain)
         res = self._read_event_years(texts, res, explain)
         res = self._read_year_range(texts, res, explain)
+        res = self._read_said_now(texts, res, explain)
         res = self._read_condition_range(texts, res, explain)
         return self._read_now(texts, res, explain) if as_now else res
+
+    def _read_said_now(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A short clause that says what the part is now or corrects the record (_NOW_SAID:
+        "aluminium (was), now plastic", "cast iron now, the aluminium one cracked", "(typo,
+        should read 1990)"), read alone, states the fact as it is: a fact it violates violates
+        in a note that is not non-compliant (the model reads the former value beside it: these
+        read compliant). Only makes a note less compliant."""
+        jobs = []
+        for i, r in enumerate(res):
+            if r["verdict"] == "non_compliant":
+                continue
+            t = texts[i]
+            low = t.lower()
+            if not ("now" in low or "current" in low or "correct" in low or "should" in low or "amend" in low
+                    or "actually" in low or "in fact" in low or "turns out" in low or "at present" in low):
+                continue
+            said = [c.strip() for c in _QUALIFIED_CLAUSE.split(self._marked(t))
+                    if _NOW_SAID.search(c) and len(_WORDISH.findall(c)) <= NOW_SAID_MAX_WORDS
+                    and not _NOW_OF_OTHER.search(c)]
+            if said:
+                jobs.append((i, said))
+        if not jobs:
+            return res
+        read = iter(self._classify_facts([c for _, said in jobs for c in said], explain))
+        for i, said in jobs:
+            facts, took = dict(res[i]["facts"]), False
+            for c in said:
+                v = next(read)
+                for h in R.ATTRIBUTES:
+                    if v["facts"][h]["state"] == R.VIOLATES and facts[h]["state"] != R.VIOLATES:
+                        facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
+                        if explain:
+                            self._where_in(texts[i], {h: facts[h]})
+                        took = True
+            if took:
+                res[i] = self._with_facts(res[i], facts, explain)
+        return res
 
     def _read_year_range(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A year the model read that the note writes as a decade or a bound (_year_range: "from

@@ -1181,6 +1181,23 @@ def test_a_decade_or_a_bound_is_no_exact_year(shipped):
     assert (f["state"], f["value"], f["range"]) == ("violates", None, [None, 1994])
 
 
+def test_a_short_clause_of_what_the_part_is_now_or_a_correction_decides(shipped):
+    """agent/classify._read_said_now: "aluminium (was), now plastic", "Now plastic (aluminium
+    before)", "cast iron now, aluminium one cracked", "(typo, should read 1990)" read compliant
+    (the model took the former value); the clause of what the part is now, read alone, says
+    what it violates. Narrative with "now" and what was put on the part change nothing."""
+    cases = [("Oil pan 2014 good, aluminium (was), now plastic.", "non_compliant"),
+             ("Oil pan 2014 good. Now plastic (aluminium before).", "non_compliant"),
+             ("Oil pan 2014 good; cast iron now, aluminium one cracked.", "non_compliant"),
+             ("Oil pan steel good 2014 (typo, should read 1990).", "non_compliant"),
+             ("Oil pan steel 2014, condition good - correction: poor.", "non_compliant"),
+             ("Bracket steel 2014 good. Noise now gone.", "compliant"),
+             ("Bracket steel 2014 good, now painted.", "compliant"),
+             ("Bracket steel 2014 good; the old one was iron, now steel.", "compliant"),
+             ("Bracket steel 2014 good - correct part number confirmed.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_grade_range_is_as_good_as_its_worse_end(shipped):
     """agent/classify._read_condition_range: "fair to good", "poor-to-good" is a range, and
     the part is only known to be at least fair (these read compliant before: the model
