@@ -389,8 +389,7 @@ _PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphon
 
 # _read_year_range: a decade ("1990s", "early 1980s") or a bound ("pre-1995", "before 2014",
 # "2010 or later") in place of a year
-_YEAR_RANGE_HINT = re.compile(r"(?:19|20)\d0['\u2019]?s\b|before|pre|prior|earlier|older|up to|until|till|later|"
-                              r"after|post|newer|onward|(?:19|20)\d\d\s*\+")      # lower case
+_BOUND_WORDS = ("before", "pre", "prior", "earlier", "older", "up to", "until", "till", "after", "post", "later", "newer")
 _DECADE_PART = re.compile(r"\b(early|mid|late)[\s-]*(?:the\s+)?$")
 _BEFORE_YEAR = re.compile(r"\b(?:before|pre|prior\s+to|earlier\s+than|older\s+than)[\s-]*$")
 _UP_TO_YEAR = re.compile(r"\b(?:up\s+to|until|till|no\s+later\s+than|not\s+after)\s+$")
@@ -419,13 +418,15 @@ def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None]
         if m:
             lo, hi = {"early": (y, y + 3), "mid": (y + 3, y + 6), "late": (y + 6, y + 9)}[m.group(1)]
         return lo, hi
-    if _BEFORE_YEAR.search(before):
+    bound_before = any(b in before for b in _BOUND_WORDS)       # (the common case: neither, cheaply)
+    bound_after = "or" in after or "and" in after or "onward" in after or "+" in after[:3]
+    if bound_before and _BEFORE_YEAR.search(before):
         return None, y - 1
-    if _UP_TO_YEAR.search(before) or _OR_EARLIER.match(after):
+    if (bound_before and _UP_TO_YEAR.search(before)) or (bound_after and _OR_EARLIER.match(after)):
         return None, y
-    if _AFTER_YEAR.search(before):
+    if bound_before and _AFTER_YEAR.search(before):
         return y + 1, None
-    if _OR_LATER.match(after):
+    if bound_after and _OR_LATER.match(after):
         return y, None
     return None
 
@@ -772,8 +773,6 @@ class ComplianceClassifier:
             if f["state"] == R.NOT_STATED or not f.get("why") or not f.get("value"):
                 continue
             t = texts[i]
-            if _YEAR_RANGE_HINT.search(t.lower()) is None:
-                continue
             w = str(f["value"])
             k = _find_number_at(t, w)
             rng = _year_range(t, k, k + len(w), f["value"]) if k >= 0 else None
