@@ -224,6 +224,7 @@ _EVENT_CUE = re.compile(r"\b(?:(?:regist\w*|(?<!into\s)(?<!in\s)servic\w*|visit\
 _MAKE_CUE = re.compile(r"\b(?:buil[dt]\w*|made|make|manufactur\w*|mfd|mfg|mfr|dom|dated?|stamp\w*|cast|forged|"
                        r"produc\w*|year|yr|fabricated|mou?lded|constructed|assembled|factory|line|vintage|model|"
                        r"from|circa|ca|approx\w*|era|original\w*|age|aged|old|new)\b", re.IGNORECASE)
+_BAR_OR_COMMA = re.compile(r"[,|]")
 _BRACKETED = re.compile(r"\([^()]*\)")                  # _comma_parts: a part's record in brackets
 _JOINER = re.compile(r"^(?:and|&|\+|plus|also)\s+", re.IGNORECASE)
 _YEAR_CLAUSE = re.compile(r"[,;\n(]|\.(?=\s|$)")
@@ -1000,11 +1001,12 @@ class ComplianceClassifier:
         return False
 
     def _comma_parts(self, sentence: str) -> list[str]:
-        """A sentence of parts joined by commas, each dated ("crankshaft forged steel 2001
-        good, camshaft steel 1990 good") -> its comma clauses; parts each with its record in
+        """A sentence of parts joined by commas or bars, each dated ("crankshaft forged steel 2001
+        good, camshaft steel 1990 good", "hub steel 2015 good | cap plastic 2016 good") -> its
+        comma (bar) clauses; parts each with its record in
         brackets ("bracket (steel, 2014, good) and cover (steel, 1989, good)") -> each part
         with its brackets; any other sentence -> itself."""
-        if "," not in sentence:
+        if "," not in sentence and "|" not in sentence:
             return [sentence]
         if "(" in sentence:                 # (records in brackets, one of them dated at least)
             groups = list(_BRACKETED.finditer(sentence))
@@ -1014,7 +1016,8 @@ class ComplianceClassifier:
                 return [x for x in parts if x]
         if len(_YEAR_HINT.findall(sentence)) < 2:
             return [sentence]
-        parts = [c for c in (x.strip(" .;,") for x in sentence.split(",")) if c]
+        parts = [c for c in (x.strip(" .;,|") for x in (_BAR_OR_COMMA.split(sentence) if "|" in sentence
+                                                       else sentence.split(","))) if c]
         return parts if sum(self._dated(c) for c in parts) >= 2 else [sentence]
 
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
@@ -1043,7 +1046,7 @@ class ComplianceClassifier:
                 continue
             text = texts[i]
             ended = _SENTENCE_END.search(text) or _LIST_ITEM.search(text)
-            if not ended and "," not in text:
+            if not ended and "," not in text and "|" not in text:
                 continue
             compliant = r["verdict"] == "compliant"
             if not compliant and len(_YEAR_HINT.findall(text)) < 2:

@@ -1243,7 +1243,8 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
 
 def test_parts_each_with_its_record_in_brackets(shipped):
     """agent/classify._comma_parts: several parts in one sentence, each record in brackets
-    ("bracket (steel, 2014, good) and cover (steel, 1989, good)") are read part by part: one
+    ("bracket (steel, 2014, good) and cover (steel, 1989, good)") or between bars ("Hub steel
+    2015 good | Cap plastic 2016 good") are read part by part: one
     part out of compliance, or one without its year, decides (these read compliant before);
     bracketed years alone ("Bracket steel (2014) good, ...") are no records."""
     cases = [("bracket (steel, 2014, good) and cover (steel, 1989, good).", "non_compliant"),
@@ -1252,7 +1253,10 @@ def test_parts_each_with_its_record_in_brackets(shipped):
              ("Exhaust bracket (steel, 2012, good) + heat shield (iron, 2015, good)", "non_compliant"),
              ("bracket (steel, 2014, good) and cover (steel, good).", "undetermined"),
              ("bracket (steel, 2014, good) and cover (steel, 2015, good).", "compliant"),
-             ("Bracket steel (2014) good, cover steel (2016) good.", "compliant")]
+             ("Bracket steel (2014) good, cover steel (2016) good.", "compliant"),
+             ("Hub steel 2015 good | Cap plastic 2016 good", "non_compliant"),
+             ("Hub steel 2015 good | Cap steel 2016 good", "compliant"),
+             ("Catalytic Converter | 2019 | Carbon-fibre | Very Good", "compliant")]
     _assert_verdicts(shipped, cases)
 
 
