@@ -334,6 +334,12 @@ def _slips_of(word: str) -> set[str]:
 
 
 _SLIP_OF = {s: w for w in SHORT_FACT_WORDS for s in sorted(_slips_of(w)) if s not in _NOT_SLIPS}
+# ... and a grade written as its code on a form ("cond: F", "condition P", "grade VG"); not "n/a"
+_GRADE_OF = {"p": "poor", "f": "fair", "g": "good", "vg": "very good", "e": "excellent", "ex": "excellent",
+             "exc": "excellent", "n": "new"}
+_GRADE_CODE = re.compile(r"\b(?:cond(?:ition)?|cnd|grade[ds]?|rating|rated|state)\b\.?\s*[:=-]?\s*"
+                         r"(?P<g>" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![\w'\u2019/-])(?!\.\w)",
+                         re.IGNORECASE)
 _SLIP = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![\w'\u2019-])", re.IGNORECASE)
 # the same on the lower-cased note, as a pre-filter: half the cost (1.3 µs for a 70-character note)
 _SLIP_LOW = re.compile(r"(?<![a-z0-9'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![a-z0-9'\u2019-])")
@@ -927,22 +933,30 @@ class ComplianceClassifier:
         return res
 
     def _spelled_out(self, text: str) -> tuple[str, list[tuple[str, str]]]:
-        """(The note with each slip of a short fact word spelled out, the [(slip, word)]
-        pairs): _SLIP_OF. A word the vocabulary holds is a word, not a slip."""
-        if _SLIP_LOW.search(text.lower()) is None:
+        """(The note with each slip of a short fact word spelled out, and each one- or two-letter
+        grade code after a condition word ("cond: F", "condition P", "grade VG": _GRADE_CODE),
+        the [(slip, word)] pairs): _SLIP_OF. A slip the vocabulary holds is a word, not a slip."""
+        low = text.lower()
+        subs = []
+        if _SLIP_LOW.search(low) is not None:
+            for m in _SLIP.finditer(text):
+                w = m.group(0)
+                if w.lower() not in self.tokenizer.index:
+                    f = _SLIP_OF[w.lower()]
+                    subs.append((m.start(), m.end(), w, f.upper() if w.isupper() else f))
+        if "cond" in low or "cnd" in low or "grade" in low or "rat" in low or "state" in low:
+            for m in _GRADE_CODE.finditer(text):
+                w = m.group("g")
+                subs.append((m.start("g"), m.end("g"), w, _GRADE_OF[w.lower()]))
+        if not subs:
             return text, []
         out, slips, last = [], [], 0
-        for m in _SLIP.finditer(text):
-            w = m.group(0)
-            if w.lower() in self.tokenizer.index:
+        for a, b, w, f in sorted(subs):
+            if a < last:
                 continue
-            f = _SLIP_OF[w.lower()]
-            f = f.upper() if w.isupper() else f
-            out += [text[last:m.start()], f]
+            out += [text[last:a], f]
             slips.append((w, f))
-            last = m.end()
-        if not slips:
-            return text, []
+            last = b
         return "".join(out) + text[last:], slips
 
     def _note_why(self, facts: dict, states: dict, verdict: str) -> list[str]:

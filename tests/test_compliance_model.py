@@ -987,6 +987,21 @@ def test_each_part_record_is_read_in_full_and_a_part_without_a_fact_still_counts
         assert v["verdict"] == "undetermined" and v["missing"] == ["condition"], (t, v)
 
 
+def test_a_grade_code_after_a_condition_word_is_read(shipped):
+    """agent/classify._GRADE_CODE (through _read_slips): a form's grade code after a condition
+    word ("cond: F", "condition P.") is the grade (these read compliant or undetermined
+    before); "condition n/a" is no grade, and "cond good" is as written."""
+    cases = [("Hub steel 2015 cond: F", "non_compliant"),
+             ("Hub steel 2015 condition P", "non_compliant"),
+             ("Hub steel 2015 condition F.", "non_compliant"),
+             ("Hub steel 2015, grade VG", "compliant"),
+             ("Hub steel 2015, condition n/a", "undetermined"),
+             ("Hub steel 2015, cond good", "compliant")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify(["Hub steel 2015 cond: F"])[0]["facts"]["condition"]
+    assert (f["state"], f["why"]) == ("violates", ["F"])
+
+
 def test_a_three_letter_slip_of_a_short_fact_word_is_read(shipped):
     """agent/classify._read_slips: the tokenizer's fuzzy lookup starts at four letters, so
     "god", "irn", "por" were <unk> and the fact not stated (the hand-written typos at
