@@ -48,7 +48,7 @@ import numpy as np
 import onnxruntime as ort
 
 from agent import regulation as R
-from agent.tokenizer import REF_MARK, UNK, Tokenizer, one_edit, year_value
+from agent.tokenizer import REF_MARK, UNK, Tokenizer, _find_number, one_edit, year_value
 
 WHY_MAX_WORDS = 3
 WHY_MIN_LOGIT_DELTA = 1.0     # further words of a fact must move its margin this much (e-fold odds)
@@ -403,14 +403,6 @@ _UP_TO_YEAR = re.compile(r"\b(?:up\s+to|until|till|no\s+later\s+than|not\s+after
 _AFTER_YEAR = re.compile(r"\b(?:after|post|later\s+than|newer\s+than)[\s-]*$")
 _OR_EARLIER = re.compile(r"\s*(?:or|and)\s+(?:earlier|before|older|prior)\b")
 _OR_LATER = re.compile(r"\s*(?:(?:or|and)\s+(?:later|newer|after|since)\b|onwards?\b|\+)")
-
-
-def _find_number_at(t: str, w: str) -> int:
-    """Offset of the first number w in t that is a number of its own (no digit either side), or -1."""
-    k = t.find(w)
-    while k >= 0 and ((k and t[k - 1].isdigit()) or t[k + len(w):k + len(w) + 1].isdigit()):
-        k = t.find(w, k + 1)
-    return k
 
 
 def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None] | None:
@@ -781,7 +773,7 @@ class ComplianceClassifier:
                 continue
             t = texts[i]
             w = str(f["value"])
-            k = _find_number_at(t, w)
+            k = _find_number(t, w, 0)
             rng = _year_range(t, k, k + len(w), f["value"]) if k >= 0 else None
             if rng is None:
                 continue
