@@ -355,6 +355,65 @@ _SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather
                         "original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
 
 
+
+# Which readings a note may concern, from its cue words, in one pass: each reading's
+# pre-filter (_EVENT_HINT, _SWAP_HINT, _SLIP_LOW, ... on the lower-cased note) ran a regex of
+# tens of alternatives over every note (~3 us each: a tenth of a batch's Python). A cue
+# without a space is in the note iff it is in one of its whitespace-separated words, so each
+# distinct word's cues are found once and kept (_CUE_WORDS) and a note's are the OR of its
+# words'. A cue of several words ("ran out", "per ") counts by one of its words: a superset,
+# and each reading still runs its own test where the bit is set — no result changes.
+def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
+    """A pre-filter of plain alternatives -> a space-free piece of each."""
+    out = []
+    for alt in hint.pattern.split("|"):
+        alt = alt.replace(r"\b", "").replace(r"\?", "?")
+        piece = max(alt.split(), key=len)
+        if not re.fullmatch(r"[a-z'?\u2019]+", piece):
+            raise ValueError(f"{hint.pattern!r}: {alt!r} is not a plain alternative")
+        out.append(piece)
+    return tuple(out)
+
+
+CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW = (
+    1 << k for k in range(10))
+_CUE_PIECES = (
+    (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
+    (CUE_SWAP, _cue_pieces(_SWAP_HINT)),
+    (CUE_OLD, _cue_pieces(_OLD_HINT)),
+    (CUE_HEDGE, _cue_pieces(_HEDGE_HINT)),
+    (CUE_RANGE, tuple(R.BAD_CONDITIONS)),                # _RANGE_HINT: "fair to", "poor-to"
+    (CUE_NEG, ("not", "n't", "n\u2019t", "never", "snt", "rent", "far", "less", "rdly", "rely", "near")),  # _negates
+    (CUE_SAID, ("now", "current", "correct", "should", "amend", "actually", "fact", "turns", "present")),  # _read_said_now
+    (CUE_GRADE, ("cond", "cnd", "grade", "rat", "state")),   # _spelled_out: _GRADE_CODE
+    (CUE_NEW, ("new",)),                                     # _read_new_of_other
+)
+_CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (bounded like the tokenizer's)
+
+
+def _word_cues(w: str) -> int:
+    b = 0
+    for bit, pieces in _CUE_PIECES:
+        for p in pieces:
+            if p in w:
+                b |= bit
+                break
+    if _SLIP_LOW.search(w) is not None:    # (its look-arounds see the same characters: a slip has no space)
+        b |= CUE_SLIP
+    if len(_CUE_WORDS) < 100000:
+        _CUE_WORDS[w] = b
+    return b
+
+
+def _cues(text: str) -> int:
+    """The CUE_ bits of the note's words (a superset of the readings' pre-filters)."""
+    m, get = 0, _CUE_WORDS.get
+    for w in text.lower().split():
+        b = get(w)
+        m |= _word_cues(w) if b is None else b
+    return m
+
+
 # _read_now: the groups of _FORMER_SPANS whose words end where the syntax says ("swapped THE X
 # for", "(was X)", "removed THE X, fitted"), not at the next punctuation ("instead of iron checked
 # excellent dom 2029"); "X was replaced with" counts only if X is at most this many words
@@ -362,11 +421,11 @@ _BOUNDED = frozenset("cegh")
 BOUNDED_D_WORDS = 6
 
 
-def _as_now(text: str) -> tuple[str, list[str], list[str]]:
+def _as_now(text: str, cues: int | None = None) -> tuple[str, list[str], list[str]]:
     """(The text with the former part's words of each replacement wording cut out, those
     words, those of them that are surely the former part's alone: _BOUNDED) — (text, [], [])
-    if it has none."""
-    if _SWAP_HINT.search(text.lower()) is None:
+    if it has none. `cues`: the text's _cues, if known."""
+    if not (_cues(text) if cues is None else cues) & CUE_SWAP or _SWAP_HINT.search(text.lower()) is None:
         return text, [], []
     out, last, cut, bounded = [], 0, [], []
     for m in _FORMER_SPANS.finditer(text):
@@ -536,13 +595,10 @@ def _with_slips(r: dict, slips: list[tuple[str, str]]) -> dict:
     return dict(r, facts=facts) if facts else r
 
 
-def _negates(text: str) -> bool:
-    """_NEGATED.search, after substring tests that rule most notes out (the regex alone cost
-    ~5 µs a note, a tenth of a batch's readings)."""
-    low = text.lower()
-    return ("not" in low or "n't" in low or "n\u2019t" in low or "never" in low or "snt" in low
-            or "rent" in low or "far" in low or "less" in low or "rdly" in low or "rely" in low
-            or "near" in low) and _NEGATED.search(text) is not None
+def _negates(text: str, cues: int | None = None) -> bool:
+    """_NEGATED.search, where the note's cue words may negate (CUE_NEG: the regex alone cost
+    ~5 µs a note, a tenth of a batch's readings). `cues`: the text's _cues, if known."""
+    return bool((_cues(text) if cues is None else cues) & CUE_NEG) and _NEGATED.search(text) is not None
 
 
 class ComplianceClassifier:
@@ -702,29 +758,33 @@ class ComplianceClassifier:
         try:
             if not by_part:
                 return self._classify_facts(texts, explain)
-            return self._read_slips(texts, self._read(texts, explain), explain)
+            cues = [_cues(t) for t in texts]
+            return self._read_slips(texts, self._read(texts, explain, cues=cues), explain, cues)
         finally:
             if was_on:
                 gc.enable()
 
-    def _read(self, texts: list[str], explain: bool, as_now: bool = True) -> list[dict]:
+    def _read(self, texts: list[str], explain: bool, as_now: bool = True, cues: list[int] | None = None) -> list[dict]:
         """The whole reading, then the readings in pieces (classify); `as_now=False`: not
-        _read_now (its own re-read of a note with the former part's words cut out)."""
+        _read_now (its own re-read of a note with the former part's words cut out); `cues`:
+        the texts' _cues, if known."""
+        if cues is None:
+            cues = [_cues(t) for t in texts]
         res = self._classify_facts(texts, explain)
         sentences: dict[int, list] = {}
         res = self._read_headed_parts(texts, self._read_parts(texts, res, explain), explain)
         res = self._read_sentences(texts, res, explain, sentences)
         res = self._confirm_in_clauses(texts, res, explain, sentences)
-        res = self._read_negated(texts, res, explain)
-        res = self._read_hedged(texts, res, explain)
-        res = self._read_new_of_other(texts, res, explain)
-        res = self._read_event_years(texts, res, explain)
+        res = self._read_negated(texts, res, explain, cues)
+        res = self._read_hedged(texts, res, explain, cues)
+        res = self._read_new_of_other(texts, res, explain, cues)
+        res = self._read_event_years(texts, res, explain, cues)
         res = self._read_year_range(texts, res, explain)
-        res = self._read_said_now(texts, res, explain)
-        res = self._read_condition_range(texts, res, explain)
-        return self._read_now(texts, res, explain) if as_now else res
+        res = self._read_said_now(texts, res, explain, cues)
+        res = self._read_condition_range(texts, res, explain, cues)
+        return self._read_now(texts, res, explain, cues) if as_now else res
 
-    def _read_said_now(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_said_now(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A short clause that says what the part is now or corrects the record (_NOW_SAID:
         "aluminium (was), now plastic", "cast iron now, the aluminium one cracked", "(typo,
         should read 1990)"), read alone, states the fact as it is: a fact it violates violates
@@ -732,7 +792,7 @@ class ComplianceClassifier:
         read compliant). Only makes a note less compliant."""
         jobs = []
         for i, r in enumerate(res):
-            if r["verdict"] == "non_compliant":
+            if r["verdict"] == "non_compliant" or not cues[i] & CUE_SAID:
                 continue
             t = texts[i]
             low = t.lower()
@@ -792,7 +852,7 @@ class ComplianceClassifier:
             res[i] = self._with_facts(r, {**r["facts"], "year": year}, explain)
         return res
 
-    def _read_condition_range(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_condition_range(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A condition the model reads as complying from a grade range ("fair to good
         condition", _RANGE_UP) is read again with the range written as its worse end ("fair
         condition"); if that reads as violating, the condition violates (the part is only
@@ -800,7 +860,7 @@ class ComplianceClassifier:
         after the repair") is no range: the model reads it as written."""
         jobs = []
         for i, r in enumerate(res):
-            if r["facts"]["condition"]["state"] != R.COMPLIES:
+            if r["facts"]["condition"]["state"] != R.COMPLIES or not cues[i] & CUE_RANGE:
                 continue
             t = texts[i]
             if _RANGE_HINT.search(t.lower()) is None:
@@ -826,7 +886,7 @@ class ComplianceClassifier:
             res[i] = self._with_facts(res[i], {**res[i]["facts"], "condition": f}, explain)
         return res
 
-    def _read_event_years(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_event_years(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A note whose every year-like number dates an event (an _EVENT_CUE at most four words
         before it, no _MAKE_CUE between or just after: "Vehicle first registered 2014.", "Last
         serviced in 2014.") or sits inside a code (_in_code: "VIN WDB1994A123") states no
@@ -840,7 +900,7 @@ class ComplianceClassifier:
             # (the year the model read, where the note writes it in digits: no event word before
             # it, no change — the common case, in one find and a 60-character search)
             k = texts[i].find(str(f["value"])) if f.get("value") else -1
-            if (k >= 0 and _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None
+            if (k >= 0 and (not cues[i] & CUE_EVENT or _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None)
                     and not _in_code(texts[i], k, k + 4)):
                 continue
             t = texts[i]
@@ -899,13 +959,13 @@ class ComplianceClassifier:
             seen = True
         return seen
 
-    def _read_slips(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_slips(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A note with three-letter slips of short fact words (_spelled_out) is read again
         with them spelled out; a fact the first reading found not stated, or that the second
         finds violated, is the second's. Any other fact stays the first reading's: a slip
         spelled out can move the model elsewhere in a long note (one "NQW" among made-up
         words turned a stated year into not stated)."""
-        todo = [(i, *self._spelled_out(t)) for i, t in enumerate(texts)]
+        todo = [(i, *self._spelled_out(t, cues[i])) for i, t in enumerate(texts) if cues[i] & (CUE_SLIP | CUE_GRADE)]
         todo = [(i, t, slips) for i, t, slips in todo if slips]
         if not todo:
             return res
@@ -924,19 +984,21 @@ class ComplianceClassifier:
             res[i] = self._with_facts(res[i], {**res[i]["facts"], **{h: v["facts"][h] for h in take}}, explain)
         return res
 
-    def _spelled_out(self, text: str) -> tuple[str, list[tuple[str, str]]]:
+    def _spelled_out(self, text: str, cues: int | None = None) -> tuple[str, list[tuple[str, str]]]:
         """(The note with each slip of a short fact word spelled out, and each one- or two-letter
         grade code after a condition word ("cond: F", "condition P", "grade VG": _GRADE_CODE),
         the [(slip, word)] pairs): _SLIP_OF. A slip the vocabulary holds is a word, not a slip."""
         low = text.lower()
         subs = []
-        if _SLIP_LOW.search(low) is not None:
+        if cues is None:
+            cues = _cues(text)
+        if cues & CUE_SLIP and _SLIP_LOW.search(low) is not None:
             for m in _SLIP.finditer(text):
                 w = m.group(0)
                 if w.lower() not in self.tokenizer.index:
                     f = _SLIP_OF[w.lower()]
                     subs.append((m.start(), m.end(), w, f.upper() if w.isupper() else f))
-        if "cond" in low or "cnd" in low or "grade" in low or "rat" in low or "state" in low:
+        if cues & CUE_GRADE:
             for m in _GRADE_CODE.finditer(text):
                 w = m.group("g")
                 subs.append((m.start("g"), m.end("g"), w, _GRADE_OF[w.lower()]))
@@ -1438,14 +1500,14 @@ class ComplianceClassifier:
                 res[i] = self._with_facts(r, facts, explain)
         return res
 
-    def _read_negated(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_negated(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A compliant note that says what a part is not ("It's not carbon fiber, just plastic
         with a carbon look wrap. 2019, good.") is read clause by clause: the model can take
         the negated words for the fact ("not carbon fiber": carbon fibre, complies at 0.99).
         A fact that a negated clause states, and that another clause — not negated, not
         about a former part — reads alone as violating, violates. This one can only make a
         note less compliant."""
-        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _negates(texts[i])]
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _negates(texts[i], cues[i])]
         if not todo:
             return res
         # only the sentences that negate, and none about a former part ("The old mud flap
@@ -1489,19 +1551,20 @@ class ComplianceClassifier:
         todo = [i for i in todo if sum(1 for x in _NEGATION_SPAN.split(texts[i]) if x and x.strip(" .,;")) == 1]
         return self._read_only_qualified(texts, res, todo, _NEGATED, explain)
 
-    def _read_hedged(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_hedged(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A compliant note whose fact is only written as a guess ("possibly steel", "steel?",
         "year unknown (maybe 2014)", "2014 or 1994, not sure"): a guess is no record, so that
         fact is not stated (_read_only_qualified); the model reads the words, not the doubt."""
-        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and _HEDGE_HINT.search(texts[i].lower())
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and cues[i] & CUE_HEDGE
+                and _HEDGE_HINT.search(texts[i].lower())
                 and _HEDGED.search(texts[i])]
         return self._read_only_qualified(texts, res, todo, _HEDGED, explain, alone_qualifies_before=True) if todo else res
 
-    def _read_new_of_other(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_new_of_other(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A compliant note whose fact only "new" of something else states ("The aluminium
         valve cover was built in 2009; refitted with new screws."): the model takes any "new"
         for the part's condition, so that fact is not stated (_read_only_qualified)."""
-        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and "new" in texts[i].lower()
+        todo = [i for i, r in enumerate(res) if r["verdict"] == "compliant" and cues[i] & CUE_NEW
                 and _NEW_OF_OTHER.search(texts[i])]
         return self._read_only_qualified(texts, res, todo, _NEW_OF_OTHER, explain) if todo else res
 
@@ -1556,7 +1619,7 @@ class ComplianceClassifier:
                 res[i] = self._with_facts(res[i], facts, explain)
         return res
 
-    def _read_now(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_now(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A note whose verdict rests on the former part's words ("now steel after the swap
         from pa6 plastic", "changed out the cast iron one for a carbon one"): the model can
         take the words of the part that was for the part as it is, and the issue's rule is
@@ -1579,10 +1642,10 @@ class ComplianceClassifier:
         replaced it with Y". The first and third can make a note more compliant, so they are
         measured on what they must not do, as _records_in_full; the rest only make a note
         less compliant."""
-        res = self._read_old_then_replaced(texts, res, explain)
+        res = self._read_old_then_replaced(texts, res, explain, cues)
         todo = []
         for i, r in enumerate(res):
-            now, cut, bounded = _as_now(texts[i])
+            now, cut, bounded = _as_now(texts[i], cues[i])
             if cut:
                 todo.append((i, now, cut, bounded))
         if not todo:
@@ -1643,7 +1706,7 @@ class ComplianceClassifier:
             res[i] = self._with_facts(res[i], facts, explain)
         return res
 
-    def _read_old_then_replaced(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+    def _read_old_then_replaced(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
         """A note that names the part that was as such and then replaces it by a pronoun ("The
         old shock absorbers were from 1991 and in poor condition, we replaced them with new
         steel ones made in 2023."): what follows "with" / "for" / "by" is the part as it is now,
@@ -1651,7 +1714,7 @@ class ComplianceClassifier:
         note stays as read). Not for a compliant note: a pronoun can be another part's."""
         todo = []
         for i, r in enumerate(res):
-            if r["verdict"] == "compliant" or _OLD_HINT.search(texts[i].lower()) is None:
+            if r["verdict"] == "compliant" or not cues[i] & CUE_OLD or _OLD_HINT.search(texts[i].lower()) is None:
                 continue
             m = _OLD_THEN_REPLACED.search(texts[i])
             if m:

@@ -303,3 +303,28 @@ def test_the_remarks_counts_kept_change_no_result_and_stay_bounded(monkeypatch):
     assert small.classify(notes, explain=False) == cold
     assert [small.classify([n], explain=False)[0] for n in notes[:60]] == cold[:60]
     assert len(small._counts) <= 8 + 1                 # (+ the clock year it was read for)
+
+
+def test_a_notes_cue_words_hold_every_readings_prefilter():
+    """agent/classify._cues finds in one pass, per distinct word, the cue words the readings'
+    pre-filters look for: wherever a pre-filter (a regex on the lower-cased note) matches, the
+    note's bit is set — cues of several words ("ran out", "per ", "fair to") included — and
+    each bit is exactly "one of its pieces is in the note", on first sight of a word and from
+    the kept words alike."""
+    import agent.classify as C
+    hints = [(C.CUE_EVENT, C._EVENT_HINT), (C.CUE_SWAP, C._SWAP_HINT), (C.CUE_OLD, C._OLD_HINT),
+             (C.CUE_HEDGE, C._HEDGE_HINT), (C.CUE_RANGE, C._RANGE_HINT), (C.CUE_SLIP, C._SLIP_LOW)]
+    r = random.Random(4)
+    pieces = [p for _, ps in C._CUE_PIECES for p in ps] + ["ran out", "came in", "place of", "per ", "t tell",
+                                                           "not sure", "in fact", "turns out", "fair to", "poor-to",
+                                                           "conditon", "god", "irn", "NEW", "İ", "ſ", "\u2063"]
+    alpha = list("abcdefilnoprstuw ?'\u2019-.,;:()\n\t1990") + pieces
+    texts = _notes(40, 8) + ["".join(r.choice(alpha) for _ in range(r.randint(0, 30))) for _ in range(4000)]
+    for _ in range(2):                                   # the second pass reads the kept words
+        for t in texts:
+            low, got = t.lower(), C._cues(t)
+            for bit, hint in hints:
+                if hint.search(low):
+                    assert got & bit, (t, hint.pattern)
+            for bit, ps in C._CUE_PIECES:
+                assert bool(got & bit) == any(p in low for p in ps), (t, ps)
