@@ -312,7 +312,7 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
     each bit is exactly "one of its pieces is in the note", on first sight of a word and from
     the kept words alike."""
     import agent.classify as C
-    hints = [(C.CUE_EVENT, C._EVENT_HINT), (C.CUE_SWAP, C._SWAP_HINT), (C.CUE_OLD, C._OLD_HINT),
+    hints = [(C.CUE_EVENT, C._EVENT_HINT), (C.CUE_SWAP | C.CUE_WAS, C._SWAP_HINT), (C.CUE_OLD, C._OLD_HINT),
              (C.CUE_HEDGE, C._HEDGE_HINT), (C.CUE_RANGE, C._RANGE_HINT), (C.CUE_SLIP, C._SLIP_LOW)]
     r = random.Random(4)
     pieces = [p for _, ps in C._CUE_PIECES for p in ps] + ["ran out", "came in", "place of", "per ", "t tell",
@@ -328,3 +328,24 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
                     assert got & bit, (t, hint.pattern)
             for bit, ps in C._CUE_PIECES:
                 assert bool(got & bit) == any(p in low for p in ps), (t, ps)
+
+
+def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes_find():
+    """agent/classify._as_now cuts the former part's words exactly where _SWAP_HINT and
+    _FORMER_SPANS would (its gate skips "was" without "(" or "now" in an ASCII note), and
+    _grade_codes finds _GRADE_CODE's matches (anchored at the condition words)."""
+    import agent.classify as C
+    r = random.Random(5)
+    swap = list("abeiostw ,.;()\n") + ["was ", "(was ", "previously ", "originally ", "now ", "NOW", "swapped ",
+                                       "from ", "for ", "with ", "the ", "replaced ", "instead ", "of ", "steel ",
+                                       "plastic ", "removed ", "fitted ", "\u017fwapped ", "wa\u017f ", "and "]
+    grade = list("abcdefgnoprstv ?.:=-/'\u2019\n") + ["cond", "condition", "cnd", "grade", "graded", "rating", "rated",
+                                                      "state", " p", " f", " vg", " exc", " n", "CONDITION", "Cond:F",
+                                                      "statement", "\u017ftate", " \u212a"]
+    for _ in range(20000):
+        t = "".join(r.choice(swap) for _ in range(r.randint(0, 14)))
+        cuts = [m for m in C._FORMER_SPANS.finditer(t)] if C._SWAP_HINT.search(t.lower()) else []
+        assert bool(C._as_now(t)[1]) == bool(cuts), t
+        g = "".join(r.choice(grade) for _ in range(r.randint(0, 14)))
+        assert [m.span() for m in C.ComplianceClassifier._grade_codes(g, g.lower())] == [
+            m.span() for m in C._GRADE_CODE.finditer(g)], g
