@@ -464,7 +464,6 @@ _PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphon
 
 # _read_year_range: a decade ("1990s", "early 1980s") or a bound ("pre-1995", "before 2014",
 # "2010 or later") in place of a year
-_BOUND_WORDS = ("before", "pre", "prior", "earlier", "older", "up to", "until", "till", "after", "post", "later", "newer")
 _DECADE_PART = re.compile(r"\b(early|mid|late)[\s-]*(?:the\s+)?$")
 _BEFORE_YEAR = re.compile(r"\b(?:before|pre|prior\s+to|earlier\s+than|older\s+than)[\s-]*$")
 _UP_TO_YEAR = re.compile(r"\b(?:up\s+to|until|till|no\s+later\s+than|not\s+after)\s+$")
@@ -485,7 +484,10 @@ def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None]
         if m:
             lo, hi = {"early": (y, y + 3), "mid": (y + 3, y + 6), "late": (y + 6, y + 9)}[m.group(1)]
         return lo, hi
-    bound_before = any(b in before for b in _BOUND_WORDS)       # (the common case: neither, cheaply)
+    # (a bound's words before it — _BEFORE_YEAR, _UP_TO_YEAR, _AFTER_YEAR — as substring tests: the common case has none)
+    bound_before = ("pre" in before or "before" in before or "prior" in before or "after" in before
+                    or "post" in before or "later" in before or "older" in before or "earlier" in before
+                    or "newer" in before or "until" in before or "till" in before or "up to" in before)
     bound_after = "or" in after or "and" in after or "onward" in after or "+" in after[:3]
     if bound_before and _BEFORE_YEAR.search(before):
         return None, y - 1

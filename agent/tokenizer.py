@@ -510,12 +510,11 @@ class Tokenizer:
         lex = self._refs
         if lex is not None and not _YEARLIKE_WORDS.isdisjoint(ws):
             p = 0
-            for w in ws:
-                if w in _YEARLIKE_WORDS:                      # is this year-like number a reference?
-                    p = _find_number(t, w, p)
-                    if _is_reference(t, p, p + 4, lex):
-                        return [make(s, ids) for s, ids in self.word_ids(text)]
-                    p += 4
+            for w in filter(_YEARLIKE_WORDS.__contains__, ws):     # is this year-like number a reference?
+                p = _find_number(t, w, p)
+                if _is_reference(t, p, p + 4, lex):
+                    return [make(s, ids) for s, ids in self.word_ids(text)]
+                p += 4
         out = list(map(cache.get, ws))
         if None in out:
             for k, w in enumerate(ws):
