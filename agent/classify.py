@@ -341,6 +341,7 @@ _GRADE_CODE = re.compile(r"\b(?:cond(?:ition)?|cnd|grade[ds]?|rating|rated|state
                          r"(?P<g>" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![\w'\u2019/-])(?!\.\w)",
                          re.IGNORECASE)
 _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_CODE can start
+_GRADE_CODE_WORD = re.compile(r"[.:=-]*(?:" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![a-z0-9_])")
 _SLIP = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![\w'\u2019-])", re.IGNORECASE)
 # the same on the lower-cased note, as a pre-filter: half the cost (1.3 µs for a 70-character note)
 _SLIP_LOW = re.compile(r"(?<![a-z0-9'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![a-z0-9'\u2019-])")
@@ -376,8 +377,8 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
     return tuple(out)
 
 
-CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS = (
-    1 << k for k in range(11))
+(CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
+ CUE_GRADE_CODE) = (1 << k for k in range(12))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -391,6 +392,7 @@ _CUE_PIECES = (
     (CUE_GRADE, _GRADE_WORD_STARTS),                         # _spelled_out: _GRADE_CODE
     (CUE_NEW, ("new",)),                                     # _read_new_of_other
 )
+_CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
 _CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (bounded like the tokenizer's)
 
 
@@ -403,6 +405,11 @@ def _word_cues(w: str) -> int:
                 break
     if _SLIP_LOW.search(w) is not None:    # (its look-arounds see the same characters: a slip has no space)
         b |= CUE_SLIP
+    # a grade code that _GRADE_CODE can read: a word of its own after at most the separators
+    # (most notes say "condition" — CUE_GRADE — but few write a code: "cond: F", "grade vg"),
+    # or in the word of the condition word itself ("cond:f", "condition=p")
+    if _GRADE_CODE_WORD.match(w) is not None or (b & CUE_GRADE and ("." in w or ":" in w or "=" in w or "-" in w)):
+        b |= CUE_GRADE_CODE
     if len(_CUE_WORDS) < 100000:
         _CUE_WORDS[w] = b
     return b
@@ -976,7 +983,7 @@ class ComplianceClassifier:
         finds violated, is the second's. Any other fact stays the first reading's: a slip
         spelled out can move the model elsewhere in a long note (one "NQW" among made-up
         words turned a stated year into not stated)."""
-        todo = [(i, *self._spelled_out(t, cues[i])) for i, t in enumerate(texts) if cues[i] & (CUE_SLIP | CUE_GRADE)]
+        todo = [(i, *self._spelled_out(t, cues[i])) for i, t in enumerate(texts) if cues[i] & CUE_SLIP or cues[i] & _CUE_GRADED == _CUE_GRADED]
         todo = [(i, t, slips) for i, t, slips in todo if slips]
         if not todo:
             return res
@@ -1009,7 +1016,7 @@ class ComplianceClassifier:
                 if w.lower() not in self.tokenizer.index:
                     f = _SLIP_OF[w.lower()]
                     subs.append((m.start(), m.end(), w, f.upper() if w.isupper() else f))
-        if cues & CUE_GRADE:
+        if cues & _CUE_GRADED == _CUE_GRADED:
             for m in self._grade_codes(text, low):
                 w = m.group("g")
                 subs.append((m.start("g"), m.end("g"), w, _GRADE_OF[w.lower()]))

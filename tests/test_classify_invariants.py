@@ -317,7 +317,8 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
     r = random.Random(4)
     pieces = [p for _, ps in C._CUE_PIECES for p in ps] + ["ran out", "came in", "place of", "per ", "t tell",
                                                            "not sure", "in fact", "turns out", "fair to", "poor-to",
-                                                           "conditon", "god", "irn", "NEW", "İ", "ſ", "\u2063"]
+                                                           "conditon", "god", "irn", "NEW", "İ", "ſ", "\u2063",
+                                                           " p", " F", "VG.", ":g", "=e", "-ex", "exc", " n/a"]
     alpha = list("abcdefilnoprstuw ?'\u2019-.,;:()\n\t1990") + pieces
     texts = _notes(40, 8) + ["".join(r.choice(alpha) for _ in range(r.randint(0, 30))) for _ in range(4000)]
     for _ in range(2):                                   # the second pass reads the kept words
@@ -328,6 +329,8 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
                     assert got & bit, (t, hint.pattern)
             for bit, ps in C._CUE_PIECES:
                 assert bool(got & bit) == any(p in low for p in ps), (t, ps)
+            if C._GRADE_CODE.search(t) and got & C.CUE_GRADE:     # (_spelled_out's gate: a condition word)
+                assert got & C.CUE_GRADE_CODE, t
 
 
 def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes_find():
