@@ -407,8 +407,10 @@ def _word_cues(w: str) -> int:
         b |= CUE_SLIP
     # a grade code that _GRADE_CODE can read: a word of its own after at most the separators
     # (most notes say "condition" — CUE_GRADE — but few write a code: "cond: F", "grade vg"),
-    # or in the word of the condition word itself ("cond:f", "condition=p")
-    if _GRADE_CODE_WORD.match(w) is not None or (b & CUE_GRADE and ("." in w or ":" in w or "=" in w or "-" in w)):
+    # or in the word of the condition word itself ("cond:f", "condition=p"; re's IGNORECASE also
+    # reads "\u017ftate" as "state": a non-ASCII word may hold one)
+    if _GRADE_CODE_WORD.match(w) is not None or ((b & CUE_GRADE or not w.isascii())
+                                                 and ("." in w or ":" in w or "=" in w or "-" in w)):
         b |= CUE_GRADE_CODE
     if len(_CUE_WORDS) < 100000:
         _CUE_WORDS[w] = b

@@ -320,7 +320,11 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
                                                            "conditon", "god", "irn", "NEW", "İ", "ſ", "\u2063",
                                                            " p", " F", "VG.", ":g", "=e", "-ex", "exc", " n/a"]
     alpha = list("abcdefilnoprstuw ?'\u2019-.,;:()\n\t1990") + pieces
+    graded = ["cond", "Condition", "CND", "grade", "rated", "state", "\u017ftate", " ", ": ", " = ", "-", ".", "p", "F",
+              "vg", "e", "ex", "Exc", "n", "good", ",", "x", "\n", "/"]
     texts = _notes(40, 8) + ["".join(r.choice(alpha) for _ in range(r.randint(0, 30))) for _ in range(4000)]
+    texts += ["".join(r.choice(graded) for _ in range(r.randint(1, 8))) for _ in range(20000)]
+    assert sum(bool(C._GRADE_CODE.search(t)) for t in texts) > 40      # (the grade codes are tried)
     for _ in range(2):                                   # the second pass reads the kept words
         for t in texts:
             low, got = t.lower(), C._cues(t)
