@@ -166,7 +166,7 @@ _STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
 _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
 # _read_parts: sentences ("." ";" "!" "?" then space, a line break, "also" starting a clause),
 # and the words that make a sentence speak of a part no longer fitted
-_PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)", re.IGNORECASE)
+_PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)|\s*\|\|+\s*", re.IGNORECASE)   # ("a | 2015 || b | 1990")
 # _read_parts: first words of a comma clause that goes on with the same part ("..., it is made of
 # carbon fibre and is in excellent condition"), not another part's record
 _GOES_ON = frozenset({"it", "its", "this", "that", "which", "and", "is", "was", "has", "made", "material", "mat",
@@ -175,7 +175,7 @@ _GOES_ON = frozenset({"it", "its", "this", "that", "which", "and", "is", "was", 
 _LIST_ITEM = re.compile(r"\s+(?=\(?\d{1,2}[).]\s)")    # _read_parts: "1) alternator ... 2) starter ..."
 _LETTERS = re.compile(r"[^\W\d_]+")
 _WORDISH = re.compile(r"[^\W_]+")           # words and numbers
-_SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s|\|\|", re.IGNORECASE)
 # a cheap superset of what the tokenizer reads as a year (4 digits 19xx/20xx, 'NN, a year in
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
@@ -248,6 +248,11 @@ _NEW_OF_OTHER = re.compile(r"\bnew\s+(?:[^\W\d_][\w-]*\s+)??(?!(?:one|unit|part|
                            r"bolt|screw|nut|washer|stud|rivet|clip|pin|plug|cap|seal|"
                            r"gasket|o-ring|grommet|bush|boot|gaiter|hose|isolator|insert|sealant|grease|oil|fluid|"
                            r"coolant|antifreeze|paint|tape|thread|wiring|sticker|label|decal)\b", re.IGNORECASE)
+_HEARSAY_END = re.compile(r"(?:\b(?:according\s+to|as\s+per|per)\s+(?:the\s+)?(?:previous\s+|former\s+|last\s+|first\s+)?"
+                          r"(?:customer|owner|driver|seller|client|dealer|keeper)s?|(?:\bthe\s+|\b)(?:customer|owner|driver|"
+                          r"seller|client|dealer|keeper)s?\s+(?:says|said|claims|claimed|thinks|reckons|believes|states|stated|"
+                          r"reports|reported|tells\s+us|told\s+us)|\b(?:reportedly|allegedly|supposedly|apparently|unverified|"
+                          r"unconfirmed|not\s+(?:verified|confirmed)))[\W_]*$", re.IGNORECASE)
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
                          r"states|stated|reportedly|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
@@ -378,7 +383,7 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
 
 
 (CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
- CUE_GRADE_CODE) = (1 << k for k in range(12))
+ CUE_GRADE_CODE, CUE_VEHICLE) = (1 << k for k in range(13))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -412,6 +417,8 @@ def _word_cues(w: str) -> int:
     if _GRADE_CODE_WORD.match(w) is not None or ((b & CUE_GRADE or not w.isascii())
                                                  and ("." in w or ":" in w or "=" in w or "-" in w)):
         b |= CUE_GRADE_CODE
+    if not _VEHICLE_WORDS.isdisjoint(_LETTERS.findall(w)):      # ("car's", not "carbon")
+        b |= CUE_VEHICLE
     if len(_CUE_WORDS) < 100000:
         _CUE_WORDS[w] = b
     return b
@@ -481,13 +488,52 @@ _OR_EARLIER = re.compile(r"\s*(?:or|and)\s+(?:earlier|before|older|prior)\b")
 _OR_LATER = re.compile(r"\s*(?:(?:or|and)\s+(?:later|newer|after|since)\b|onwards?\b|\+)")
 
 
-def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None] | None:
-    """The years t[s:e] (the year y) stands for when it is written as a decade or a bound:
-    (first, last), None for no bound; None when it is a year."""
+def _year_range(t: str, s: int, e: int, y: int, units: frozenset = frozenset()) -> tuple[int | None, int | None] | None:
+    """The years t[s:e] (the year y) stands for when it is written as a decade or a bound, or
+    joined to another year or decade ("1990-2000", "between 1990 and 2000", "the 90s or
+    2000s", "1994 or 2011": from the first to the last; not a number with a unit after it,
+    `units` or _NO_YEAR_AFTER): (first, last), None for no bound; None when it is a year."""
     after = t[e:e + 16].lower()
     before = t[max(0, s - 24):s].lower()
-    if y % 10 == 0 and (after[:1] == "s" or after[:2] in ("'s", "\u2019s")) and not after[2:3].isalpha() \
-            and not (after[:1] == "s" and after[1:2].isalpha()):
+    own = _own_year_range(after, before, y)
+    if own is not None and (own[0] is None or own[1] is None):
+        return own                                    # (a bound: "2010 or later")
+    alt = (_ALT_AFTER.match(t, e) if _A_DIGIT(after) else None) or (
+        _ALT_BEFORE.search(before) if _A_DIGIT(before) else None)          # (most years have no digit beside them)
+    if alt is None:
+        return own
+    lo, hi = own or (y, y)
+    if alt.group("y"):
+        a = int(alt.group("y"))
+        if not R.plausible_year(a) or (alt.re is _ALT_AFTER and _unit_after(t, alt.end(), units)):
+            return own                                # ("built 1961 - 2042 hours on the meter")
+        b = a + 9 if alt.group("ys") and a % 10 == 0 else a
+    else:
+        d = int(alt.group("d"))
+        a = (1900 if d >= 30 else 2000) + d              # ("the 90s", "the 2000s" written "00s")
+        b = a + 9
+    return min(lo, a), max(hi, b)
+
+
+# _year_range: another year or decade joined to this one by "or", "to", "and", a dash or a slash
+_A_DIGIT = re.compile(r"\d").search
+_ALT_JOIN = r"\s*(?:or|to|and|till|until|-|\u2013|/)\s*(?:the\s+)?(?:early\s+|mid\s+|late\s+)?"
+_ALT_BEFORE = re.compile(r"(?:(?<!\d)(?P<y>(?:19|20)\d\d)(?P<ys>['\u2019]?s)?|(?<![\w'\u2019])['\u2019]?(?P<d>\d0)['\u2019]?s)"
+                         + _ALT_JOIN + "$")
+_ALT_AFTER = re.compile(r"(?:['\u2019]?s)?" + _ALT_JOIN + r"(?:(?P<y>(?:19|20)\d\d)(?!\d)(?P<ys>['\u2019]?s)?|"
+                        r"['\u2019]?(?P<d>\d0)['\u2019]?s)(?![\w'\u2019])", re.IGNORECASE)
+_WORD_AFTER = re.compile(r"\s*([^\W\d_]+)")
+
+
+def _unit_after(t: str, i: int, units: frozenset) -> bool:
+    m = _WORD_AFTER.match(t, i)
+    return m is not None and (m.group(1).lower() in units or m.group(1).lower() in _NO_YEAR_AFTER)
+
+
+def _own_year_range(after: str, before: str, y: int) -> tuple[int | None, int | None] | None:
+    """_year_range of the year alone: its decade ("1990s", "late 1980s") or bound ("pre-1995")."""
+    if y % 10 == 0 and ((after[:1] == "s" and not after[1:2].isalpha())
+                        or (after[:2] in ("'s", "\u2019s") and not after[2:3].isalpha())):   # ("1990s good")
         lo, hi = y, y + 9
         m = _DECADE_PART.search(before)
         if m:
@@ -507,6 +553,20 @@ def _year_range(t: str, s: int, e: int, y: int) -> tuple[int | None, int | None]
     if bound_after and _OR_LATER.match(after):
         return y, None
     return None
+
+
+# a year in a clause about the car, not the part ("Car is a 2011 model", "Vehicle built 2011",
+# "customer's van: 2009"): the vehicle word opens the clause, only linking words between it and
+# the year. The regulation asks for the component's year; a car's is no record of it.
+_VEHICLE_WORDS = frozenset("car cars vehicle vehicles van vans truck trucks lorry suv pickup motorbike motorcycle".split())
+_VEHICLE_CLAUSE = re.compile(r"^\s*(?:(?:the|this|that|our|a|an|his|her|their|(?:customer|client|owner)['\u2019]?s)\s+)?"
+                             r"(?:" + "|".join(sorted(_VEHICLE_WORDS)) + r")\b(?:\s+(?:is|was|a|an|from|built|made|"
+                             r"manufactured|dated|dates|in|of|model|year|my|first|the|it's|its))*\s*[:=-]?\s*$", re.IGNORECASE)
+
+
+def _vehicle_year(t: str, s: int, e: int) -> bool:
+    """Is the year-like number t[s:e] the vehicle's (_VEHICLE_CLAUSE before it in its clause)?"""
+    return _VEHICLE_CLAUSE.match(_YEAR_CLAUSE.split(t[max(0, s - 60):s])[-1]) is not None
 
 
 def _dates_event(t: str, s: int, e: int) -> bool:
@@ -539,7 +599,7 @@ def _in_phone_number(t: str, s: int, e: int) -> bool:
 _CURRENCY = frozenset("$\u00a3\u20ac\u00a5")
 _NO_YEAR_BEFORE = frozenset(("eur usd gbp chf aud cad price prices priced cost costs costing total amount paid charge "
                              "charged labour labor fee worth value valued weight weighs weighing wt bay ramp lift room "
-                             "postcode zip page pg locker desk qty quantity ext extension").split())
+                             "postcode zip page pg locker desk qty quantity ext extension order").split())
 _NO_YEAR_AFTER = frozenset(("eur usd gbp chf euro euros dollar dollars pounds quid bucks g gram grams kg kgs ton tons "
                             "tonne tonnes litre litres liter liters pcs pieces units items times percent pct ft-lb "
                             "ft-lbs ftlb ftlbs lb-ft lbs-ft lbft lbsft min mins minutes seconds secs").split())
@@ -641,6 +701,7 @@ class ComplianceClassifier:
         self._unk = tokenizer.index[UNK]
         self._century_ids = {tokenizer.index[t] for t in ("<yc19>", "<yc20>") if t in tokenizer.index}
         self._references = tokenizer.references is not None    # a year-like number may read <num>
+        self._units = frozenset((tokenizer.references or {}).get("units", ()))  # (a number with a unit is no year)
         # the session's own run (InferenceSession.run re-checks the feed names on every call)
         self._sess_run = getattr(getattr(self.session, "_sess", None), "run", None)
         if self._sess_run is None:
@@ -854,7 +915,7 @@ class ComplianceClassifier:
             t = texts[i]
             w = str(f["value"])
             k = _find_number(t, w, 0)
-            rng = _year_range(t, k, k + len(w), f["value"]) if k >= 0 else None
+            rng = _year_range(t, k, k + len(w), f["value"], self._units) if k >= 0 else None
             if rng is None:
                 continue
             lo, hi = rng
@@ -921,13 +982,14 @@ class ComplianceClassifier:
             # it, no change — the common case, in one find and a 60-character search)
             k = texts[i].find(str(f["value"])) if f.get("value") else -1
             if (k >= 0 and (not cues[i] & CUE_EVENT or _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None)
-                    and not _in_code(texts[i], k, k + 4)):
+                    and not _in_code(texts[i], k, k + 4)
+                    and not (cues[i] & CUE_VEHICLE and _vehicle_year(texts[i], k, k + 4))):
                 continue
             t = texts[i]
             # (the number the model read, if it is a year of its own (not inside a longer number,
             # not marked) that dates no event, is a year that dates none: not every year does)
             own = k >= 0 and (k == 0 or not t[k - 1].isdigit() and t[k - 1] != REF_MARK) and not t[k + 4:k + 5].isdigit()
-            if own and not (_in_code(t, k, k + 4) or _dates_event(t, k, k + 4)):
+            if own and not (_in_code(t, k, k + 4) or _dates_event(t, k, k + 4) or _vehicle_year(t, k, k + 4)):
                 continue
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
@@ -955,7 +1017,8 @@ class ComplianceClassifier:
         """The (start, end) of each 4-digit year-like number of t that dates an event or is no
         year (_all_event_years' tests, number by number), in order."""
         return [m.span() for m in _YEAR_HINT.finditer(t) if m.group(0).isdigit() and R.plausible_year(int(m.group(0)))
-                and (_in_code(t, m.start(), m.end()) or _dates_event(t, m.start(), m.end()))]
+                and (_in_code(t, m.start(), m.end()) or _dates_event(t, m.start(), m.end())
+                     or _vehicle_year(t, m.start(), m.end()))]
 
     def _all_event_years(self, t: str) -> bool:
         """Is every year-like number of t the date of an event (_read_event_years)? False if
@@ -967,8 +1030,8 @@ class ComplianceClassifier:
                 continue
             if m.start() and t[m.start() - 1] == REF_MARK:
                 continue                              # a reference number (marked): no year at all
-            if g.isdigit() and _in_code(t, m.start(), m.end()):
-                seen = True                           # inside a code: "VIN WDB1994A123"
+            if g.isdigit() and (_in_code(t, m.start(), m.end()) or _vehicle_year(t, m.start(), m.end())):
+                seen = True                           # inside a code: "VIN WDB1994A123"; the car's: "Car is a 2011 model"
                 continue
             if _EVENT_HINT.search(t[max(0, m.start() - 60):m.start()].lower()) is None:
                 return False                          # (the common case, cheaply: a year, no event)
@@ -1622,7 +1685,14 @@ class ComplianceClassifier:
             # (the pieces of the sentences a qualifier is in; the note's other sentences are in
             # the reading of the note without the qualified pieces: a long note is not read
             # clause by clause)
-            for c in (c for x in _RECORD_SPLIT.split(t) if qualifier.search(x) for c in _QUALIFIED_CLAUSE.split(x)):
+            records = [x for x in _RECORD_SPLIT.split(t) if qualifier.search(x)]
+            if alone_qualifies_before:
+                # hearsay that closes its record ("steel, 2011, good, according to the previous
+                # owner", "... or so the owner claims") is the source of the whole record, not
+                # of its last clause (a doubt, "2014 or 1994, not sure", is of the clause before)
+                neg += [x.strip() for x in records if _HEARSAY_END.search(x)]
+                records = [x for x in records if not _HEARSAY_END.search(x)]
+            for c in (c for x in records for c in _QUALIFIED_CLAUSE.split(x)):
                 for piece in (z.strip() for z in _NEGATION_SCOPE_END.split(c)):
                     m = qualifier.search(piece) if piece else None
                     if m is None:

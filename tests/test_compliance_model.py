@@ -1321,3 +1321,69 @@ def test_also_looked_at_another_part_opens_a_component(shipped):
              ("Bracket built 2010, aluminium. Also in good condition.", "compliant"),
              ("Bracket built 2010, aluminium, good. Also checked the bolts, all tight.", "compliant")]
     _assert_verdicts(shipped, cases, explains=(False,))
+
+
+def test_hearsay_that_closes_a_record_is_the_source_of_the_whole_record(shipped):
+    """agent/classify._HEARSAY_END: "according to the previous owner", "per the seller", "or so
+    the customer claims", "- the driver says" at the end of a record is where all of it comes
+    from, not only its last clause (these read compliant); hearsay that opens a remark about
+    something else, or a violation heard of, changes nothing."""
+    cases = [("Tie rod end steel 2013 good according to the previous owner", "undetermined"),
+             ("Tie rod end: steel, 2013, good, as per the seller.", "undetermined"),
+             ("Tie rod end steel from 2013 in good shape, or so the customer claims.", "undetermined"),
+             ("Steel tie rod end, 2013, good condition - the driver says", "undetermined"),
+             ("Tie rod end steel 2013 good per the owner. Wheel bearing noise noted.", "undetermined"),
+             ("Tie rod end steel 2013 good. The customer says the steering pulls left.", "compliant"),
+             ("Customer says it knocks over bumps. Tie rod end steel 2013 good.", "compliant"),
+             ("Tie rod end steel, 2013, good condition, customer says it rattles", "compliant"),
+             ("Tie rod end steel 1991 good according to the previous owner", "non_compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_year_joined_to_another_is_the_range_between_them(shipped):
+    """agent/classify._year_range: two years or decades joined by "or", "to", "and", a dash or a
+    slash ("1988-2003", "between 1990 and 2010", "the 80s or 2000s") are the range from the
+    first to the last: a range across 1995 states no year (these read compliant, or the
+    violating end), one before 1995 violates, one after complies; a number with a unit after
+    the dash ("1961 - 2042 hours") is no second year, nor is a date ("1994-11-30")."""
+    cases = [("Wiper arm steel good, 1988-2003.", "undetermined"),
+             ("Wiper arm steel good, made between 1990 and 2010", "undetermined"),
+             ("Wiper arm, steel, good, from the 80s or 2000s", "undetermined"),
+             ("Wiper arm, steel, good, 1990s or 2000s", "undetermined"),
+             ("Wiper arm steel good, built 1993 / 2008", "undetermined"),
+             ("Wiper arm steel good, built 1984 or 1987", "non_compliant"),
+             ("Wiper arm steel good, from the 1970s to the 1980s", "non_compliant"),
+             ("Wiper arm steel good, 2012-2014 model", "compliant"),
+             ("Wiper arm steel good, built 1961 - 2015 hours on the meter", "non_compliant"),
+             ("Wiper arm steel good, built 1994-11-30", "non_compliant"),
+             ("Wiper arm steel good, built 2011, odometer 1990 - 2000 km", "compliant"),
+             ("Wiper arm steel good, 1990s.", "undetermined")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify(["Wiper arm steel good, 1988-2003."])[0]["facts"]["year"]
+    assert (f["state"], f["value"], f["range"]) == ("not_stated", None, [1988, 2003])
+
+
+def test_the_vehicles_year_is_no_year_of_the_part(shipped):
+    """agent/classify._vehicle_year: a year in a clause about the car ("the car is a 2010
+    model", "Vehicle built 2010", "customer's van: 2009") is the vehicle's: alone, the part's
+    year is not stated (these read compliant); beside the part's own year it changes nothing,
+    and a part "in the car" keeps its year."""
+    cases = [("The car is a 2010 model. Door hinge steel, good.", "undetermined"),
+             ("Vehicle built 2010; door hinge steel, good", "undetermined"),
+             ("Customer's van: 2009. Door hinge is steel and in good order.", "undetermined"),
+             ("Car is a 2010 model; steel bracket made 2012, good condition", "compliant"),
+             ("Vehicle built 2010. Door hinge steel, 1989, good.", "non_compliant"),
+             ("Door hinge built 2012 in the car, steel, good", "compliant"),
+             ("Door hinge steel, good, 2012, carbon trim nearby", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_records_between_double_bars_and_an_order_number(shipped):
+    """agent/classify._PART_SPLIT: a table whose records are set apart by "||" is read record by
+    record ("hub | 2015 | steel | good || cap | 1990 | steel | good" read compliant); _in_code:
+    "order 2011" is an order's number, not a year."""
+    cases = [("hub | 2015 | steel | good || cap | 1990 | steel | good", "non_compliant"),
+             ("hub | 2015 | steel | good || cap | 2016 | steel | good", "compliant"),
+             ("Order 2011 placed for a steel bracket, good condition", "undetermined"),
+             ("Steel bracket built 2011, good condition, order 4471 placed", "compliant")]
+    _assert_verdicts(shipped, cases)
