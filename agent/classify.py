@@ -239,7 +239,12 @@ _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|like
                      r"thinks|reckons|believes|states|stated|tells\s+us|told\s+us)|reportedly|unverified|"
                      r"unconfirmed|not\s+(?:verified|confirmed|checked)|(?:according\s+to|per)\s+(?:the\s+)?(?:previous\s+|"
                      r"former\s+|last\s+)?(?:customer|owner|driver|seller)|either|can['\u2019]?t\s+tell|cannot\s+tell|"
-                     r"hard\s+to\s+tell|unclear)\b|[^\W_]\?", re.IGNORECASE)
+                     r"hard\s+to\s+tell|unclear|estimated|(?:i|we)\s+(?:think|believe|reckon)|"
+                     # "if the tag is right"; a grade of an earlier visit is no record of the part now
+                     r"if\s+(?:the\s+)?(?:tag|label|stamp|stamping|sticker|plate|marking|date|casting)\s+is\s+(?:right|"
+                     r"correct|accurate)|(?:at|on|during|as\s+of)\s+(?:the\s+)?(?:last|previous|prior)\s+(?:visit|service|"
+                     r"inspection|check|mot)|last\s+(?:year|time|visit))\b|[^\W_]\?|\best\.(?=\s)|"
+                     r"\b(?:cond(?:ition)?|year|yr|mat(?:erial)?|date|grade)\s*[:=-]?\s*\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
 # or a fastener, seal or fluid; "new steel control arm", "new unit", "new" alone are the part's
@@ -256,7 +261,8 @@ _HEARSAY_END = re.compile(r"(?:\b(?:according\s+to|as\s+per|per)\s+(?:the\s+)?(?
 _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsure|uncertain|not sure|not certain|guess|"
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
                          r"states|stated|reportedly|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
-                         r"not checked|according to|per |either|t tell|unclear|\?")   # lower case
+                         r"not checked|according to|per |either|t tell|unclear|\?|estimat|est|think|reckon|is right|"
+                         r"is correct|is accurate|last |previous |prior ")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
 # is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in
@@ -1702,7 +1708,9 @@ class ComplianceClassifier:
                     if alone_qualifies_before and plain and not _WORDISH.search(piece[:m.start()] + piece[m.end():]):
                         neg.append(plain.pop())         # "2014 or 1994, not sure": the doubt is of the clause before
                     neg.append(piece)
-                    if head:
+                    # (a doubt after the words it doubts — "2011 I think", "good at last visit",
+                    # "2011 if the tag is right" — is of them: they are no plain piece)
+                    if head and not (alone_qualifies_before and not _WORDISH.search(piece[m.end():])):
                         plain.append(head)
             rest = t
             for piece in neg:

@@ -1387,3 +1387,19 @@ def test_records_between_double_bars_and_an_order_number(shipped):
              ("Order 2011 placed for a steel bracket, good condition", "undetermined"),
              ("Steel bracket built 2011, good condition, order 4471 placed", "compliant")]
     _assert_verdicts(shipped, cases)
+
+
+def test_a_doubt_after_the_words_it_doubts_and_a_grade_of_an_earlier_visit(shipped):
+    """agent/classify._HEDGED: "(estimated)", "I think", "if the stamp is right" after a fact,
+    "cond ?" for a grade, and a grade "at the last service" or "last year" are no record of
+    the part as it is now (each read compliant); a remark with such words about something else
+    changes nothing."""
+    cases = [("Coolant pipe aluminium, good, 2012 (estimated)", "undetermined"),
+             ("Coolant pipe aluminium, good, 2012 I think", "undetermined"),
+             ("Coolant pipe aluminium good, made 2012 if the stamp is right", "undetermined"),
+             ("Coolant pipe aluminium 2012 cond ?", "undetermined"),
+             ("Coolant pipe aluminium 2012, condition good at the last service", "undetermined"),
+             ("Coolant pipe aluminium 2012, good last year, not looked at today", "undetermined"),
+             ("Coolant pipe aluminium 2012 good. Last service done at 40k.", "compliant"),
+             ("Coolant pipe aluminium 2012 good. I think the hose clips need renewing.", "compliant")]
+    _assert_verdicts(shipped, cases)
