@@ -179,6 +179,10 @@ _SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s|\|\|", re.IGNORECASE)
 # a cheap superset of what the tokenizer reads as a year (4 digits 19xx/20xx, 'NN, a year in
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)
+# _read_parts: a piece that names another of the same part by count or side ("1x 1990", "right one
+# 1990", "the other 1990", "RH 1990"): its year is that part's even where it states no more
+_OTHER_ONE = re.compile(r"\s*(?:\d+\s*x\b|x\s*\d+\b|(?:the\s+)?(?:other|second|2nd|third|3rd|right|left|front|rear|lh|rh|"
+                        r"nearside|offside|n/?s|o/?s|upper|lower|inner|outer)(?:\s+(?:one|side|unit|item))?\b)", re.IGNORECASE)
 PART_MAX_WORDS = 14          # _read_parts: longer sentences are narrative, not a part's record
 # _read_headed_parts / _components: another component's record under a heading of its own,
 # after "also" or at a sentence: "Also ENGINE MOUNT: ...", "also [fan shroud] ...", "Hinge: ..."
@@ -352,6 +356,21 @@ _GRADE_CODE = re.compile(r"\b(?:cond(?:ition)?|cnd|grade[ds]?|rating|rated|state
                          r"(?P<g>" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![\w'\u2019/-])(?!\.\w)",
                          re.IGNORECASE)
 _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_CODE can start
+# ... damage written where a grade goes — a clause of its own (", cracked", ", badly corroded",
+# "was good, now seized") or after a condition word ("condition: worn") — is a grade the model
+# never learnt: poor ("worn": fair); not damage said of something else ("cracked windscreen",
+# "exhaust cracked"). And a plastic named by its polymer or its ISO 11469 marking ("nylon",
+# "polypropylene", "PA66-GF30", ">PP<") is plastic; the bare "PP", "ABS", "PU" are not read so.
+_DAMAGE_WORDS = ("cracked", "corroded", "rusted through", "rusted", "seized", "broken", "snapped", "perished",
+                 "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement")
+_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
+                     r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
+                     + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
+                     re.IGNORECASE)
+_PLASTIC_NAME = re.compile(r"(?<![\w'\u2019-])(?:nylon|polypropylene|polyamide|polyethylene|polycarbonate|polyurethane|"
+                           r"polystyrene|acetal|bakelite|pvc|hdpe|ldpe|pa\s?(?:6|66|11|12)(?:[-/]?gf\d\d)?|"
+                           r">\s?(?:pp|pe|pa\d*|abs|pom|pc|pbt|pvc|pu)(?:[-+]\w+)?\s?<)(?![\w'\u2019])"
+                           r"(?!\s*-?\s*plastic)", re.IGNORECASE)         # (not "nylon plastic": the model reads that)
 _GRADE_CODE_WORD = re.compile(r"[.:=-]*(?:" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![a-z0-9_])")
 _SLIP = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) + r")(?![\w'\u2019-])", re.IGNORECASE)
 # the same on the lower-cased note, as a pre-filter: half the cost (1.3 µs for a 70-character note)
@@ -389,7 +408,7 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
 
 
 (CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
- CUE_GRADE_CODE, CUE_VEHICLE) = (1 << k for k in range(13))
+ CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC) = (1 << k for k in range(15))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -402,6 +421,10 @@ _CUE_PIECES = (
     (CUE_SAID, ("now", "current", "correct", "should", "amend", "actually", "fact", "turns", "present")),  # _read_said_now
     (CUE_GRADE, _GRADE_WORD_STARTS),                         # _spelled_out: _GRADE_CODE
     (CUE_NEW, ("new",)),                                     # _read_new_of_other
+    (CUE_DAMAGE, ("cracked", "corroded", "rusted", "seized", "broken", "snapped", "perished", "leaking", "damaged",
+                  "worn", "bent", "failed", "needs")),      # _DAMAGE
+    (CUE_PLASTIC, ("nylon", "polyprop", "polyam", "polyeth", "polycarb", "polyur", "polyst", "acetal", "bakelite",
+                   "pvc", "hdpe", "ldpe", "pa", "<")),        # _PLASTIC_NAME
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
 _CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (bounded like the tokenizer's)
@@ -1054,7 +1077,10 @@ class ComplianceClassifier:
         finds violated, is the second's. Any other fact stays the first reading's: a slip
         spelled out can move the model elsewhere in a long note (one "NQW" among made-up
         words turned a stated year into not stated)."""
-        todo = [(i, *self._spelled_out(t, cues[i])) for i, t in enumerate(texts) if cues[i] & CUE_SLIP or cues[i] & _CUE_GRADED == _CUE_GRADED]
+        # (a polymer's name only where the note states no material: "PA6 pkastic -> steel" names the former part)
+        todo = [(i, *self._spelled_out(t, cues[i] if res[i]["facts"]["material"]["state"] == R.NOT_STATED
+                                       else cues[i] & ~CUE_PLASTIC))
+                for i, t in enumerate(texts) if cues[i] & (CUE_SLIP | CUE_DAMAGE | CUE_PLASTIC) or cues[i] & _CUE_GRADED == _CUE_GRADED]
         todo = [(i, t, slips) for i, t, slips in todo if slips]
         if not todo:
             return res
@@ -1076,7 +1102,10 @@ class ComplianceClassifier:
     def _spelled_out(self, text: str, cues: int | None = None) -> tuple[str, list[tuple[str, str]]]:
         """(The note with each slip of a short fact word spelled out, and each one- or two-letter
         grade code after a condition word ("cond: F", "condition P", "grade VG": _GRADE_CODE),
-        the [(slip, word)] pairs): _SLIP_OF. A slip the vocabulary holds is a word, not a slip."""
+        damage written in place of a grade (_DAMAGE: ", cracked", "condition: worn") and a
+        plastic by its polymer's name (_PLASTIC_NAME: "nylon", "PA66-GF30") written as the
+        regulation's word, the [(slip, word)] pairs): _SLIP_OF. A slip the vocabulary holds is
+        a word, not a slip."""
         low = text.lower()
         subs = []
         if cues is None:
@@ -1091,6 +1120,12 @@ class ComplianceClassifier:
             for m in self._grade_codes(text, low):
                 w = m.group("g")
                 subs.append((m.start("g"), m.end("g"), w, _GRADE_OF[w.lower()]))
+        if cues & CUE_DAMAGE:
+            for m in _DAMAGE.finditer(text):
+                subs.append((m.start("w"), m.end("w"), m.group("w"), "fair" if m.group("w").lower() == "worn" else "poor"))
+        if cues & CUE_PLASTIC:
+            for m in _PLASTIC_NAME.finditer(text):
+                subs.append((m.start(), m.end(), m.group(0), "plastic"))
         if not subs:
             return text, []
         out, slips, last = [], [], 0
@@ -1276,6 +1311,13 @@ class ComplianceClassifier:
                             facts[h] = {**v["facts"][h], "part": _unmarked(x)}
                             if explain:
                                 self._where_in(texts[i], {h: facts[h]})
+                elif ("year" in st and v["facts"]["year"]["state"] == vi and _OTHER_ONE.match(_unmarked(x))
+                      and not self._all_event_years(x)):
+                    # a dated part that states less than a record, beside a whole record ("2x steel
+                    # brackets 2011 good, 1x 1990", "..., right one 1990"): its year is its own
+                    facts["year"] = {**v["facts"]["year"], "part": _unmarked(x)}
+                    if explain:
+                        self._where_in(texts[i], {"year": facts["year"]})
                 elif len(st) == 2:
                     h = next(a for a in attrs if a not in st)
                     if facts[h]["state"] == R.COMPLIES:

@@ -313,7 +313,8 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
     the kept words alike."""
     import agent.classify as C
     hints = [(C.CUE_EVENT, C._EVENT_HINT), (C.CUE_SWAP | C.CUE_WAS, C._SWAP_HINT), (C.CUE_OLD, C._OLD_HINT),
-             (C.CUE_HEDGE, C._HEDGE_HINT), (C.CUE_RANGE, C._RANGE_HINT), (C.CUE_SLIP, C._SLIP_LOW)]
+             (C.CUE_HEDGE, C._HEDGE_HINT), (C.CUE_RANGE, C._RANGE_HINT), (C.CUE_SLIP, C._SLIP_LOW),
+             (C.CUE_DAMAGE, C._DAMAGE), (C.CUE_PLASTIC, C._PLASTIC_NAME)]
     r = random.Random(4)
     pieces = [p for _, ps in C._CUE_PIECES for p in ps] + ["ran out", "came in", "place of", "per ", "t tell",
                                                            "not sure", "in fact", "turns out", "fair to", "poor-to",

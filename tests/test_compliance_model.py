@@ -1403,3 +1403,34 @@ def test_a_doubt_after_the_words_it_doubts_and_a_grade_of_an_earlier_visit(shipp
              ("Coolant pipe aluminium 2012 good. Last service done at 40k.", "compliant"),
              ("Coolant pipe aluminium 2012 good. I think the hose clips need renewing.", "compliant")]
     _assert_verdicts(shipped, cases)
+
+
+def test_damage_in_place_of_a_grade_and_a_plastic_by_its_polymers_name(shipped):
+    """agent/classify._DAMAGE and _PLASTIC_NAME (through _read_slips): damage written where the
+    grade goes (", cracked", "condition: worn", "was good, now seized") is a poor (worn: fair)
+    condition, and a plastic named by its polymer ("nylon", "PA66-GF30", ">PP<") is plastic,
+    where the note states no material (these read undetermined, or compliant); damage said of
+    something else ("cracked windscreen", "the exhaust leaking") changes nothing, nor does a
+    polymer named as the former part's."""
+    cases = [("Mirror arm steel, 2014, cracked", "non_compliant"),
+             ("Mirror arm steel, 2014, badly corroded.", "non_compliant"),
+             ("Mirror arm steel 2014, condition: worn", "non_compliant"),
+             ("2014 steel mirror arm, was good, now seized", "non_compliant"),
+             ("Mirror arm nylon, 2014, good", "non_compliant"),
+             ("Mirror arm PA66-GF30 2014 good", "non_compliant"),
+             ("Mirror arm >PP< 2014 good condition", "non_compliant"),
+             ("Mirror arm steel 2014 good; cracked windscreen noted", "compliant"),
+             ("Mirror arm steel 2014 good, the exhaust is leaking at the joint", "compliant"),
+             ("MIRROR ARM: PA6 plastc -> spring steel, made 2014, rated good", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_another_of_the_same_part_by_count_or_side_keeps_its_year(shipped):
+    """agent/classify._read_parts: beside a whole record, a piece that names another of the
+    part by count or side and only its year ("1x 1990", "right one 1990") decides with its
+    year (these read compliant)."""
+    cases = [("2x steel brackets 2011 good, 1x 1990", "non_compliant"),
+             ("Left bracket steel 2011 good, right one 1990", "non_compliant"),
+             ("Left bracket steel 2011 good, right one 2012", "compliant"),
+             ("Bracket steel 2011 good, other one 1992", "non_compliant")]
+    _assert_verdicts(shipped, cases)
