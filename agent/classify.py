@@ -267,7 +267,8 @@ _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsu
                          r"assum|suppos|apparent|alleg|might be|could be|may be|says|said|claim|thinks|reckons|believe|"
                          r"states|stated|reportedly|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
                          r"not checked|according to|per |either|t tell|unclear|\?|estimat|est|think|reckon|is right|"
-                         r"is correct|is accurate|last |previous |prior |to be |tbc|tba|pending")   # lower case
+                         r"is correct|is accurate|last |previous |prior |be checked|be confirmed|be verified|be inspected|be assessed|"
+                         r"tbc|tba|pending")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
 # is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in
@@ -425,9 +426,10 @@ _CUE_PIECES = (
     (CUE_DAMAGE, ("cracked", "corroded", "rusted", "seized", "broken", "snapped", "perished", "leaking", "damaged",
                   "worn", "bent", "failed", "needs")),      # _DAMAGE
     (CUE_PLASTIC, ("nylon", "polyprop", "polyam", "polyeth", "polycarb", "polyur", "polyst", "acetal", "bakelite",
-                   "pvc", "hdpe", "ldpe", "pa", "<")),        # _PLASTIC_NAME
+                   "pvc", "hdpe", "ldpe", "pa6", "pa1", "<")),     # _PLASTIC_NAME (and "pa 66": _word_cues)
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
+_GLUED_CODE = re.compile(r"[.:=-][^\W\d_]")    # ("cond:f": a separator, then the code's letter)
 _CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (bounded like the tokenizer's)
 
 
@@ -445,10 +447,13 @@ def _word_cues(w: str) -> int:
     # or in the word of the condition word itself ("cond:f", "condition=p"; re's IGNORECASE also
     # reads "\u017ftate" as "state": a non-ASCII word may hold one)
     if _GRADE_CODE_WORD.match(w) is not None or ((b & CUE_GRADE or not w.isascii())
-                                                 and ("." in w or ":" in w or "=" in w or "-" in w)):
+                                                 and _GLUED_CODE.search(w) is not None):
         b |= CUE_GRADE_CODE
-    if not _VEHICLE_WORDS.isdisjoint(_LETTERS.findall(w)):      # ("car's", not "carbon")
+    runs = _LETTERS.findall(w)
+    if not _VEHICLE_WORDS.isdisjoint(runs):      # ("car's", not "carbon")
         b |= CUE_VEHICLE
+    if "pa" in runs:                             # ("PA 66", "(pa12")
+        b |= CUE_PLASTIC
     if len(_CUE_WORDS) < 100000:
         _CUE_WORDS[w] = b
     return b
