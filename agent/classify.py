@@ -410,7 +410,7 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
 
 
 (CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
- CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC) = (1 << k for k in range(15))
+ CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC, CUE_CODE) = (1 << k for k in range(16))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -454,6 +454,11 @@ def _word_cues(w: str) -> int:
         b |= CUE_VEHICLE
     if "pa" in runs:                             # ("PA 66", "(pa12")
         b |= CUE_PLASTIC
+    # _in_code's words beside a number (a maximal run of letters), a currency or "%", or a letter
+    # glued before a digit ("WDB1994A123"): without any, a year-like number is no code
+    if (not _CODE_WORDS.isdisjoint(runs) or not _CURRENCY.isdisjoint(w) or "%" in w
+            or _LETTER_DIGIT.search(w) is not None or not w.isascii()):    # ("\u0130" lowers to two characters)
+        b |= CUE_CODE
     if len(_CUE_WORDS) < 100000:
         _CUE_WORDS[w] = b
     return b
@@ -640,15 +645,22 @@ _NO_YEAR_AFTER = frozenset(("eur usd gbp chf euro euros dollar dollars pounds qu
                             "ft-lbs ftlb ftlbs lb-ft lbs-ft lbft lbsft min mins minutes seconds secs").split())
 
 
+_CODE_WORDS = _NO_YEAR_BEFORE | _NO_YEAR_AFTER | {"code", "ft", "lb", "lbs"}
+_LETTER_DIGIT = re.compile(r"[^\W\d_]\d")
+
+
 def _is_word_char(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
-def _in_code(t: str, s: int, e: int) -> bool:
+def _in_code(t: str, s: int, e: int, cues: int | None = None) -> bool:
     """Is t[s:e] no year: glued to a letter before and a letter or digit after ("WDB1994A123",
     a VIN or a part code), a group of a phone number ("phone 2012 555"), or an amount, a
     measurement or a place (_NO_YEAR_BEFORE/_AFTER: "$2011", "2011 g", "bay 2011")? Not
-    "MY2019" (a model year) nor "1961-A". (Scanned by hand: a regex per number cost ~3 us.)"""
+    "MY2019" (a model year) nor "1961-A". (Scanned by hand: a regex per number cost ~3 us.)
+    `cues`: the note's _cues, if known (no CUE_CODE: only a phone number can be one)."""
+    if cues is not None and not cues & CUE_CODE:
+        return _in_phone_number(t, s, e)
     n = len(t)
     if s > 0 and t[s - 1].isalpha() and e < n and t[e].isalnum():
         return True
@@ -1017,7 +1029,7 @@ class ComplianceClassifier:
             # it, no change — the common case, in one find and a 60-character search)
             k = texts[i].find(str(f["value"])) if f.get("value") else -1
             if (k >= 0 and (not cues[i] & CUE_EVENT or _EVENT_HINT.search(texts[i][max(0, k - 60):k].lower()) is None)
-                    and not _in_code(texts[i], k, k + 4)
+                    and not _in_code(texts[i], k, k + 4, cues[i])
                     and not (cues[i] & CUE_VEHICLE and _vehicle_year(texts[i], k, k + 4))):
                 continue
             t = texts[i]

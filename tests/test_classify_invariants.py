@@ -344,8 +344,9 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
 
 def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes_find():
     """agent/classify._as_now cuts the former part's words exactly where _SWAP_HINT and
-    _FORMER_SPANS would (its gate skips "was" without "(" or "now" in an ASCII note), and
-    _grade_codes finds _GRADE_CODE's matches (anchored at the condition words)."""
+    _FORMER_SPANS would (its gate skips "was" without "(" or "now" in an ASCII note),
+    _grade_codes finds _GRADE_CODE's matches (anchored at the condition words), and _in_code
+    with the note's cues (CUE_CODE) says what it says without them."""
     import agent.classify as C
     r = random.Random(5)
     swap = list("abeiostw ,.;()\n") + ["was ", "(was ", "previously ", "originally ", "now ", "NOW", "swapped ",
@@ -354,7 +355,12 @@ def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes
     grade = list("abcdefgnoprstv ?.:=-/'\u2019\n") + ["cond", "condition", "cnd", "grade", "graded", "rating", "rated",
                                                       "state", " p", " f", " vg", " exc", " n", "CONDITION", "Cond:F",
                                                       "statement", "\u017ftate", " \u212a"]
+    code = list("ab Kk-:#=.,$%\u20ac\u00b2\u0130_7") + ["price ", "g", "kg ", " lbs", "ft-lbs", "post code ", "zip",
+                                                  "bay", "WDB", "A123", "phone ", "0161 ", " 443", "MY", "\u212ag", " "]
     for _ in range(20000):
+        a, b = ("".join(r.choice(code) for _ in range(r.randint(0, 5))) for _ in range(2))
+        c = a + "1994" + b
+        assert C._in_code(c, len(a), len(a) + 4, C._cues(c)) == C._in_code(c, len(a), len(a) + 4), c
         t = "".join(r.choice(swap) for _ in range(r.randint(0, 14)))
         cuts = [m for m in C._FORMER_SPANS.finditer(t)] if C._SWAP_HINT.search(t.lower()) else []
         assert bool(C._as_now(t)[1]) == bool(cuts), t
