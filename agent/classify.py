@@ -248,7 +248,7 @@ _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|like
                      r"if\s+(?:the\s+)?(?:tag|label|stamp|stamping|sticker|plate|marking|date|casting)\s+is\s+(?:right|"
                      r"correct|accurate)|(?:at|on|during|as\s+of)\s+(?:the\s+)?(?:last|previous|prior)\s+(?:visit|service|"
                      r"inspection|check|mot)|last\s+(?:year|time|visit)|to\s+be\s+(?:checked|confirmed|verified|"
-                     r"inspected|assessed)|tbc|tba|pending)\b|[^\W_]\?|\best\.(?=\s)|"
+                     r"inspected|assessed)|tbc|tba|pending|(?:looks?|looking|seems?)\s+like(?=\s+(?:19|20)\d\d\b))\b|[^\W_]\?|\best\.(?=\s)|"
                      r"\b(?:cond(?:ition)?|year|yr|mat(?:erial)?|date|grade)\s*[:=-]?\s*\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
@@ -268,7 +268,7 @@ _HEDGE_HINT = re.compile(r"possib|probab|prob\b|maybe|perhaps|presum|likely|unsu
                          r"states|stated|reportedly|told us|tells us|unverified|unconfirmed|not verified|not confirmed|"
                          r"not checked|according to|per |either|t tell|unclear|\?|estimat|est|think|reckon|is right|"
                          r"is correct|is accurate|last |previous |prior |be checked|be confirmed|be verified|be inspected|be assessed|"
-                         r"tbc|tba|pending")   # lower case
+                         r"tbc|tba|pending|looks like|look like|looking like|seems like|seem like")   # lower case
 # _read_condition_range: a grade range "fair to good (condition)", "poor-to-good": the model
 # learnt "X to Y" as a change ("fair to good after the repair") and reads the better end; a range
 # is only as good as its worse end. A change is not a range: "from"/"improved"/"restored" ... in

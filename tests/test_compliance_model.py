@@ -1402,6 +1402,8 @@ def test_a_doubt_after_the_words_it_doubts_and_a_grade_of_an_earlier_visit(shipp
              ("Coolant pipe aluminium 2012, good last year, not looked at today", "undetermined"),
              ("Coolant pipe aluminium 2012 good - grade to be confirmed", "undetermined"),
              ("Coolant pipe aluminium good, 2012 (TBC)", "undetermined"),
+             ("Coolant pipe aluminium, good. Stamp faded, looks like 2012 maybe 2013", "undetermined"),
+             ("Coolant pipe aluminium, looks like new, made 2012", "compliant"),
              ("Coolant pipe aluminium 2012 good. Last service done at 40k.", "compliant"),
              ("Coolant pipe aluminium 2012 good. I think the hose clips need renewing.", "compliant")]
     _assert_verdicts(shipped, cases)
