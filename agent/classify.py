@@ -430,7 +430,8 @@ _CUE_PIECES = (
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
 _GLUED_CODE = re.compile(r"[.:=-][^\W\d_]")    # ("cond:f": a separator, then the code's letter)
-_CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (bounded like the tokenizer's)
+_CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (CUE_WORDS_KEPT at most, ~3 MB)
+CUE_WORDS_KEPT = 20000                   # (then a new word's bits are found each time: the same bits)
 
 
 def _word_cues(w: str) -> int:
@@ -459,7 +460,7 @@ def _word_cues(w: str) -> int:
     if (not _CODE_WORDS.isdisjoint(runs) or not _CURRENCY.isdisjoint(w) or "%" in w
             or _LETTER_DIGIT.search(w) is not None or not w.isascii()):    # ("\u0130" lowers to two characters)
         b |= CUE_CODE
-    if len(_CUE_WORDS) < 100000:
+    if len(_CUE_WORDS) < CUE_WORDS_KEPT:
         _CUE_WORDS[w] = b
     return b
 

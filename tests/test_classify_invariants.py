@@ -367,3 +367,16 @@ def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes
         g = "".join(r.choice(grade) for _ in range(r.randint(0, 14)))
         assert [m.span() for m in C.ComplianceClassifier._grade_codes(g, g.lower())] == [
             m.span() for m in C._GRADE_CODE.finditer(g)], g
+
+
+def test_the_cue_words_kept_stay_bounded_and_change_no_bits(monkeypatch):
+    """agent/classify._CUE_WORDS keeps at most CUE_WORDS_KEPT words (a daemon reads notes for
+    months: numbers and typos are words too); past the bound a word's bits are found again,
+    the same bits."""
+    import agent.classify as C
+    texts = _notes(200, 14)
+    want = [C._cues(t) for t in texts]
+    monkeypatch.setattr(C, "_CUE_WORDS", {})
+    monkeypatch.setattr(C, "CUE_WORDS_KEPT", 50)
+    assert [C._cues(t) for t in texts] == want
+    assert len(C._CUE_WORDS) == 50
