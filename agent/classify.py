@@ -334,6 +334,10 @@ _FORMER_SPANS = re.compile("|".join([
     # the removed part, and the bare "instead" (the model loses the year after it)
     r"\b(?:removed|took\s+(?:off|out)|pulled\s+(?:off|out)|scrapped|binned|discarded)\s+(?P<g>(?:the|a|an|its|that|this|both)\s+"
     + _NP + r")\s*(?:,|;|\band\b)\s*(?:then\s+)?(?:we\s+|i\s+)?(?:fitted|installed|put\s+in|mounted|fit)\b[^.;!?\n]*?\b(?P<h>instead)\b(?!\s+of)",
+    # "steel original binned, plastic replacement fitted"; "fitted a steel replacement for the plastic original"
+    r"(?:^|(?<=[,;:/(\]\n])|(?<=(?<!\d)\.))\s*(?P<i>(?:(?!\band\b)[^,;:/.()\[\]\n])+?)\s+(?:was\s+|were\s+|got\s+)?"
+    r"(?:binned|scrapped|discarded|thrown\s+away)\b(?=[^.;!?\n]*\b(?:fitted|installed|replacement|new\s+one)\b)",
+    r"\breplacement\s+for\s+(?P<j>(?:the|a|an|its|that|this)\s+" + _NP + ")" + _END,
 ]), re.IGNORECASE)
 # _read_slips: a three-letter slip of a short fact word ("conditon god", "cast irn") is below the
 # tokenizer's fuzzy lookup (4+ letters: a shorter word has too many neighbours to guess from),
@@ -385,8 +389,8 @@ _OLD_THEN_REPLACED = re.compile(r"\b(?:old|original|previous|former|existing)\b[
                                 r"(?:with|for|by)\s+(?P<now>\S.*)$", re.IGNORECASE | re.DOTALL)
 _OLD_HINT = re.compile("old|original|previous|former|existing")      # lower case
 _MORE_THAN_ONE_RECORD = re.compile(r"[.!?]\s|\n|\balso\b", re.IGNORECASE)   # _read_now: one sentence, one part
-_SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather|replac|exchang|was|previous|former|"
-                        "original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
+_SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather|replac|exchang|binned|scrapped|discard|"
+                        "thrown|was|previous|former|original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
 
 
 
@@ -477,7 +481,7 @@ def _cues(text: str) -> int:
 # _read_now: the groups of _FORMER_SPANS whose words end where the syntax says ("swapped THE X
 # for", "(was X)", "removed THE X, fitted"), not at the next punctuation ("instead of iron checked
 # excellent dom 2029"); "X was replaced with" counts only if X is at most this many words
-_BOUNDED = frozenset("cegh")
+_BOUNDED = frozenset("ceghj")
 BOUNDED_D_WORDS = 6
 
 
@@ -501,7 +505,7 @@ def _as_now(text: str, cues: int | None = None) -> tuple[str, list[str], list[st
             s, e = m.span(g)
             out += [text[last:s]]
             cut.append(text[s:e])
-            if g in _BOUNDED or (g == "d" and len(v.split()) <= BOUNDED_D_WORDS):
+            if g in _BOUNDED or (g in "di" and len(v.split()) <= BOUNDED_D_WORDS):
                 bounded.append(v)
             last = e
     if not out:

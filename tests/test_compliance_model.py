@@ -1438,3 +1438,15 @@ def test_another_of_the_same_part_by_count_or_side_keeps_its_year(shipped):
              ("Left bracket steel 2011 good, right one 2012", "compliant"),
              ("Bracket steel 2011 good, other one 1992", "non_compliant")]
     _assert_verdicts(shipped, cases)
+
+
+def test_the_former_part_binned_or_replaced_for_is_not_the_part(shipped):
+    """agent/classify._FORMER_SPANS: "X binned/scrapped, Y replacement fitted" and "a Y
+    replacement for the X" name the former part X: its material is no fact of the part now
+    ("Steel original binned, plastic replacement fitted" read compliant; the converse
+    non-compliant)."""
+    cases = [("Aluminium original scrapped, plastic replacement fitted, 2020, good.", "non_compliant"),
+             ("Plastic original scrapped, aluminium replacement fitted, 2020, good.", "compliant"),
+             ("Cast iron one thrown away, new one aluminium, 2020, good", "compliant"),
+             ("Aluminium bracket 2020 good; old washers binned", "compliant")]
+    _assert_verdicts(shipped, cases)
