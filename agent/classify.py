@@ -851,9 +851,10 @@ class ComplianceClassifier:
         return self._run(ids)[0]
 
     # -- classification -----------------------------------------------------------------
-    def _note(self, text: str, this_year: int | None = None) -> tuple:
+    def _note(self, text: str, this_year: int | None = None, spans: bool = True) -> tuple:
         """-> (L, ids, spans [(surface, first position, n tokens)], years [(surface, position of
-        its last token, year)], text); positions in the row padded to L."""
+        its last token, year)], text); positions in the row padded to L. `spans=False`: no
+        spans (None: only `why` reads them)."""
         tok = self.tokenizer
         entries = tok.word_entries(text, self._word_entry, self._winfo)
         flat: list[int] = []
@@ -861,6 +862,14 @@ class ComplianceClassifier:
             flat += e[1]
         n = len(flat)
         L = tok.padded_len(n)
+        if not spans:
+            pos, years = L - n, []
+            plausible = R.plausible_year
+            for e in entries:
+                if e[3] is not None and plausible(e[3], this_year):
+                    years.append((e[0], pos + e[4] - 1, e[3]))
+                pos += e[4]
+            return (L, flat, None, years, text)
         pos, spans, years = L - n, [], []
         for surface, _, matters, yv, m in entries:
             if matters:
@@ -1937,7 +1946,7 @@ class ComplianceClassifier:
         new = list(dict.fromkeys(t for t, c in zip(texts, out) if c is None))
         if not new:
             return out
-        notes = [self._note(t, this_year) for t in new]
+        notes = [self._note(t, this_year, False) for t in new]
         base: list = [None] * len(notes)
         self._occlude(notes, (), base, None, None)
         read_fact, min_p, ns, attrs = R.read_fact, self.min_p_complies, R.NOT_STATED, R.ATTRIBUTES
@@ -1953,10 +1962,10 @@ class ComplianceClassifier:
     def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
         this_year = R.current_year()     # regulation.plausible_year's clock, read once per call
         if not explain and len(texts) == 1:
-            note, base = self._note(texts[0], this_year), [None]
+            note, base = self._note(texts[0], this_year, False), [None]
             self._occlude([note], (), base, None, None)
             return [self._result(note, base[0], None, False)]
-        notes = [self._note(t, this_year) for t in texts]
+        notes = [self._note(t, this_year, explain) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
         # moved a head (stage 2) — ~30 rows for a 330-word note instead of 330.
