@@ -393,7 +393,6 @@ _SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather
                         "thrown|was|previous|former|original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
 
 
-
 # Which readings a note may concern, from its cue words, in one pass: each reading's
 # pre-filter (_EVENT_HINT, _SWAP_HINT, _SLIP_LOW, ... on the lower-cased note) ran a regex of
 # tens of alternatives over every note (~3 us each: a tenth of a batch's Python). A cue
@@ -427,8 +426,7 @@ _CUE_PIECES = (
     (CUE_SAID, ("now", "current", "correct", "should", "amend", "actually", "fact", "turns", "present")),  # _read_said_now
     (CUE_GRADE, _GRADE_WORD_STARTS),                         # _spelled_out: _GRADE_CODE
     (CUE_NEW, ("new",)),                                     # _read_new_of_other
-    (CUE_DAMAGE, ("cracked", "corroded", "rusted", "seized", "broken", "snapped", "perished", "leaking", "damaged",
-                  "worn", "bent", "failed", "needs")),      # _DAMAGE
+    (CUE_DAMAGE, tuple(dict.fromkeys(w.split()[0] for w in _DAMAGE_WORDS))),   # _DAMAGE
     (CUE_PLASTIC, ("nylon", "polyprop", "polyam", "polyeth", "polycarb", "polyur", "polyst", "acetal", "bakelite",
                    "pvc", "hdpe", "ldpe", "pa6", "pa1", "<")),     # _PLASTIC_NAME (and "pa 66": _word_cues)
 )
@@ -439,6 +437,7 @@ CUE_WORDS_KEPT = 20000                   # (then a new word's bits are found eac
 
 
 def _word_cues(w: str) -> int:
+    """The CUE_ bits of one lower-cased, whitespace-free word (kept in _CUE_WORDS)."""
     b = 0
     for bit, pieces in _CUE_PIECES:
         for p in pieces:
