@@ -613,6 +613,12 @@ def _vehicle_year(t: str, s: int, e: int) -> bool:
     return _VEHICLE_CLAUSE.match(_YEAR_CLAUSE.split(t[max(0, s - 60):s])[-1]) is not None
 
 
+def _no_parts_year(t: str, s: int, e: int, cues: int | None = None) -> bool:
+    """Is the year-like number t[s:e] no year of the part: in a code, dating an event, or the
+    vehicle's (_read_event_years)?"""
+    return _in_code(t, s, e, cues) or _dates_event(t, s, e) or _vehicle_year(t, s, e)
+
+
 def _dates_event(t: str, s: int, e: int) -> bool:
     """Does the year-like number t[s:e] date an event (_EVENT_CUE at most four words before it
     in its clause, no _MAKE_CUE between or in the two words after: "2015 vintage", "2014 build")?"""
@@ -1049,7 +1055,7 @@ class ComplianceClassifier:
             # (the number the model read, if it is a year of its own (not inside a longer number,
             # not marked) that dates no event, is a year that dates none: not every year does)
             own = k >= 0 and (k == 0 or not t[k - 1].isdigit() and t[k - 1] != REF_MARK) and not t[k + 4:k + 5].isdigit()
-            if own and not (_in_code(t, k, k + 4) or _dates_event(t, k, k + 4) or _vehicle_year(t, k, k + 4)):
+            if own and not _no_parts_year(t, k, k + 4, cues[i]):
                 continue
             # (on the note as written first, leaving at its first year that is no event's;
             # marking the references, which costs more, only for a note that may change)
@@ -1077,8 +1083,7 @@ class ComplianceClassifier:
         """The (start, end) of each 4-digit year-like number of t that dates an event or is no
         year (_all_event_years' tests, number by number), in order."""
         return [m.span() for m in _YEAR_HINT.finditer(t) if m.group(0).isdigit() and R.plausible_year(int(m.group(0)))
-                and (_in_code(t, m.start(), m.end()) or _dates_event(t, m.start(), m.end())
-                     or _vehicle_year(t, m.start(), m.end()))]
+                and _no_parts_year(t, m.start(), m.end())]
 
     def _all_event_years(self, t: str) -> bool:
         """Is every year-like number of t the date of an event (_read_event_years)? False if
@@ -1769,8 +1774,9 @@ class ComplianceClassifier:
                 # hearsay that closes its record ("steel, 2011, good, according to the previous
                 # owner", "... or so the owner claims") is the source of the whole record, not
                 # of its last clause (a doubt, "2014 or 1994, not sure", is of the clause before)
-                neg += [x.strip() for x in records if _HEARSAY_END.search(x)]
-                records = [x for x in records if not _HEARSAY_END.search(x)]
+                heard = [_HEARSAY_END.search(x) is not None for x in records]
+                neg += [x.strip() for x, h in zip(records, heard) if h]
+                records = [x for x, h in zip(records, heard) if not h]
             for c in (c for x in records for c in _QUALIFIED_CLAUSE.split(x)):
                 for piece in (z.strip() for z in _NEGATION_SCOPE_END.split(c)):
                     m = qualifier.search(piece) if piece else None
