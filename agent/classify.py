@@ -272,6 +272,10 @@ _EVENT_HINT = re.compile(r"regist|servic|visit|warrant|guarantee|expir|ran out|b
                          r"delivered|collected|mot|recall|repaired|accident|insured|imported|last|previous|came in|"
                          r"fitted|instal|replaced|renewed|inspect|checked|examined|tested|repainted|resprayed|overhauled|"
                          r"refurbished|rebuilt|rewired|seen|logged|recorded|reported")  # lower case
+# ... "pending" of the job, not of a fact ("warranty claim pending", "parts on order pending")
+_NOT_A_JOB = "".join(rf"(?<!{w}\s)" for w in ("claim", "order", "parts", "part", "approval", "delivery", "payment",
+                                               "invoice", "quote", "booking", "collection", "refund", "return",
+                                               "authorisation", "authorization", "estimate"))
 # _read_hedged: a fact written as a guess; "seems" is not one ("seems good to me" is a grade)
 _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|likely|unlikely|unsure|uncertain|"
                      r"not\s+(?:sure|certain)|guess\w*|assumed?|supposedly|apparently|allegedly|"
@@ -284,7 +288,7 @@ _HEDGED = re.compile(r"\b(?:possibly|probably|prob|maybe|perhaps|presumably|like
                      r"if\s+(?:the\s+)?(?:tag|label|stamp|stamping|sticker|plate|marking|date|casting)\s+is\s+(?:right|"
                      r"correct|accurate)|(?:at|on|during|as\s+of)\s+(?:the\s+)?(?:last|previous|prior)\s+(?:visit|service|"
                      r"inspection|check|mot)|last\s+(?:year|time|visit)|to\s+be\s+(?:checked|confirmed|verified|"
-                     r"inspected|assessed)|tbc|tba|pending|(?:looks?|looking|seems?)\s+like(?=\s+(?:19|20)\d\d\b))\b|[^\W_]\?|\best\.(?=\s)|"
+                     r"inspected|assessed)|tbc|tba|" + _NOT_A_JOB + r"pending|(?:looks?|looking|seems?)\s+like(?=\s+(?:19|20)\d\d\b))\b|[^\W_]\?|\best\.(?=\s)|"
                      r"\b(?:cond(?:ition)?|year|yr|mat(?:erial)?|date|grade)\s*[:=-]?\s*\?", re.IGNORECASE)
 # _read_new_of_other: "new" of what was used on the job ("refitted with new screws", "new drain
 # plug fitted", "new grease caps"), not of the part: a plural other than "ones"/"units"/"parts",
@@ -1333,6 +1337,26 @@ class ComplianceClassifier:
                                                        else sentence.split(","))) if c]
         return parts if sum(self._dated(c) for c in parts) >= 2 else [sentence]
 
+    def _part_segments(self, text: str, ended, compliant: bool) -> list[str] | None:
+        """_read_parts' pieces of a note: its sentences (`ended`) of at most PART_MAX_WORDS
+        words, cut into list items and comma parts (_comma_parts); a compliant note of one
+        sentence, its comma clauses where a dated one and an undated one are 4+ words each.
+        None: fewer than two pieces."""
+        segs = [c for x in (y.strip(" .;,") for y in (_part_sentences(text) if ended else (text,)))
+                if x for z in _LIST_ITEM.split(x) if len(_LETTERS.findall(z)) <= PART_MAX_WORDS
+                for c in self._comma_parts(z.strip(" .;,"))]
+        if len(segs) < 2 and compliant and not ended and "," in text and text.count(" ") >= 7:
+            # one sentence: its comma clauses ("Front caliper aluminium 2016 good, rear caliper
+            # aluminium good": a part without its year beside a whole record, below)
+            # (only where a dated clause and an undated one are 4+ words each, as a whole
+            # record and another part's are: most comma clauses are one fact, "made of steel")
+            segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
+            long = [(c, w[0].strip("\"'([{-").lower()) for c in segs for w in [c.split()] if len(w) >= 4]
+            if not (any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
+                    and any(self._dated(c) for c, _ in long)):
+                return None
+        return segs if len(segs) >= 2 else None
+
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """Several parts in one note, read part by part where the whole note does not say
         non-compliant.
@@ -1362,25 +1386,21 @@ class ComplianceClassifier:
             if not ended and "," not in text and "|" not in text:
                 continue
             compliant = r["verdict"] == "compliant"
-            if not compliant and len(_YEAR_HINT.findall(text)) < 2:
-                continue
-            text = self._marked(text)
-            segs = [c for x in (y.strip(" .;,") for y in (_part_sentences(text) if ended else (text,)))
-                    if x for z in _LIST_ITEM.split(x) if len(_LETTERS.findall(z)) <= PART_MAX_WORDS
-                    for c in self._comma_parts(z.strip(" .;,"))]
-            if len(segs) < 2 and compliant and not ended and "," in text and text.count(" ") >= 7:
-                # one sentence: its comma clauses ("Front caliper aluminium 2016 good, rear caliper
-                # aluminium good": a part without its year beside a whole record, below)
-                # (only where a dated clause and an undated one are 4+ words each, as a whole
-                # record and another part's are: most comma clauses are one fact, "made of steel")
-                segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
-                long = [(c, w[0].strip("\"'([{-").lower()) for c in segs for w in [c.split()] if len(w) >= 4]
-                if not (any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
-                        and any(self._dated(c) for c, _ in long)):
+            hints = len(_YEAR_HINT.findall(text))
+            if hints < (1 if compliant else 2):
+                continue                      # (no sentence dated / not two: nothing to read part by part)
+            if hints == 1 and "(" not in text:
+                # one year-like word and no brackets: the sentences are cut the same with the
+                # references marked or not, at most one is dated, so only the probe of an
+                # undated sentence of 3+ words can follow — none: no marking, no tokenizing
+                segs = self._part_segments(text, ended, compliant)
+                if not segs or not any(not _YEAR_HINT.search(x) and len(_WORDISH.findall(x)) >= 3 for x in segs):
                     continue
-            if len(segs) < 2:
+            text = self._marked(text)
+            segs = self._part_segments(text, ended, compliant)
+            if not segs:
                 continue
-            dated = [self._dated(x) for x in segs]
+            dated = [_YEAR_HINT.search(x) is not None and self._dated(x) for x in segs]
             if sum(dated) >= 2:
                 todo.append((i, segs))
             elif compliant and any(dated):

@@ -255,6 +255,31 @@ def test_why_names_words_of_the_note_and_follows_the_verdict(shipped):
     assert np.mean([a["verdict"] == b["verdict"] for a, b in zip(res, plain)]) >= 0.99
 
 
+def test_two_threads_classifying_note_by_note_get_the_results_of_one():
+    """A one-row run of a length goes through buffers bound to its fixed-shape session
+    (_bound_run); a run while another thread holds them takes the session's own run. Two
+    threads classifying note by note with one classifier get what one thread gets."""
+    import threading
+    clf = ComplianceClassifier.from_bundle(verify_bundle(DEFAULT_COMPLIANCE_BUNDLE))
+    notes = _notes(25, 11)
+    want = [clf.classify([n], explain=False)[0] for n in notes]
+    for n in notes * 3:                      # every length on its fixed-shape, bound session
+        clf.classify([n], explain=False)
+    got: dict[int, list] = {0: [], 1: []}
+
+    def work(k):
+        for _ in range(4):
+            got[k].append([clf.classify([n], explain=False)[0] for n in notes])
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in got]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert all(rs == want for k in got for rs in got[k])
+    assert any(callable(run) for run in clf._one_row.values())
+
+
 def test_fast_word_ids_and_word_entries_equal_words_and_token_id(shipped):
     def ref(tok, text):
         out, n = [], 0

@@ -1252,8 +1252,31 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
              ("Heat shield, steel, good, 2014. Customer says it rattles.", "compliant"),
              ("Heat shield, steel, seems good to me, 2014", "compliant"),
              ("Heat shield, steel, 2014, good. Could be the cause of the rattle?", "compliant"),
-             ("Is it steel? Yes, steel. 2014, good.", "compliant")]
+             ("Is it steel? Yes, steel. 2014, good.", "compliant"),
+             # "pending" of a fact is a doubt; of the job ("warranty claim pending") it is not
+             ("Heat shield, steel, good, 2014 pending", "undetermined"),
+             ("Heat shield, steel, good, 2014. Warranty claim pending", "compliant"),
+             ("Heat shield steel 2014 good, parts order pending", "compliant")]
     _assert_verdicts(shipped, cases)
+
+
+def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
+    """agent/classify._part_sentences: "mat. steel, cond. good" is one clause — the full stop
+    of a label's abbreviation cut the record into pieces that were no parts ("Latch mfd.",
+    "2014, mat.") and hid the part without a condition beside a whole record (read compliant
+    before)."""
+    cases = [("Hinge mfd. 2012, mat. steel. Latch mfd. 2014, mat. steel, cond. good", "undetermined"),
+             ("Hinge mfd. 2012, mat. steel, cond. good. Latch mfd. 1990, mat. steel, cond. good", "non_compliant"),
+             ("Hinge mat. steel, cond. good, mfd. 2012. Latch mat. steel, cond. good", "undetermined"),
+             ("Hinge mat. steel, cond. good, mfd. 2012. Latch mat. steel, cond. good, mfd. 2015", "compliant"),
+             ("Hinge manuf. 2012, mat. forged steel, cond. excellent. Labelled and bagged", "compliant"),
+             ("Seat belt buckle manuf. 2011, mat. forged steel, cond. excellent", "compliant")]
+    _assert_verdicts(shipped, cases)
+    from agent.classify import _ends_sentence, _part_sentences
+    assert _part_sentences("Timing belt dom 2029, mtl alu, cond. new. Warranty claim") == [
+        "Timing belt dom 2029, mtl alu, cond. new.", "Warranty claim"]
+    assert _part_sentences("format. Next; one? two") == ["format.", "Next;", "one?", "two"]
+    assert not _ends_sentence("Buckle manuf. 2011, mat. steel, cond. good") and _ends_sentence("Buckle steel. Good")
 
 
 def test_parts_each_with_its_record_in_brackets(shipped):
