@@ -409,10 +409,22 @@ _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_
 # "polypropylene", "PA66-GF30", ">PP<") is plastic; the bare "PP", "ABS", "PU" are not read so.
 _DAMAGE_WORDS = ("cracked", "corroded", "rusted through", "rusted", "seized", "broken", "snapped", "perished",
                  "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement")
-_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
+_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
                      re.IGNORECASE)
+# _read_sides: a part of two sides (or one of a pair), each with a record of its own: "left good,
+# right not inspected" (the right one's condition is not stated), "LH 2011 RH 1990" (the
+# right one's year violates)
+_SIDE = r"(?:left|right|lh|rh|l/h|r/h|front|rear|inner|outer|upper|lower|nearside|offside|n/s|o/s|other)"
+_SIDE_OF = r"(?:\s+(?:one|side|unit|part|item))?"
+_SIDE_UNSEEN = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"(?:\s*[:=-]?\s*(?:19|20)\d\d)?\s*[:=-]?\s*(?:(?:was|is|were|are|has|had)\s*)?(?:been\s+)?"
+                          r"(?:not|n['\u2019]t|un)\s*(?:yet\s+)?(?:inspected|checked|assessed|seen|examined|graded|"
+                          r"accessible|visible|tested|looked\s+at)\b", re.IGNORECASE)
+_SIDE_YEAR = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"\s*[:=-]?\s*(?:(?:dated|from|built|made|mfd|mfg|dom)\s+)?"
+                        r"((?:19|20)\d\d)(?![\w/.-]\d)", re.IGNORECASE)
+_SIDE_PIECES = ("left", "right", "lh", "rh", "l/h", "r/h", "front", "rear", "inner", "outer", "upper", "lower",
+                "nearside", "offside", "n/s", "o/s", "other")
 _PLASTIC_NAME = re.compile(r"(?<![\w'\u2019-])(?:nylon|polypropylene|polyamide|polyethylene|polycarbonate|polyurethane|"
                            r"polystyrene|acetal|bakelite|pvc|hdpe|ldpe|pa\s?(?:6|66|11|12)(?:[-/]?gf\d\d)?|"
                            r">\s?(?:pp|pe|pa\d*|abs|pom|pc|pbt|pvc|pu)(?:[-+]\w+)?\s?<)(?![\w'\u2019])"
@@ -453,7 +465,7 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
 
 
 (CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
- CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC, CUE_CODE) = (1 << k for k in range(16))
+ CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC, CUE_CODE, CUE_SIDE) = (1 << k for k in range(17))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -469,6 +481,7 @@ _CUE_PIECES = (
     (CUE_DAMAGE, tuple(dict.fromkeys(w.split()[0] for w in _DAMAGE_WORDS))),   # _DAMAGE
     (CUE_PLASTIC, ("nylon", "polyprop", "polyam", "polyeth", "polycarb", "polyur", "polyst", "acetal", "bakelite",
                    "pvc", "hdpe", "ldpe", "pa6", "pa1", "<")),     # _PLASTIC_NAME (and "pa 66": _word_cues)
+    (CUE_SIDE, _SIDE_PIECES),                                # _read_sides
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
 _GLUED_CODE = re.compile(r"[.:=-][^\W\d_]")    # ("cond:f": a separator, then the code's letter)
@@ -1002,6 +1015,7 @@ class ComplianceClassifier:
         res = self._read_year_range(texts, res, explain)
         res = self._read_said_now(texts, res, explain, cues)
         res = self._read_condition_range(texts, res, explain, cues)
+        res = self._read_sides(texts, res, explain, cues)
         return self._read_now(texts, res, explain, cues) if as_now else res
 
     def _read_said_now(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
@@ -1104,6 +1118,36 @@ class ComplianceClassifier:
             if explain and f.get("why"):
                 f["where"] = _clause(texts[i], f["why"][0])
             res[i] = self._with_facts(res[i], {**res[i]["facts"], "condition": f}, explain)
+        return res
+
+    def _read_sides(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
+        """A part of two sides, or one of a pair, with a record per side (_SIDE_UNSEEN,
+        _SIDE_YEAR): a side "not inspected" has no condition stated, so a note whose
+        condition complies is undetermined ("Mirror housings aluminium 2012, good (left),
+        right not inspected"); sides dated apart are two components, so a year before the
+        cut-off violates though the model read the other ("Brackets steel good, LH 2011 RH
+        1990": the regulation per component). Only makes a note less compliant."""
+        for i, r in enumerate(res):
+            if not cues[i] & CUE_SIDE or r["verdict"] == "non_compliant":
+                continue
+            t, facts = texts[i], dict(r["facts"])
+            if facts["condition"]["state"] == R.COMPLIES and cues[i] & CUE_NEG:
+                m = _SIDE_UNSEEN.search(t)
+                if m is not None:
+                    facts["condition"] = {"state": R.NOT_STATED, "p": facts["condition"]["p"], "why": [],
+                                          "clause": m.group(0)}
+            if facts["year"]["state"] == R.COMPLIES:
+                years = [(m, int(m.group(1))) for m in _SIDE_YEAR.finditer(t)]
+                years = [(m, y) for m, y in years if R.plausible_year(y) and not _no_parts_year(t, m.start(1), m.end(1))]
+                if len({y for _, y in years}) >= 2:
+                    m, y = min(years, key=lambda x: x[1])
+                    if R.year_state(y) == R.VIOLATES:
+                        facts["year"] = {"state": R.VIOLATES, "p": facts["year"]["p"], "value": y,
+                                         "why": [m.group(1)], "part": m.group(0)}
+                        if explain:
+                            self._where_in(t, {"year": facts["year"]})
+            if any(facts[h]["state"] != r["facts"][h]["state"] for h in R.ATTRIBUTES):
+                res[i] = self._with_facts(r, facts, explain)
         return res
 
     def _read_event_years(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:

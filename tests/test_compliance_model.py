@@ -1260,6 +1260,29 @@ def test_a_fact_written_as_a_guess_is_not_stated(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_sides_with_records_of_their_own_and_damage_after_but(shipped):
+    """agent/classify._read_sides: a side not inspected has no condition ("good (left), right
+    not inspected" read compliant before), sides dated apart are two components ("LH 2011 RH
+    1990": compliant before); damage after "but" is the part's condition ("good for its age
+    but heavily corroded": compliant before). A side or "left" in another sense, and damage
+    of something else or negated, change nothing."""
+    cases = [("Mirror housings aluminium 2012, good (left), right not inspected", "undetermined"),
+             ("Hub aluminium 2015, left one good, right one not checked", "undetermined"),
+             ("Wishbones steel, left 2011 good, right 2012 not inspected", "undetermined"),
+             ("Brackets steel good, LH 2011 RH 1990", "non_compliant"),
+             ("Front wishbone 2011 steel good, rear 1991 steel good", "non_compliant"),
+             ("Wishbones steel, good, left 2011, right 2012", "compliant"),
+             ("Front wishbone 2011 steel good, rear 2013 steel good", "compliant"),
+             ("Brake discs steel 2015 good, front and rear checked", "compliant"),
+             ("The door mirror left the factory in 2012, aluminium, good", "compliant"),
+             ("Bracket steel 2012 good, left side bolts not checked", "compliant"),
+             ("Bracket steel 2011 good for its age but heavily corroded", "non_compliant"),
+             ("Wishbone steel 2013, looks fine but cracked at the weld", "non_compliant"),
+             ("Hub aluminium 2015, good, no cracks", "compliant"),
+             ("Hub aluminium 2015, good, minor scratches", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
     """agent/classify._part_sentences: "mat. steel, cond. good" is one clause — the full stop
     of a label's abbreviation cut the record into pieces that were no parts ("Latch mfd.",
