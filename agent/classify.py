@@ -423,6 +423,13 @@ _SIDE_UNSEEN = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"(?:\s*[:=-]?\s*(?
                           r"accessible|visible|tested|looked\s+at)\b", re.IGNORECASE)
 _SIDE_YEAR = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"\s*[:=-]?\s*(?:(?:dated|from|built|made|mfd|mfg|dom)\s+)?"
                         r"((?:19|20)\d\d)(?![\w/.-]\d)", re.IGNORECASE)
+# _read_either_material: two materials written as alternatives ("steel/plastic", "cast iron / alu"),
+# one the regulation's and one not: the note does not say which the part is
+_OK_MATERIAL = (r"(?:stainless(?:\s+steel)?|(?:mild\s+|sheet\s+|galvani[sz]ed\s+|forged\s+)?steel|alumin(?:i?um)|alu|"
+                r"alloy|carbon(?:[\s-]*fib(?:re|er))?|cf|titanium|brass|copper|chrome|magnesium)")
+_BAD_MATERIAL = r"(?:(?:cast\s+|wrought\s+|grey\s+|gray\s+)?iron|plastic|nylon|polypropylene|abs)"
+_EITHER_MATERIAL = re.compile(r"(?<![\w-])(?:" + _OK_MATERIAL + r"\s*/\s*" + _BAD_MATERIAL + "|" + _BAD_MATERIAL
+                              + r"\s*/\s*" + _OK_MATERIAL + r")(?![\w-])", re.IGNORECASE)
 _SIDE_PIECES = ("left", "right", "lh", "rh", "l/h", "r/h", "front", "rear", "inner", "outer", "upper", "lower",
                 "nearside", "offside", "n/s", "o/s", "other")
 _PLASTIC_NAME = re.compile(r"(?<![\w'\u2019-])(?:nylon|polypropylene|polyamide|polyethylene|polycarbonate|polyurethane|"
@@ -1016,6 +1023,7 @@ class ComplianceClassifier:
         res = self._read_said_now(texts, res, explain, cues)
         res = self._read_condition_range(texts, res, explain, cues)
         res = self._read_sides(texts, res, explain, cues)
+        res = self._read_either_material(texts, res, explain)
         return self._read_now(texts, res, explain, cues) if as_now else res
 
     def _read_said_now(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
@@ -1148,6 +1156,21 @@ class ComplianceClassifier:
                             self._where_in(t, {"year": facts["year"]})
             if any(facts[h]["state"] != r["facts"][h]["state"] for h in R.ATTRIBUTES):
                 res[i] = self._with_facts(r, facts, explain)
+        return res
+
+    def _read_either_material(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
+        """A compliant note that writes its material as two alternatives, one the regulation's
+        and one not (_EITHER_MATERIAL: "Bracket steel/plastic, 2012, good"), does not say
+        which the part is: the material is not stated (the model read the complying one).
+        Only makes a note less compliant."""
+        for i, r in enumerate(res):
+            if r["verdict"] != "compliant" or "/" not in texts[i]:
+                continue
+            m = _EITHER_MATERIAL.search(texts[i])
+            if m is not None:
+                f = r["facts"]["material"]
+                res[i] = self._with_facts(r, {**r["facts"], "material": {
+                    "state": R.NOT_STATED, "p": f["p"], "why": [], "clause": m.group(0)}}, explain)
         return res
 
     def _read_event_years(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:

@@ -1283,6 +1283,17 @@ def test_sides_with_records_of_their_own_and_damage_after_but(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_a_material_written_as_two_alternatives_is_not_stated(shipped):
+    """agent/classify._read_either_material: "steel/plastic" does not say which the part is
+    (read compliant before); two complying materials, or a slash between numbers, change nothing."""
+    cases = [("Bracket steel/plastic, 2012, good", "undetermined"),
+             ("Bracket 2012, good, material: cast iron / alu", "undetermined"),
+             ("Bracket alu/steel, 2012, good", "compliant"),
+             ("Bracket steel, 2012, good, 2/3 bolts replaced", "compliant"),
+             ("Bracket stainless steel, 05/2012, good", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
     """agent/classify._part_sentences: "mat. steel, cond. good" is one clause — the full stop
     of a label's abbreviation cut the record into pieces that were no parts ("Latch mfd.",
