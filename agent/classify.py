@@ -514,7 +514,7 @@ def _word_cues(w: str) -> int:
                                                  and _GLUED_CODE.search(w) is not None):
         b |= CUE_GRADE_CODE
     runs = _LETTERS.findall(w)
-    if not _VEHICLE_WORDS.isdisjoint(runs):      # ("car's", not "carbon")
+    if not _VEHICLE_WORDS.isdisjoint(runs) or not _MAKES.isdisjoint(runs):      # ("car's", not "carbon")
         b |= CUE_VEHICLE
     if "pa" in runs:                             # ("PA 66", "(pa12")
         b |= CUE_PLASTIC
@@ -663,14 +663,23 @@ def _own_year_range(after: str, before: str, y: int) -> tuple[int | None, int | 
 # "customer's van: 2009"): the vehicle word opens the clause, only linking words between it and
 # the year. The regulation asks for the component's year; a car's is no record of it.
 _VEHICLE_WORDS = frozenset("car cars vehicle vehicles van vans truck trucks lorry suv pickup motorbike motorcycle".split())
+# ... and a year written before a make is the vehicle's model year ("2011 Ford Focus:", "a 1994
+# BMW E36"); not the makes that are also part words ("seat", "mini", "smart")
+_MAKES = frozenset("ford vw volkswagen bmw audi mercedes merc toyota honda nissan vauxhall opel peugeot renault fiat "
+                   "skoda volvo kia hyundai mazda subaru citroen citroën tesla jaguar porsche lexus mitsubishi suzuki "
+                   "dacia chevrolet chevy dodge jeep chrysler cadillac buick gmc lincoln saab rover landrover alfa "
+                   "lancia iveco daf scania isuzu ssangyong infiniti acura".split())
+_MAKE_AFTER = re.compile(r"\s+(?:" + "|".join(sorted(_MAKES)) + r")\b", re.IGNORECASE)
 _VEHICLE_CLAUSE = re.compile(r"^\s*(?:(?:the|this|that|our|a|an|his|her|their|(?:customer|client|owner)['\u2019]?s)\s+)?"
                              r"(?:" + "|".join(sorted(_VEHICLE_WORDS)) + r")\b(?:\s+(?:is|was|a|an|from|built|made|"
                              r"manufactured|dated|dates|in|of|model|year|my|first|the|it's|its))*\s*[:=-]?\s*$", re.IGNORECASE)
 
 
 def _vehicle_year(t: str, s: int, e: int) -> bool:
-    """Is the year-like number t[s:e] the vehicle's (_VEHICLE_CLAUSE before it in its clause)?"""
-    return _VEHICLE_CLAUSE.match(_YEAR_CLAUSE.split(t[max(0, s - 60):s])[-1]) is not None
+    """Is the year-like number t[s:e] the vehicle's (_VEHICLE_CLAUSE before it in its clause,
+    or a make just after it: _MAKE_AFTER)?"""
+    return (_VEHICLE_CLAUSE.match(_YEAR_CLAUSE.split(t[max(0, s - 60):s])[-1]) is not None
+            or _MAKE_AFTER.match(t, e) is not None)
 
 
 def _no_parts_year(t: str, s: int, e: int, cues: int | None = None) -> bool:

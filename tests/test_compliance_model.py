@@ -1431,7 +1431,15 @@ def test_the_vehicles_year_is_no_year_of_the_part(shipped):
              ("Car is a 2010 model; steel bracket made 2012, good condition", "compliant"),
              ("Vehicle built 2010. Door hinge steel, 1989, good.", "non_compliant"),
              ("Door hinge built 2012 in the car, steel, good", "compliant"),
-             ("Door hinge steel, good, 2012, carbon trim nearby", "compliant")]
+             ("Door hinge steel, good, 2012, carbon trim nearby", "compliant"),
+             # a year written before a make is the vehicle's model year (_MAKE_AFTER)
+             ("2011 Ford Focus: bracket steel, good", "undetermined"),
+             ("2011 VW Golf - bracket steel good", "undetermined"),
+             ("Customer's 1994 BMW E36, front hub aluminium, good", "undetermined"),
+             ("2011 Ford Focus: bracket steel, good, made 1990", "non_compliant"),
+             ("2011 Ford Focus: bracket steel, good, made 2012", "compliant"),
+             ("2011 seat belt buckle, steel, good", "compliant"),
+             ("Bracket steel 2011, good, fits Ford Focus", "compliant")]
     _assert_verdicts(shipped, cases)
 
 
