@@ -416,6 +416,12 @@ _DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|
 # _read_sides: a part of two sides (or one of a pair), each with a record of its own: "left good,
 # right not inspected" (the right one's condition is not stated), "LH 2011 RH 1990" (the
 # right one's year violates)
+# _read_former_years: a clause about the old part by a word that names no part of its own ("2014
+# stamped on the old one", "old unit dated 2014"): its years are the former part's
+_OLD_ONE = re.compile(r"\b(?:old|original|previous|former|existing)\s+(?:one|unit|part|item|component|piece)s?\b",
+                      re.IGNORECASE)
+_NEW_ONE = re.compile(r"\b(?:new|replacement|current|fitted|this)\s+(?:one|unit|part|item|component|piece)s?\b|"
+                      r"\breplacement\b", re.IGNORECASE)
 _SIDE = r"(?:left|right|lh|rh|l/h|r/h|front|rear|inner|outer|upper|lower|nearside|offside|n/s|o/s|other)"
 _SIDE_OF = r"(?:\s+(?:one|side|unit|part|item))?"
 _SIDE_UNSEEN = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"(?:\s*[:=-]?\s*(?:19|20)\d\d)?\s*[:=-]?\s*(?:(?:was|is|were|are|has|had)\s*)?(?:been\s+)?"
@@ -1032,6 +1038,7 @@ class ComplianceClassifier:
         res = self._read_said_now(texts, res, explain, cues)
         res = self._read_condition_range(texts, res, explain, cues)
         res = self._read_sides(texts, res, explain, cues)
+        res = self._read_former_years(texts, res, explain, cues)
         res = self._read_either_material(texts, res, explain)
         return self._read_now(texts, res, explain, cues) if as_now else res
 
@@ -1165,6 +1172,37 @@ class ComplianceClassifier:
                             self._where_in(t, {"year": facts["year"]})
             if any(facts[h]["state"] != r["facts"][h]["state"] for h in R.ATTRIBUTES):
                 res[i] = self._with_facts(r, facts, explain)
+        return res
+
+    def _read_former_years(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
+        """A note whose every year (a plausible one that is the part's: no code, event or
+        vehicle) sits in a clause about the old part (_OLD_ONE, no _NEW_ONE in it: "Alternator
+        aluminium, good, 2014 stamped on the old one, new one undated", "old unit dated 2014,
+        replacement undated") states no year of the part as it is now: the year is not stated
+        (the model read it as the part's). The part as it is now is what counts."""
+        for i, r in enumerate(res):
+            f = r["facts"]["year"]
+            if f["state"] == R.NOT_STATED or not cues[i] & CUE_OLD:
+                continue
+            t = texts[i]
+            if _OLD_ONE.search(t) is None:
+                continue
+            years = [m for m in _YEAR_HINT.finditer(t) if m.group(0).isdigit() and R.plausible_year(int(m.group(0)))
+                     and not _no_parts_year(t, m.start(), m.end())]
+            if not years or len(years) < len(_YEAR_HINT.findall(t)):
+                continue                   # (a year in words, or one the tests above set apart: as read)
+            bounds = [0] + [m.end() for m in _YEAR_CLAUSE.finditer(t)] + [len(t) + 1]
+            former = []
+            for m in years:
+                a = max(b for b in bounds if b <= m.start())
+                b = min(b for b in bounds if b > m.start())
+                clause = t[a:b]
+                if _OLD_ONE.search(clause) is None or _NEW_ONE.search(clause) is not None:
+                    break
+                former.append(clause.strip(" ,;.("))
+            else:
+                res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
+                                                                     "why": [], "clause": former[0]}}, explain)
         return res
 
     def _read_either_material(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:

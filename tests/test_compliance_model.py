@@ -1283,6 +1283,21 @@ def test_sides_with_records_of_their_own_and_damage_after_but(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_a_year_written_of_the_old_one_is_no_year_of_the_part(shipped):
+    """agent/classify._read_former_years: every year of the note in a clause about the old
+    part ("2014 stamped on the old one", "old unit dated 2014"): the part as it is now has no
+    year stated (both read compliant before). A year of the part beside the old one's, or an
+    old one without a year, changes nothing."""
+    cases = [("Alternator aluminium, good condition, 2014 stamped on the old one, new one undated", "undetermined"),
+             ("Alternator aluminium good; old unit dated 2014, replacement undated", "undetermined"),
+             ("Alternator aluminium good, the old one was 2014", "undetermined"),
+             ("Alternator aluminium, good, 1990; the old one was from 2010", "non_compliant"),
+             ("Alternator aluminium good 2014, old one scrapped", "compliant"),
+             ("Old alternator 1990 removed, new one aluminium 2014 good", "compliant"),
+             ("Alternator aluminium, 2014, good (original part)", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_material_written_as_two_alternatives_is_not_stated(shipped):
     """agent/classify._read_either_material: "steel/plastic" does not say which the part is
     (read compliant before); two complying materials, or a slash between numbers, change nothing."""
