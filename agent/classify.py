@@ -1160,7 +1160,8 @@ class ComplianceClassifier:
                 if m is not None:
                     facts["condition"] = {"state": R.NOT_STATED, "p": facts["condition"]["p"], "why": [],
                                           "clause": m.group(0)}
-            if facts["year"]["state"] == R.COMPLIES:
+            first = _YEAR_HINT.search(t) if facts["year"]["state"] == R.COMPLIES else None
+            if first is not None and _YEAR_HINT.search(t, first.end()) is not None:      # (two years at least)
                 years = [(m, int(m.group(1))) for m in _SIDE_YEAR.finditer(t)]
                 years = [(m, y) for m, y in years if R.plausible_year(y) and not _no_parts_year(t, m.start(1), m.end(1))]
                 if len({y for _, y in years}) >= 2:
@@ -1213,6 +1214,9 @@ class ComplianceClassifier:
         for i, r in enumerate(res):
             if r["verdict"] != "compliant" or "/" not in texts[i]:
                 continue
+            low = texts[i].lower()
+            if not ("iron" in low or "plastic" in low or "nylon" in low or "polyprop" in low or "abs" in low):
+                continue                      # (no _BAD_MATERIAL: the common "05/2016", "P/N")
             m = _EITHER_MATERIAL.search(texts[i])
             if m is not None:
                 f = r["facts"]["material"]
@@ -1508,7 +1512,14 @@ class ComplianceClassifier:
                 # references marked or not, at most one is dated, so only the probe of an
                 # undated sentence of 3+ words can follow — none: no marking, no tokenizing
                 segs = self._part_segments(text, ended, compliant)
-                if not segs or not any(not _YEAR_HINT.search(x) and len(_WORDISH.findall(x)) >= 3 for x in segs):
+                cand = [x for x in segs if not _YEAR_HINT.search(x) and len(_WORDISH.findall(x)) >= 3] if segs else ()
+                if not cand:
+                    continue
+                # (those sentences hold no year-like number, so no mark either: they are the very
+                # texts the probe below would count — if every one is kept and none states two
+                # facts, the probe would find nothing: a remark seen before costs no tokenizing)
+                kept = self._counts
+                if kept.get(None) == R.current_year() and all(kept.get(x, 2) != 2 for x in cand):
                     continue
             text = self._marked(text)
             segs = self._part_segments(text, ended, compliant)
