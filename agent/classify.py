@@ -395,9 +395,13 @@ def _slips_of(word: str) -> set[str]:
 
 
 _SLIP_OF = {s: w for w in SHORT_FACT_WORDS for s in sorted(_slips_of(w)) if s not in _NOT_SLIPS}
+# ... and a workshop's short form of a fact word, written as a word of its own ("brake line stl
+# 2019 gd"); not the ones that are other words too ("pr", "fr", "ss", "exc": excluding)
+_SLIP_OF.update({"gd": "good", "vgd": "very good", "xlnt": "excellent", "exlnt": "excellent", "exlt": "excellent",
+                 "stl": "steel", "alum": "aluminium", "plas": "plastic", "plst": "plastic", "plstc": "plastic"})
 # ... and a grade written as its code on a form ("cond: F", "condition P", "grade VG"); not "n/a"
 _GRADE_OF = {"p": "poor", "f": "fair", "g": "good", "vg": "very good", "e": "excellent", "ex": "excellent",
-             "exc": "excellent", "n": "new"}
+             "exc": "excellent", "n": "new", "pr": "poor", "fr": "fair", "gd": "good", "vgd": "very good"}
 _GRADE_CODE = re.compile(r"\b(?:cond(?:ition)?|cnd|grade[ds]?|rating|rated|state)\b\.?\s*[:=-]?\s*"
                          r"(?P<g>" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![\w'\u2019/-])(?!\.\w)",
                          re.IGNORECASE)
@@ -409,7 +413,7 @@ _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_
 # "polypropylene", "PA66-GF30", ">PP<") is plastic; the bare "PP", "ABS", "PU" are not read so.
 _DAMAGE_WORDS = ("cracked", "corroded", "rusted through", "rusted", "seized", "broken", "snapped", "perished",
                  "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement")
-_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
+_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet)|(?<=\bit\sis)|(?<=\bit['\u2019]s)|(?<=\bfound)|(?<=\blooks))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
                      re.IGNORECASE)

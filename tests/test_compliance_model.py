@@ -996,7 +996,15 @@ def test_a_grade_code_after_a_condition_word_is_read(shipped):
              ("Hub steel 2015 condition F.", "non_compliant"),
              ("Hub steel 2015, grade VG", "compliant"),
              ("Hub steel 2015, condition n/a", "undetermined"),
-             ("Hub steel 2015, cond good", "compliant")]
+             ("Hub steel 2015, cond good", "compliant"),
+             # two-letter short forms after a condition word ("cond. pr" read compliant before)
+             ("Brake line steel 2019 cond. pr", "non_compliant"),
+             ("Brake line steel 2019 cond fr", "non_compliant"),
+             ("Brake line steel 2019 cond gd", "compliant"),
+             # a workshop's short form of a fact word on its own (read undetermined before)
+             ("Brake line stl 2019 good", "compliant"),
+             ("Brake line plst 2019 good", "non_compliant"),
+             ("Brake line alum 2019 exlnt", "compliant")]
     _assert_verdicts(shipped, cases)
     f = shipped.classify(["Hub steel 2015 cond: F"])[0]["facts"]["condition"]
     assert (f["state"], f["why"]) == ("violates", ["F"])
@@ -1279,7 +1287,11 @@ def test_sides_with_records_of_their_own_and_damage_after_but(shipped):
              ("Bracket steel 2011 good for its age but heavily corroded", "non_compliant"),
              ("Wishbone steel 2013, looks fine but cracked at the weld", "non_compliant"),
              ("Hub aluminium 2015, good, no cracks", "compliant"),
-             ("Hub aluminium 2015, good, minor scratches", "compliant")]
+             ("Hub aluminium 2015, good, minor scratches", "compliant"),
+             ("Steel brake line, 2019, excellent - actually on closer look it is badly corroded", "non_compliant"),
+             ("Steel brake line 2019, found cracked", "non_compliant"),
+             ("Steel brake line 2019 good, it is not corroded", "compliant"),
+             ("Steel brake line 2019 good, the hose it is attached to looks cracked and was replaced", "compliant")]
     _assert_verdicts(shipped, cases)
 
 
