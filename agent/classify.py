@@ -412,7 +412,8 @@ _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_
 # "exhaust cracked"). And a plastic named by its polymer or its ISO 11469 marking ("nylon",
 # "polypropylene", "PA66-GF30", ">PP<") is plastic; the bare "PP", "ABS", "PU" are not read so.
 _DAMAGE_WORDS = ("cracked", "corroded", "rusted through", "rusted", "seized", "broken", "snapped", "perished",
-                 "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement")
+                 "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement",
+                 "scrap")
 _DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet)|(?<=\bit\sis)|(?<=\bit['\u2019]s)|(?<=\bfound)|(?<=\blooks))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",

@@ -1290,6 +1290,8 @@ def test_sides_with_records_of_their_own_and_damage_after_but(shipped):
              ("Hub aluminium 2015, good, minor scratches", "compliant"),
              ("Steel brake line, 2019, excellent - actually on closer look it is badly corroded", "non_compliant"),
              ("Steel brake line 2019, found cracked", "non_compliant"),
+             ("Bracket steel 2012, scrap", "non_compliant"),        # (a word the model read as a grade)
+             ("Old bracket scrap, new one steel 2015 good", "compliant"),
              ("Steel brake line 2019 good, it is not corroded", "compliant"),
              ("Steel brake line 2019 good, the hose it is attached to looks cracked and was replaced", "compliant")]
     _assert_verdicts(shipped, cases)
