@@ -483,7 +483,8 @@ def _cue_pieces(hint: re.Pattern) -> tuple[str, ...]:
 
 
 (CUE_EVENT, CUE_SWAP, CUE_OLD, CUE_HEDGE, CUE_RANGE, CUE_SLIP, CUE_NEG, CUE_SAID, CUE_GRADE, CUE_NEW, CUE_WAS,
- CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC, CUE_CODE, CUE_SIDE) = (1 << k for k in range(17))
+ CUE_GRADE_CODE, CUE_VEHICLE, CUE_DAMAGE, CUE_PLASTIC, CUE_CODE, CUE_SIDE, CUE_OK_GRADE,
+ CUE_OK_MATERIAL) = (1 << k for k in range(19))
 _WAS_PIECES = ("was", "previous", "former", "original")      # _SWAP_HINT's words of the former part's (e), (f)
 _CUE_PIECES = (
     (CUE_EVENT, _cue_pieces(_EVENT_HINT)),
@@ -502,6 +503,48 @@ _CUE_PIECES = (
     (CUE_SIDE, _SIDE_PIECES),                                # _read_sides
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
+# _result: a condition or a material the model reads as complying needs a word for it in the
+# text — a complying grade or material, or a slip of one (_near). The model reads made-up or
+# unrelated words in a fact's place as complying ("Bracket steel 2012, assembly", "..., OEM",
+# "Bracket fire 2012 good": compliant, no condition / material written); with no such word in
+# the note the fact is not stated.
+_OK_GRADES = frozenset("good new excellent mint perfect pristine great fine immaculate superb decent nice sound "
+                       "serviceable tidy flawless spotless unused unworn outstanding ok okay gd vgd xlnt exlnt exlt "
+                       "g vg e ex exc n".split())
+_OK_MATERIALS = frozenset("steel stainless aluminium aluminum alu alloy alum carbon fiber fibre carbonfiber "
+                          "carbonfibre cf cfrp galvanised galvanized titanium magnesium brass copper chrome chromoly "
+                          "billet composite zinc stl".split())
+_FOUNDED = {"condition": CUE_OK_GRADE, "material": CUE_OK_MATERIAL}
+
+
+def _deletes(w: str) -> set[str]:
+    return {w[:i] + w[i + 1:] for i in range(len(w))}
+
+
+def _near_keys(words: frozenset) -> frozenset:
+    """The words, and what one letter dropped from a word of 4+ letters leaves (two, from one
+    of 8+): a word is _near one of them if it or a letter dropped from it is among these —
+    one edit, or about two from a long word (a symmetric-delete lookup, a few set probes a
+    word; more words pass than an exact distance would let: a slip's guard, not a speller)."""
+    keys = set(words)
+    for g in words:
+        if len(g) >= 4:
+            d1 = _deletes(g)
+            keys |= d1
+            if len(g) >= 8:
+                for d in d1:
+                    keys |= _deletes(d)
+    return frozenset(keys)
+
+
+def _near(w: str, words: frozenset, keys: frozenset) -> bool:
+    """Is w one of words, or a slip of one of 4+ letters (`keys`: _near_keys(words))?"""
+    if w in words:
+        return True
+    return len(w) >= 4 and (w in keys or not keys.isdisjoint(_deletes(w)))
+
+
+_OK_GRADE_KEYS, _OK_MATERIAL_KEYS = _near_keys(_OK_GRADES), _near_keys(_OK_MATERIALS)
 _GLUED_CODE = re.compile(r"[.:=-][^\W\d_]")    # ("cond:f": a separator, then the code's letter)
 _CUE_WORDS: dict[str, int] = {}          # lower-cased word -> its cue bits (CUE_WORDS_KEPT at most, ~3 MB)
 CUE_WORDS_KEPT = 20000                   # (then a new word's bits are found each time: the same bits)
@@ -534,6 +577,11 @@ def _word_cues(w: str) -> int:
     if (not _CODE_WORDS.isdisjoint(runs) or not _CURRENCY.isdisjoint(w) or "%" in w
             or _LETTER_DIGIT.search(w) is not None or not w.isascii()):    # ("\u0130" lowers to two characters)
         b |= CUE_CODE
+    for r in runs:
+        if not b & CUE_OK_GRADE and _near(r, _OK_GRADES, _OK_GRADE_KEYS):
+            b |= CUE_OK_GRADE
+        if not b & CUE_OK_MATERIAL and _near(r, _OK_MATERIALS, _OK_MATERIAL_KEYS):
+            b |= CUE_OK_MATERIAL
     if len(_CUE_WORDS) < CUE_WORDS_KEPT:
         _CUE_WORDS[w] = b
     return b
@@ -1017,7 +1065,7 @@ class ComplianceClassifier:
             gc.disable()
         try:
             if not by_part:
-                return self._classify_facts(texts, explain)
+                return self._classify_facts(texts, explain, founded=False)
             cues = [_cues(t) for t in texts]
             return self._read_slips(texts, self._read(texts, explain, cues=cues), explain, cues)
         finally:
@@ -1030,7 +1078,7 @@ class ComplianceClassifier:
         the texts' _cues, if known."""
         if cues is None:
             cues = [_cues(t) for t in texts]
-        res = self._classify_facts(texts, explain)
+        res = self._classify_facts(texts, explain, cues=cues)
         sentences: dict[int, list] = {}
         res = self._read_headed_parts(texts, self._read_parts(texts, res, explain), explain)
         res = self._read_sentences(texts, res, explain, sentences)
@@ -2183,12 +2231,14 @@ class ComplianceClassifier:
             kept.update(got)
         return [got[t] if c is None else c for t, c in zip(texts, out)]
 
-    def _classify_facts(self, texts: list[str], explain: bool) -> list[dict]:
+    def _classify_facts(self, texts: list[str], explain: bool, founded: bool = True,
+                        cues: list[int] | None = None) -> list[dict]:
+        """`founded`: _result's; `cues`: the texts' _cues, if known."""
         this_year = R.current_year()     # regulation.plausible_year's clock, read once per call
         if not explain and len(texts) == 1:
             note, base = self._note(texts[0], this_year, False), [None]
             self._occlude([note], (), base, None, None)
-            return [self._result(note, base[0], None, False)]
+            return [self._result(note, base[0], None, False, founded, cues[0] if cues else None)]
         notes = [self._note(t, this_year, explain) for t in texts]
         # one run per length: every note's row, then (explain) its occlusion variants; a long
         # note's variants are its clauses first (stage 1), then the words of the clauses that
@@ -2214,7 +2264,8 @@ class ComplianceClassifier:
                     if js:
                         stage2.append((k, "w", js, None))
             self._occlude(notes, stage2, None, occl, clause_occl)
-        return [self._result(notes[k], base[k], occl[k], explain) for k in range(len(texts))]
+        return [self._result(notes[k], base[k], occl[k], explain, founded, cues[k] if cues else None)
+                for k in range(len(texts))]
 
     def _occlude(self, notes, variants, base, occl, clause_occl) -> None:
         """Run (base rows if `base` is given, plus) the occlusion variants, one run per length
@@ -2347,7 +2398,10 @@ class ComplianceClassifier:
             out[ci].append(j)
         return [c for c in out if c] or None
 
-    def _result(self, note, out, occl, explain: bool) -> dict:
+    def _result(self, note, out, occl, explain: bool, founded: bool = True, cues: int | None = None) -> dict:
+        """`founded`: a complying condition or material needs its word in the text (_FOUNDED);
+        False: the heads as the model reads them (the training metrics and parity). `cues`:
+        the text's _cues, if known."""
         _, _, spans, years, text = note
         lgs, prs, year_pos = out
         facts, states = {}, {}
@@ -2357,6 +2411,11 @@ class ComplianceClassifier:
         for hi, h in enumerate(R.ATTRIBUTES):
             lg, pr = lgs[hi], prs[hi]
             state = read_fact(h, pr, min_p, has_year)
+            if founded and state == R.COMPLIES and h != "year":
+                if cues is None:
+                    cues = _cues(text)
+                if not cues & _FOUNDED[h]:
+                    state = not_stated              # (the head's lean stays in "unsure")
             cls = _STATE_INDEX[state]
             q *= 1.0 - pr[0]
             f = {"state": state, "p": round(pr[cls], 6)}

@@ -250,7 +250,7 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.90 %, author 99.70 %, hand-written 99.35 %; no note that
+    must not regress): classic 99.95 %, author 99.70 %, hand-written 99.35 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
@@ -270,8 +270,8 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
     assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 1, (s["accuracy"], s["errors"][:3])
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.90 %, author 99.70 %, "
-                          "hand-written 99.35 %, all 99.77 %; hand-written narrative below 98 %)",
+@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.95 %, author 99.70 %, "
+                          "hand-written 99.35 %, all 99.79 %; hand-written narrative below 98 %)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -1321,6 +1321,26 @@ def test_a_material_written_as_two_alternatives_is_not_stated(shipped):
              ("Bracket steel, 2012, good, 2/3 bolts replaced", "compliant"),
              ("Bracket stainless steel, 05/2012, good", "compliant")]
     _assert_verdicts(shipped, cases)
+
+
+def test_a_complying_fact_needs_a_word_for_it(shipped):
+    """agent/classify._result (_FOUNDED): the model reads unrelated words in a fact's place as
+    complying ("Bracket steel 2012, assembly", "..., OEM", "Bracket mpn 2012 good": each read
+    compliant before); with no complying grade / material word in the note, or a slip of one,
+    the fact is not stated. Slips, grade codes and the regulation's words still count."""
+    cases = [("Bracket steel 2012, assembly", "undetermined"),
+             ("Bracket steel 2012, OEM", "undetermined"),
+             ("Bracket steel 2012, component", "undetermined"),
+             ("Bracket mpn 2012 good", "undetermined"),
+             ("Bracket photos 2012 good", "undetermined"),
+             ("Bracket steel 2012, good", "compliant"),
+             ("Bracket stainles 2012, exellent", "compliant"),
+             ("Bracket alumnium 2012, like new", "compliant"),
+             ("Bracket steel 2012, cond: G", "compliant"),
+             ("Bracket steel 2012, grade VG", "compliant")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify(["Bracket steel 2012, OEM"], explain=False, by_part=False)[0]["facts"]["condition"]
+    assert f["state"] == "complies"          # (the whole-note reading alone, as training measures it)
 
 
 def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
