@@ -457,6 +457,11 @@ _SLIP_LOW = re.compile(r"(?<![a-z0-9'\u2019-])(?:" + "|".join(sorted(_SLIP_OF)) 
 _OLD_THEN_REPLACED = re.compile(r"\b(?:old|original|previous|former|existing)\b[^.;!?\n]*?\b(?:replaced|swapped|changed|"
                                 r"exchanged|switched|renewed)\s+(?:it|them|both|the\s+lot|those|these)\s+(?:out\s+)?"
                                 r"(?:with|for|by)\s+(?P<now>\S.*)$", re.IGNORECASE | re.DOTALL)
+# ... or, with no such word, a part's record and then a clause that opens by replacing it ("Housing
+# is plastic, from 2013, in poor condition. Replaced it with an aluminium one, new, dated 2024.")
+_THEN_REPLACED = re.compile(r"(?:^|[.;,!?]\s*)(?:(?:we|i|have|had|then|so)\s+)*(?:replaced|swapped|changed|exchanged|"
+                            r"switched|renewed)\s+(?:it|them|both|the\s+lot|those|these)\s+(?:out\s+)?"
+                            r"(?:with|for|by)\s+(?P<now>\S.*)$", re.IGNORECASE | re.DOTALL)
 _OLD_HINT = re.compile("old|original|previous|former|existing")      # lower case
 _MORE_THAN_ONE_RECORD = re.compile(r"[.!?]\s|\n|\balso\b", re.IGNORECASE)   # _read_now: one sentence, one part
 _SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather|replac|exchang|binned|scrapped|discard|"
@@ -515,6 +520,11 @@ _OK_MATERIALS = frozenset("steel stainless aluminium aluminum alu alloy alum car
                           "carbonfibre cf cfrp galvanised galvanized titanium magnesium brass copper chrome chromoly "
                           "billet composite zinc stl".split())
 _FOUNDED = {"condition": CUE_OK_GRADE, "material": CUE_OK_MATERIAL}
+# ... and "good" of something else is no grade ("had a good look", "gave it a good clean", "good
+# news", "good to go"): the model reads any "good" as the part's condition
+_GOOD_IDIOM = re.compile(r"\bgood\s+(?:look|clean|check|inspection|going[\s-]over|once[\s-]over|scrub|run|drive|test|"
+                         r"shake|idea|news|chance|time|deal|job|luck|bit|while|amount|number|few|reason|sign|question|"
+                         r"start|night|morning|day|afternoon|evening|weekend|to\s+go|customer|spot|place|price)\b", re.IGNORECASE)
 
 
 def _deletes(w: str) -> set[str]:
@@ -2171,19 +2181,27 @@ class ComplianceClassifier:
         old shock absorbers were from 1991 and in poor condition, we replaced them with new
         steel ones made in 2023."): what follows "with" / "for" / "by" is the part as it is now,
         and its reading, whole pipeline, is the note's — if it states a fact at all (else the
-        note stays as read). Not for a compliant note: a pronoun can be another part's."""
+        note stays as read). Without "old", a clause that opens by replacing it after the part's
+        record (_THEN_REPLACED: "... in poor condition. Replaced it with an aluminium one, new,
+        dated 2024.") the same, if what follows states two facts or more (a pronoun can be of a
+        hose named in passing). Not for a compliant note: a pronoun can be another part's."""
         todo = []
         for i, r in enumerate(res):
-            if r["verdict"] == "compliant" or not cues[i] & CUE_OLD or _OLD_HINT.search(texts[i].lower()) is None:
+            if r["verdict"] == "compliant" or not cues[i] & (CUE_SWAP | CUE_OLD):
                 continue
-            m = _OLD_THEN_REPLACED.search(texts[i])
+            m = (_OLD_THEN_REPLACED.search(texts[i]) if cues[i] & CUE_OLD and _OLD_HINT.search(texts[i].lower())
+                 else None)
             if m:
-                todo.append((i, m.group("now")))
+                todo.append((i, m.group("now"), 1))
+            elif cues[i] & CUE_SWAP:          # ("renewed it with" and no "old": as read)
+                m = _THEN_REPLACED.search(texts[i])
+                if m and m.start("now") > 0 and _WORDISH.search(texts[i][:m.start()]):
+                    todo.append((i, m.group("now"), 2))   # (no "old": the part now must be a record of 2+ facts)
         if not todo:
             return res
         # (read without `why` first: with it only the notes that take the reading)
-        read = [(i, now, v) for (i, now), v in zip(todo, self._read([x for _, x in todo], False, as_now=False))
-                if any(f["state"] != R.NOT_STATED for f in v["facts"].values())]
+        read = [(i, now, v) for (i, now, k), v in zip(todo, self._read([x for _, x, _ in todo], False, as_now=False))
+                if sum(f["state"] != R.NOT_STATED for f in v["facts"].values()) >= k]
         if explain and read:
             read = [(i, now, v) for (i, now, _), v in zip(read, self._read([x for _, x, _ in read], True, as_now=False))]
         for i, now, v in read:
@@ -2398,6 +2416,16 @@ class ComplianceClassifier:
             out[ci].append(j)
         return [c for c in out if c] or None
 
+    @staticmethod
+    def _graded_outside_idioms(text: str) -> bool:
+        """Does a complying grade word stand in text outside "good" of something else
+        (_GOOD_IDIOM)? (Only asked of a text with a grade word: most have no idiom.)"""
+        if "ood" not in text and "OOD" not in text:
+            return True
+        if _GOOD_IDIOM.search(text) is None:
+            return True
+        return bool(_cues(_GOOD_IDIOM.sub(" ", text)) & CUE_OK_GRADE)
+
     def _result(self, note, out, occl, explain: bool, founded: bool = True, cues: int | None = None) -> dict:
         """`founded`: a complying condition or material needs its word in the text (_FOUNDED);
         False: the heads as the model reads them (the training metrics and parity). `cues`:
@@ -2414,7 +2442,7 @@ class ComplianceClassifier:
             if founded and state == R.COMPLIES and h != "year":
                 if cues is None:
                     cues = _cues(text)
-                if not cues & _FOUNDED[h]:
+                if not cues & _FOUNDED[h] or (h == "condition" and not self._graded_outside_idioms(text)):
                     state = not_stated              # (the head's lean stays in "unsure")
             cls = _STATE_INDEX[state]
             q *= 1.0 - pr[0]

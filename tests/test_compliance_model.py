@@ -1343,6 +1343,36 @@ def test_a_complying_fact_needs_a_word_for_it(shipped):
     assert f["state"] == "complies"          # (the whole-note reading alone, as training measures it)
 
 
+def test_good_of_something_else_is_no_grade(shipped):
+    """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
+    "good to go" — the model read each "good" as the part's condition (all five compliant
+    before, no grade written); a grade beside the idiom still counts."""
+    cases = [("Had a good look underneath; bracket steel 2012", "undetermined"),
+             ("Gave the bracket a good clean. Steel, 2012.", "undetermined"),
+             ("Bracket steel 2012, good to go", "undetermined"),
+             ("Good news: bracket is steel, 2012", "undetermined"),
+             ("Bracket steel 2012. Good chance it was repainted", "undetermined"),
+             ("Had a good look underneath; bracket steel 2012, good condition", "compliant"),
+             ("Bracket steel 2012 looks good", "compliant"),
+             ("Customer said the previous garage told her the subframe was rotten and needed replacing. Had a "
+              "good look with the lift all the way up. It is surface rust only. Subframe steel, built 2010, "
+              "condition good. Told her there is no need to replace it yet.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_record_then_replaced_it_with(shipped):
+    """agent/classify._THEN_REPLACED: a part's record, then a clause that opens by replacing it
+    — the part now is what follows, if that states two facts or more (the first read
+    non-compliant from the former part's facts); a pronoun of a hose named in passing, with
+    one fact after it, changes nothing."""
+    cases = [("Housing is plastic, from 2013, in poor condition. Replaced it with an aluminium aftermarket one, "
+              "new, dated 2024.", "compliant"),
+             ("Pump iron 1990 poor, replaced it with an aluminium unit from 2022 in new condition", "compliant"),
+             ("Bracket plastic 2012 good. Hose split, replaced it with a new one.", "non_compliant"),
+             ("Pump aluminium 2022 new. Seal perished, we replaced it with a plastic one", "non_compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
     """agent/classify._part_sentences: "mat. steel, cond. good" is one clause — the full stop
     of a label's abbreviation cut the record into pieces that were no parts ("Latch mfd.",
