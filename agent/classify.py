@@ -248,6 +248,10 @@ _FORMER = frozenset({"old", "original", "originally", "previous", "previously", 
 
 _NEGATED = re.compile(r"\b(?:not|never|isnt|arent|wasnt|doesnt|far\s+from|less\s+than|hardly|barely|"
                       r"scarcely|nowhere\s+near)\b|n['\u2019]t\b", re.IGNORECASE)     # a clause saying what a part is not
+# ... and a clause that reports what a record says ("had the driveshaft down as plastic", "listed
+# as plastic") is no statement of the part: _read_negated does not take a fact from it
+_RECORDED_AS = re.compile(r"\b(?:down|listed|recorded|written|logged|entered|marked|noted|booked|filed|described)\s+"
+                          r"(?:\w+\s+)?as\b", re.IGNORECASE)
 _NEGATION_SPAN = re.compile(r"(?<=[.!?])\s+|\n+|\s*\|\s*|\s+(?=also\b)|\(|\)", re.IGNORECASE)  # _read_negated's sentences
 # _read_event_years: a year in a clause about something that happened to the car or the part
 # ("first registered 2014", "last serviced in 2014", "warranty expired 2014") is no manufacture
@@ -1987,7 +1991,7 @@ class ComplianceClassifier:
         res = self._read_only_negated(texts, res, todo, explain)
         for (i, _), cl in by_sentence.items():
             negated = [v for c, v in cl if _NEGATED.search(c)]
-            plain = [(c, v) for c, v in cl if not _NEGATED.search(c)]
+            plain = [(c, v) for c, v in cl if not _NEGATED.search(c) and not _RECORDED_AS.search(c)]
             if not plain:
                 continue
             facts = dict(res[i]["facts"])

@@ -250,7 +250,7 @@ def heldout_scores(shipped):
 def test_shipped_bundle_on_the_held_out_sets_floors(heldout_scores):
     """Never trained on: the classic generator's unseen styles/years, the second author's
     notes, the hand-written file. Floors at the shipped model's measured level (a retrain
-    must not regress): classic 99.95 %, author 99.70 %, hand-written 99.35 %; no note that
+    must not regress): classic 99.95 %, author 99.70 %, hand-written 99.42 %; no note that
     is not compliant is called compliant."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.998 and res["classic"]["not_compliant_called_compliant"] == 0
@@ -270,12 +270,10 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
     assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 1, (s["accuracy"], s["errors"][:3])
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.95 %, author 99.70 %, "
-                          "hand-written 99.35 %, all 99.79 %; hand-written narrative below 98 %)",
-                   strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
-    compliant is ever called compliant."""
+    compliant is ever called compliant (measured: 99.79 %, classic 99.95 %, the lowest category
+    hand-written narrative 98.5 %, 66 of 67)."""
     res = heldout_scores
     assert res["classic"]["accuracy"] >= 0.999, res["classic"]["errors"][:5]
     n = sum(r["n"] for r in res.values())
@@ -1357,6 +1355,17 @@ def test_good_of_something_else_is_no_grade(shipped):
              ("Customer said the previous garage told her the subframe was rotten and needed replacing. Had a "
               "good look with the lift all the way up. It is surface rust only. Subframe steel, built 2010, "
               "condition good. Told her there is no need to replace it yet.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_clause_reporting_what_a_record_said_is_no_fact(shipped):
+    """agent/classify._RECORDED_AS (_read_negated): "had the driveshaft down as plastic, which is
+    wrong: it is steel, not plastic" states steel (read non-compliant before: the clause of the
+    record was taken as the part's); a part that is plastic stays so."""
+    cases = [("He had the driveshaft down as plastic, which is wrong: it is steel, not plastic. "
+              "Manufactured 2017, good condition.", "compliant"),
+             ("Driveshaft plastic, not steel as listed, 2017, good", "non_compliant"),
+             ("Driveshaft is plastic, listed as steel, not steel at all. 2017, good", "non_compliant")]
     _assert_verdicts(shipped, cases)
 
 
