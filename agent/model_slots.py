@@ -119,9 +119,12 @@ class ComplianceShadowEval:
         self.days = 0           # compliance has no day clock; policy uses the note count
 
     def compare(self, live: list[dict], shadow: list[dict]) -> None:
+        # the verdicts (compliant / non_compliant / undetermined), not bool(compliant): an
+        # undetermined note is no agreement with a non-compliant one (older single-verdict
+        # bundles: their compliant field)
         for a, b in zip(live, shadow):
             self.notes += 1
-            self.agree += bool(a["compliant"]) == bool(b["compliant"])
+            self.agree += a.get("verdict", a["compliant"]) == b.get("verdict", b["compliant"])
 
     def agreement(self) -> float | None:
         return self.agree / self.notes if self.notes else None

@@ -45,7 +45,13 @@ def test_compliance_shadow_agreement_promotion_and_nan_rollback(tmp_path):
 
         assert agent.lifecycle.promote("compliance", "test")
         assert agent.compliance_slot.bundle.version == "2.0.0-lenient"
-        assert all(c["compliant"] for c in agent.components.list())   # re-classified by the promoted model
+        # re-classified by the promoted model: it says "complies" to every fact, so nothing is
+        # non-compliant — but a note that writes "fair" or "plastic" is not compliant either
+        # (a complying fact needs its word in the note: agent/classify._FOUNDED): undetermined
+        now = {c["component"]: c for c in agent.components.list()}
+        assert all(c["model"].endswith("@2.0.0-lenient") for c in now.values())
+        assert {k for k, c in now.items() if c["verdict"] == "undetermined"} == NONCOMPLIANT
+        assert all(c["compliant"] for k, c in now.items() if k not in NONCOMPLIANT)
 
         nan = nan_compliance_bundle(tmp_path, "3.0.0-nan")
         assert agent.install_bundle("compliance", bundle_files(nan))
