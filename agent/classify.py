@@ -431,6 +431,21 @@ _OLD_ONE = re.compile(r"\b(?:old|original|previous|former|existing)\s+(?:one|uni
                       re.IGNORECASE)
 _NEW_ONE = re.compile(r"\b(?:new|replacement|current|fitted|this)\s+(?:one|unit|part|item|component|piece)s?\b|"
                       r"\breplacement\b", re.IGNORECASE)
+# _read_bad_material_clauses: a short clause of its own that names another part's violating material
+# ("Alternator alu 2015 good. Bracket plastic.", "... + plastic bracket"): the regulation per component
+_PLUS_OR_CLAUSE = re.compile(r"[.;,/\n+&]+|\s-\s|\s(?:and|plus)\s", re.IGNORECASE)
+_BAD_MATERIAL_WORD = re.compile(r"(?<![\w-])(?:" + "|".join(R.BAD_MATERIALS) + r")(?![\w-])", re.IGNORECASE)
+BAD_MATERIAL_CLAUSE_WORDS = 3
+# ... a part and its material, nothing else: no linking or quantity word ("stored in plastic
+# crate", "zero plastic"), no verb form ("iron filings cleaned off")
+_NOT_A_PART_WORD = frozenset("in on for with from of to by at into onto under over off no zero non free without "
+                             "any some all none is are was were be been bag bags box crate tray sheet film cover "
+                             "dust filings shavings".split())
+# ... nor a fastener or trim on the part ("plastic clips", "plastic cable ties": what holds it, not
+# another component — as "aluminium with plastic end tanks" is the radiator's record)
+_FIXING_WORDS = frozenset("clip clips bolt bolts screw screws nut nuts washer washers stud studs rivet rivets pin pins "
+                          "plug plugs cap caps seal seals gasket gaskets grommet grommets tie ties trim trims tape "
+                          "spacer spacers bush bushes insert inserts".split())
 _SIDE = r"(?:left|right|lh|rh|l/h|r/h|front|rear|inner|outer|upper|lower|nearside|offside|n/s|o/s|other)"
 _SIDE_OF = r"(?:\s+(?:one|side|unit|part|item))?"
 _SIDE_UNSEEN = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"(?:\s*[:=-]?\s*(?:19|20)\d\d)?\s*[:=-]?\s*(?:(?:was|is|were|are|has|had)\s*)?(?:been\s+)?"
@@ -512,6 +527,7 @@ _CUE_PIECES = (
     (CUE_SIDE, _SIDE_PIECES),                                # _read_sides
 )
 _CUE_GRADED = CUE_GRADE | CUE_GRADE_CODE       # _GRADE_CODE needs both
+_NOT_NOW = CUE_SWAP | CUE_OLD | CUE_WAS | CUE_NEG | CUE_SAID  # _read_bad_material_clauses: a change, a former part, a negation
 # _result: a condition or a material the model reads as complying needs a word for it in the
 # text — a complying grade or material, or a slip of one (_near). The model reads made-up or
 # unrelated words in a fact's place as complying ("Bracket steel 2012, assembly", "..., OEM",
@@ -1107,6 +1123,7 @@ class ComplianceClassifier:
         res = self._read_sides(texts, res, explain, cues)
         res = self._read_former_years(texts, res, explain, cues)
         res = self._read_either_material(texts, res, explain)
+        res = self._read_bad_material_clauses(texts, res, explain, cues)
         return self._read_now(texts, res, explain, cues) if as_now else res
 
     def _read_said_now(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
@@ -1271,6 +1288,45 @@ class ComplianceClassifier:
             else:
                 res[i] = self._with_facts(r, {**r["facts"], "year": {"state": R.NOT_STATED, "p": f["p"], "value": None,
                                                                      "why": [], "clause": former[0]}}, explain)
+        return res
+
+    def _read_bad_material_clauses(self, texts: list[str], res: list[dict], explain: bool,
+                                   cues: list[int]) -> list[dict]:
+        """A compliant note with a short clause of its own (at most BAD_MATERIAL_CLAUSE_WORDS
+        words) that names the regulation's material ("Alternator alu 2015 good. Bracket
+        plastic.", "... good + plastic bracket"), in a note with no wording of a change, a
+        former part, a negation or a doubt (_NOT_NOW, "no longer", "=>", "gone": a replacement
+        names the material that was): that clause, read alone, violating the material makes
+        the note's material violate — another component is plastic, and the note is
+        non-compliant if any component is (the whole reading lent it the alternator's
+        aluminium). Only makes a note less compliant."""
+        jobs = []
+        for i, r in enumerate(res):
+            if r["verdict"] != "compliant" or cues[i] & _NOT_NOW:
+                continue
+            low = texts[i].lower()
+            if not any(m in low for m in R.BAD_MATERIALS) or any(
+                    w in low for w in ("longer", "=>", "->", "\u2192", "gone", "instead", "rather", "ex-", "?")) or (
+                    _HEDGED.search(texts[i]) is not None):
+                continue
+            cl = [c.strip() for c in _PLUS_OR_CLAUSE.split(self._marked(texts[i]))]
+            cl = [c for c in cl if c and _BAD_MATERIAL_WORD.search(c)
+                  and len(_WORDISH.findall(c)) <= BAD_MATERIAL_CLAUSE_WORDS and not _about_former(c)
+                  and not any(w in _NOT_A_PART_WORD or w in _FIXING_WORDS or w.endswith(("ed", "ing"))
+                              for w in _LETTERS.findall(c.lower()))]
+            if cl:
+                jobs.append((i, cl))
+        if not jobs:
+            return res
+        read = iter(self._classify_facts([c for _, cl in jobs for c in cl], explain))
+        for i, cl in jobs:
+            for c in cl:
+                f = next(read)["facts"]["material"]
+                if f["state"] == R.VIOLATES and res[i]["facts"]["material"]["state"] != R.VIOLATES:
+                    f = {**f, "part": _unmarked(c)}
+                    if explain:
+                        self._where_in(texts[i], {"material": f})
+                    res[i] = self._with_facts(res[i], {**res[i]["facts"], "material": f}, explain)
         return res
 
     def _read_either_material(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:

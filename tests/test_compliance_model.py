@@ -1384,6 +1384,22 @@ def test_a_record_then_replaced_it_with(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_another_parts_violating_material_in_a_short_clause(shipped):
+    """agent/classify._read_bad_material_clauses: "Alternator alu 2015 good. Bracket plastic." —
+    another component is plastic (read compliant before: the whole reading lent it the
+    alternator's aluminium); not a negation, a guess, a former part, a fixing or a remark."""
+    cases = [("Alternator alu 2015 good. Bracket plastic.", "non_compliant"),
+             ("Alternator alu 2015 good + plastic bracket", "non_compliant"),
+             ("Alternator alu 2015 good, not plastic", "compliant"),
+             ("Alternator alu 2015 good, possibly plastic bracket", "compliant"),
+             ("Alternator alu 2015 good, old plastic one binned", "compliant"),
+             ("Alternator alu 2015 good. Plastic cover removed and binned.", "compliant"),
+             ("Alternator alu 2015 good, replaced the plastic one", "compliant"),
+             ("Bracket steel 2012 good, plastic clips", "compliant"),
+             ("Bracket steel 2012 good, zero plastic", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_a_field_labels_abbreviation_ends_no_sentence(shipped):
     """agent/classify._part_sentences: "mat. steel, cond. good" is one clause — the full stop
     of a label's abbreviation cut the record into pieces that were no parts ("Latch mfd.",
