@@ -534,8 +534,8 @@ _NOT_NOW = CUE_SWAP | CUE_OLD | CUE_WAS | CUE_NEG | CUE_SAID  # _read_bad_materi
 # "Bracket fire 2012 good": compliant, no condition / material written); with no such word in
 # the note the fact is not stated.
 _OK_GRADES = frozenset("good new excellent mint perfect pristine great fine immaculate superb decent nice sound "
-                       "serviceable tidy flawless spotless unused unworn outstanding ok okay gd vgd xlnt exlnt exlt "
-                       "g vg e ex exc n".split())
+                       "serviceable tidy flawless spotless unused unworn outstanding ok okay gd vgd xlnt exlnt exlt"
+                       .split())      # (a grade code, "cond: G", counts once _read_slips has spelled it out)
 _OK_MATERIALS = frozenset("steel stainless aluminium aluminum alu alloy alum carbon fiber fibre carbonfiber "
                           "carbonfibre cf cfrp galvanised galvanized titanium magnesium brass copper chrome chromoly "
                           "billet composite zinc stl".split())
