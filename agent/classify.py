@@ -422,9 +422,6 @@ _DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
                      re.IGNORECASE)
-# _read_sides: a part of two sides (or one of a pair), each with a record of its own: "left good,
-# right not inspected" (the right one's condition is not stated), "LH 2011 RH 1990" (the
-# right one's year violates)
 # _read_former_years: a clause about the old part by a word that names no part of its own ("2014
 # stamped on the old one", "old unit dated 2014"): its years are the former part's
 _OLD_ONE = re.compile(r"\b(?:old|original|previous|former|existing)\s+(?:one|unit|part|item|component|piece)s?\b",
@@ -446,7 +443,12 @@ _NOT_A_PART_WORD = frozenset("in on for with from of to by at into onto under ov
 _FIXING_WORDS = frozenset("clip clips bolt bolts screw screws nut nuts washer washers stud studs rivet rivets pin pins "
                           "plug plugs cap caps seal seals gasket gaskets grommet grommets tie ties trim trims tape "
                           "spacer spacers bush bushes insert inserts".split())
-_SIDE = r"(?:left|right|lh|rh|l/h|r/h|front|rear|inner|outer|upper|lower|nearside|offside|n/s|o/s|other)"
+# _read_sides: a part of two sides (or one of a pair), each with a record of its own: "left good,
+# right not inspected" (the right one's condition is not stated), "LH 2011 RH 1990" (the
+# right one's year violates)
+_SIDE_PIECES = ("left", "right", "lh", "rh", "l/h", "r/h", "front", "rear", "inner", "outer", "upper", "lower",
+                "nearside", "offside", "n/s", "o/s", "other")     # (also CUE_SIDE's pieces)
+_SIDE = "(?:" + "|".join(_SIDE_PIECES) + ")"
 _SIDE_OF = r"(?:\s+(?:one|side|unit|part|item))?"
 _SIDE_UNSEEN = re.compile(r"(?<![\w/])" + _SIDE + _SIDE_OF + r"(?:\s*[:=-]?\s*(?:19|20)\d\d)?\s*[:=-]?\s*(?:(?:was|is|were|are|has|had)\s*)?(?:been\s+)?"
                           r"(?:not|n['\u2019]t|un)\s*(?:yet\s+)?(?:inspected|checked|assessed|seen|examined|graded|"
@@ -460,8 +462,6 @@ _OK_MATERIAL = (r"(?:stainless(?:\s+steel)?|(?:mild\s+|sheet\s+|galvani[sz]ed\s+
 _BAD_MATERIAL = r"(?:(?:cast\s+|wrought\s+|grey\s+|gray\s+)?iron|plastic|nylon|polypropylene|abs)"
 _EITHER_MATERIAL = re.compile(r"(?<![\w-])(?:" + _OK_MATERIAL + r"\s*/\s*" + _BAD_MATERIAL + "|" + _BAD_MATERIAL
                               + r"\s*/\s*" + _OK_MATERIAL + r")(?![\w-])", re.IGNORECASE)
-_SIDE_PIECES = ("left", "right", "lh", "rh", "l/h", "r/h", "front", "rear", "inner", "outer", "upper", "lower",
-                "nearside", "offside", "n/s", "o/s", "other")
 _PLASTIC_NAME = re.compile(r"(?<![\w'\u2019-])(?:nylon|polypropylene|polyamide|polyethylene|polycarbonate|polyurethane|"
                            r"polystyrene|acetal|bakelite|pvc|hdpe|ldpe|pa\s?(?:6|66|11|12)(?:[-/]?gf\d\d)?|"
                            r">\s?(?:pp|pe|pa\d*|abs|pom|pc|pbt|pvc|pu)(?:[-+]\w+)?\s?<)(?![\w'\u2019])"
@@ -1146,16 +1146,23 @@ class ComplianceClassifier:
                     and not _NOW_OF_OTHER.search(c)]
             if said:
                 jobs.append((i, said))
+        return self._violations_read_alone(texts, res, jobs, explain, R.ATTRIBUTES, "clause")
+
+    def _violations_read_alone(self, texts: list[str], res: list[dict], jobs: list, explain: bool,
+                               attrs: tuple, key: str) -> list[dict]:
+        """jobs [(note, [clause])]: each clause read alone (one batched call); a fact of `attrs`
+        one violates, that the note does not already violate, is the note's — the first such
+        clause named under `key` ("clause", "part")."""
         if not jobs:
             return res
-        read = iter(self._classify_facts([c for _, said in jobs for c in said], explain))
-        for i, said in jobs:
+        read = iter(self._classify_facts([c for _, cl in jobs for c in cl], explain))
+        for i, cl in jobs:
             facts, took = dict(res[i]["facts"]), False
-            for c in said:
+            for c in cl:
                 v = next(read)
-                for h in R.ATTRIBUTES:
+                for h in attrs:
                     if v["facts"][h]["state"] == R.VIOLATES and facts[h]["state"] != R.VIOLATES:
-                        facts[h] = {**v["facts"][h], "clause": _unmarked(c)}
+                        facts[h] = {**v["facts"][h], key: _unmarked(c)}
                         if explain:
                             self._where_in(texts[i], {h: facts[h]})
                         took = True
@@ -1316,18 +1323,7 @@ class ComplianceClassifier:
                               for w in _LETTERS.findall(c.lower()))]
             if cl:
                 jobs.append((i, cl))
-        if not jobs:
-            return res
-        read = iter(self._classify_facts([c for _, cl in jobs for c in cl], explain))
-        for i, cl in jobs:
-            for c in cl:
-                f = next(read)["facts"]["material"]
-                if f["state"] == R.VIOLATES and res[i]["facts"]["material"]["state"] != R.VIOLATES:
-                    f = {**f, "part": _unmarked(c)}
-                    if explain:
-                        self._where_in(texts[i], {"material": f})
-                    res[i] = self._with_facts(res[i], {**res[i]["facts"], "material": f}, explain)
-        return res
+        return self._violations_read_alone(texts, res, jobs, explain, ("material",), "part")
 
     def _read_either_material(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A compliant note that writes its material as two alternatives, one the regulation's
