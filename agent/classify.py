@@ -338,6 +338,23 @@ _NEGATION_SCOPE_END = re.compile(r"\s+(?=(?:and|then|but|so|while|which)\b)", re
 _NEGATION_TURN = re.compile(r"\s+(?:but|rather|instead|actually|in\s+fact|really)\b", re.IGNORECASE)   # "not carbon fibre but plastic ..."
 
 
+# _records_in_full: the job's new part fitted ("New gaiter fitted.", "Bushes replaced with new
+# rubber ones.", "fit new clips"): its "new" is the part just fitted, a remark of the job, not
+# a record of the note's component without its year and material
+_FITTING = frozenset("fitted fit fitting installed replaced renewed supplied pressed put".split())
+
+
+def _new_part_fitted(x: str, v: dict) -> bool:
+    """Does the sentence (v: its reading) state only a complying condition, with "new" beside
+    a fitting verb its only complying grade word?"""
+    f = v["facts"]
+    if f["condition"]["state"] != R.COMPLIES or f["year"]["state"] != R.NOT_STATED or f["material"]["state"] != R.NOT_STATED:
+        return False
+    ws = [w.lower() for w in _LETTERS.findall(x)]
+    return ("new" in ws and not _FITTING.isdisjoint(ws)
+            and not _cues(" ".join(w for w in ws if w != "new")) & CUE_OK_GRADE)
+
+
 def _about_former(text: str) -> bool:
     """Does the piece speak of a former part ("old", "removed", "was", ...)? The part as it
     is now is what counts, so such a piece decides nothing in the readings."""
@@ -485,6 +502,24 @@ _OLD_HINT = re.compile("old|original|previous|former|existing")      # lower cas
 _MORE_THAN_ONE_RECORD = re.compile(r"[.!?]\s|\n|\balso\b", re.IGNORECASE)   # _read_now: one sentence, one part
 _SWAP_HINT = re.compile("swap|switch|chang|upgrad|conver|instead|place of|rather|replac|exchang|binned|scrapped|discard|"
                         "thrown|was|previous|former|original")       # lower case: _FORMER_SPANS' words ("removed X ... instead" has "instead")
+# what every match of _FORMER_SPANS holds, one pattern's each, in an ASCII note (lower-cased;
+# re's IGNORECASE matches "\u017f" to "s": other notes take _SWAP_HINT). Most notes with a cue
+# word have none ("seal replaced", "made from steel", "it was made in 2011 (PN 42)"), and these
+# substring tests cost a few us where _FORMER_SPANS (its clause patterns try every start) costs ~70
+_FORMER_WORDS = ("instead", "place", "rather", "replacing", "replaces", "replacement", "now", "binned",  # (b) (f) (g) (i) (j)
+                 "scrapped", "discarded", "thrown", "(was", "(previously", "(formerly", "(originally")  # (e)
+_FORMER_VERBS = ("replaced", "swapped", "changed", "switched", "exchanged")
+_VERB_FOR = re.compile(r"(?:replaced|swapped|changed|switched|exchanged)(?:\s+out)?\s+(?:the|a|an|its|that|this|for|with|by)\b")  # (c) (d)
+_CHANGE_FROM = re.compile(r"(?:swap|switch|chang|upgrad|conver)\w*\s+from")                # (a)
+
+
+def _may_name_former(low: str) -> bool:
+    """False only if _FORMER_SPANS cannot match the ASCII note whose lower case is `low`."""
+    if any(w in low for w in _FORMER_WORDS):
+        return True
+    if any(w in low for w in _FORMER_VERBS) and _VERB_FOR.search(low):
+        return True
+    return "from" in low and _CHANGE_FROM.search(low) is not None
 
 
 # Which readings a note may concern, from its cue words, in one pass: each reading's
@@ -567,11 +602,24 @@ def _near_keys(words: frozenset) -> frozenset:
     return frozenset(keys)
 
 
+# ... but a word of its own one letter from a complying grade or material is no slip of it:
+# "Spent an hour trying to FIND the squeak" (fine), "FOUND a split gaiter" (sound), "NEXT
+# service" (exlt), "the MINI's bracket" (mint), "ALLOW an hour" (alloy) — the model's lean on
+# such a sentence is no condition or material written down
+_WORDS_NOT_SLIPS = frozenset(
+    "find fins five file line nine mine mind mice once nick fire fired wine dine fined "
+    "found round bound wound pound hound mound sounds hood wood food mood goods gold news knew "
+    "recent descent treat greet mist hint lint into main mini tiny tide tied next text belt felt melt exit "
+    "allow alley ally album plum glum slum steer steep fiver grass bass topper hopper chopper "
+    "billed bullet fillet composed".split())
+
+
 def _near(w: str, words: frozenset, keys: frozenset) -> bool:
-    """Is w one of words, or a slip of one of 4+ letters (`keys`: _near_keys(words))?"""
+    """Is w one of words, or a slip of one of 4+ letters (`keys`: _near_keys(words)) — not
+    a word of its own (_WORDS_NOT_SLIPS)?"""
     if w in words:
         return True
-    return len(w) >= 4 and (w in keys or not keys.isdisjoint(_deletes(w)))
+    return len(w) >= 4 and w not in _WORDS_NOT_SLIPS and (w in keys or not keys.isdisjoint(_deletes(w)))
 
 
 _OK_GRADE_KEYS, _OK_MATERIAL_KEYS = _near_keys(_OK_GRADES), _near_keys(_OK_MATERIALS)
@@ -643,7 +691,8 @@ def _as_now(text: str, cues: int | None = None) -> tuple[str, list[str], list[st
     # in an ASCII note; re's IGNORECASE also matches "\u017f" to "s", "\u0131" to "i")
     if not cues & CUE_SWAP and not (cues & CUE_WAS and ("(" in text or "now" in text.lower() or not text.isascii())):
         return text, [], []
-    if _SWAP_HINT.search(text.lower()) is None:
+    low = text.lower()
+    if not (_may_name_former(low) if text.isascii() else _SWAP_HINT.search(low)):
         return text, [], []
     out, last, cut, bounded = [], 0, [], []
     for m in _FORMER_SPANS.finditer(text):
@@ -1897,7 +1946,7 @@ class ComplianceClassifier:
         for i, recs in notes:
             full = [(x, v if v["verdict"] == "compliant" else next(got)) for x, v in recs]
             kept = [(x, v) for x, v in full
-                    if not (all(f["state"] == ns for f in v["facts"].values())
+                    if not ((all(f["state"] == ns for f in v["facts"].values()) or _new_part_fitted(x, v))
                             and not _OWN_HEAD.match(x) and not _YEAR_HINT.search(x)
                             and not _LABELS & {w.lower() for w in _LETTERS.findall(x)})]
             if kept and all(v["verdict"] == "compliant" and not _about_former(x) for x, v in kept):

@@ -369,14 +369,18 @@ def test_a_notes_cue_words_hold_every_readings_prefilter():
 
 def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes_find():
     """agent/classify._as_now cuts the former part's words exactly where _SWAP_HINT and
-    _FORMER_SPANS would (its gate skips "was" without "(" or "now" in an ASCII note),
+    _FORMER_SPANS would (its gate skips "was" without "(" or "now" in an ASCII note, and an
+    ASCII note without the words every match holds: _may_name_former),
     _grade_codes finds _GRADE_CODE's matches (anchored at the condition words), and _in_code
     with the note's cues (CUE_CODE) says what it says without them."""
     import agent.classify as C
     r = random.Random(5)
     swap = list("abeiostw ,.;()\n") + ["was ", "(was ", "previously ", "originally ", "now ", "NOW", "swapped ",
                                        "from ", "for ", "with ", "the ", "replaced ", "instead ", "of ", "steel ",
-                                       "plastic ", "removed ", "fitted ", "\u017fwapped ", "wa\u017f ", "and "]
+                                       "plastic ", "removed ", "fitted ", "\u017fwapped ", "wa\u017f ", "and ",
+                                       "made from ", "upgraded ", "conversion ", "CHANGED ", "switched ", "exchanged ",
+                                       "out ", "a ", "by ", "in place of ", "rather than ", "replacing ", "replaces ",
+                                       "Replacement ", "binned ", "thrown away ", "(formerly ", "(PN 12) ", "seal "]
     grade = list("abcdefgnoprstv ?.:=-/'\u2019\n") + ["cond", "condition", "cnd", "grade", "graded", "rating", "rated",
                                                       "state", " p", " f", " vg", " exc", " n", "CONDITION", "Cond:F",
                                                       "statement", "\u017ftate", " \u212a"]
@@ -387,6 +391,8 @@ def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes
         c = a + "1994" + b
         assert C._in_code(c, len(a), len(a) + 4, C._cues(c)) == C._in_code(c, len(a), len(a) + 4), c
         t = "".join(r.choice(swap) for _ in range(r.randint(0, 14)))
+        if r.random() < 0.3:
+            t = t.upper() if r.random() < 0.5 else t.title()
         cuts = [m for m in C._FORMER_SPANS.finditer(t)] if C._SWAP_HINT.search(t.lower()) else []
         assert bool(C._as_now(t)[1]) == bool(cuts), t
         g = "".join(r.choice(grade) for _ in range(r.randint(0, 14)))

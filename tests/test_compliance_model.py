@@ -1343,6 +1343,43 @@ def test_a_complying_fact_needs_a_word_for_it(shipped):
     assert f["state"] == "complies"          # (the whole-note reading alone, as training measures it)
 
 
+def test_an_ordinary_word_one_letter_from_a_grade_is_no_grade(shipped):
+    """agent/classify._WORDS_NOT_SLIPS: "find" is one letter from "fine", "found" from "sound",
+    "next" from "exlt" — words of their own, not slips: the model's lean on them founds no
+    condition, so a narrative sentence that has one ("Spent ages trying to find ...") is no
+    part's record beside the component's and the note is compliant; slips still count."""
+    cases = [("Bracket steel 2012, found", "undetermined"),
+             ("Bracket steel 2012, next", "undetermined"),
+             ("Bracket steel 2012 five", "undetermined"),
+             ("Bracket steel 2012, godo", "compliant"),
+             ("Spent ages trying to find where the whine came from on the motorway run. "
+              "Alternator bracket is steel, 2011, good.", "compliant"),
+             ("Customer says the car pulls left. Found nothing wrong with the alignment. "
+              "Tie rod steel, 2015, good.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
+def test_a_new_part_fitted_in_the_job_is_a_remark(shipped):
+    """agent/classify._new_part_fitted: "New gasket fitted." after the component's record is
+    the job's new part, not a second component without its year and material (the record
+    decides: compliant, non-compliant, or undetermined when it lacks a fact)."""
+    cases = [("Spent the morning chasing an intermittent misfire. It was a coil pack in the end. "
+              "Coil pack bracket steel, 2015, good. Fitted new coil pack and plug.", "compliant"),
+             ("Spent the morning chasing an intermittent misfire. It was a coil pack in the end. "
+              "Coil pack bracket steel, good. Fitted new coil pack and plug.", "undetermined"),
+             ("Clunk from the front end on the test drive. Traced it to a worn drop link. "
+              "Lower arm steel, 2013, good. New drop links fitted both sides.", "compliant"),
+             ("Came in with a coolant leak at the thermostat. Thermostat housing aluminium, 2016, good. "
+              "New gasket and clips fitted.", "compliant"),
+             ("Noisy wheel bearing reported by the customer on the phone. Hub carrier cast aluminium, 2014, "
+              "good. Installed new bearing and circlip.", "compliant"),
+             ("Came in with a coolant leak at the thermostat. Thermostat housing plastic, 2016, good. "
+              "New gasket fitted.", "non_compliant"),
+             ("Came in with a coolant leak at the thermostat. Thermostat housing alloy, good. "
+              "New gasket fitted.", "undetermined")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
