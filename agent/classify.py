@@ -575,6 +575,15 @@ _OK_MATERIALS = frozenset("steel stainless aluminium aluminum alu alloy alum car
                           "carbonfibre cf cfrp galvanised galvanized titanium magnesium brass copper chrome chromoly "
                           "billet composite zinc stl".split())
 _FOUNDED = {"condition": CUE_OK_GRADE, "material": CUE_OK_MATERIAL}
+# _read_material_field: a clause that is only a complying material's name ("heater valve: brass,
+# 2011, good", "made of magnesium", "material: titanium") that the model cannot read (not in its
+# vocabulary). Only the regulation's two materials violate, so any other material written as
+# the part's complies
+_MATERIAL_NAMES = frozenset(_OK_MATERIALS | set("bronze nickel kevlar rubber glass ceramic leather".split()))
+_MATERIAL_FIELD_WORDS = frozenset("made of from material mat matl construction cast forged pressed stamped "
+                                  "mild sheet grade solid".split())
+_FIELD_SPLIT = re.compile(r"[,;:.()\[\]\n/|]+|\s[-\u2013]\s")
+
 # ... and "good" of something else is no grade ("had a good look", "gave it a good clean", "good
 # news", "good to go"): the model reads any "good" as the part's condition
 _GOOD_IDIOM = re.compile(r"\bgood\s+(?:look|clean|check|inspection|going[\s-]over|once[\s-]over|scrub|run|drive|test|"
@@ -1172,6 +1181,7 @@ class ComplianceClassifier:
         res = self._read_sides(texts, res, explain, cues)
         res = self._read_former_years(texts, res, explain, cues)
         res = self._read_either_material(texts, res, explain)
+        res = self._read_material_field(texts, res, explain, cues)
         res = self._read_bad_material_clauses(texts, res, explain, cues)
         return self._read_now(texts, res, explain, cues) if as_now else res
 
@@ -1373,6 +1383,48 @@ class ComplianceClassifier:
             if cl:
                 jobs.append((i, cl))
         return self._violations_read_alone(texts, res, jobs, explain, ("material",), "part")
+
+    def _read_material_field(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
+        """An undetermined note of one component whose material is not stated and that writes
+        it as a field of its own — a clause of only a material's name (_MATERIAL_NAMES, with "made of",
+        "material", "cast", ...: _MATERIAL_FIELD_WORDS), one such name in the note — has
+        that material: it complies. Not where the note names plastic or iron, a change, a
+        former part, a negation or a guess (the model's reading stands)."""
+        for i, r in enumerate(res):
+            if r["verdict"] != "undetermined" or r["facts"]["material"]["state"] != R.NOT_STATED:
+                continue
+            t = texts[i]
+            low = t.lower()
+            if "iron" in low or "plastic" in low or cues[i] & CUE_PLASTIC or not any(w in low for w in _MATERIAL_NAMES):
+                continue
+            # (one component: a field of one part's is no other part's material — no "also",
+            # no second heading, no second year-like word)
+            if "also" in low or len(_YEAR_HINT.findall(t)) > 1 or len(self._components(t)) > 1:
+                continue
+            names, where, sentence = set(), None, None
+            for x in _RECORD_SPLIT.split(t):
+                for c in _FIELD_SPLIT.split(x or ""):
+                    ws = [w.lower() for w in _LETTERS.findall(c)]
+                    named = [w for w in ws if w in _MATERIAL_NAMES]
+                    if named and all(w in _MATERIAL_NAMES or w in _MATERIAL_FIELD_WORDS for w in ws):
+                        names.update(named)
+                        where, sentence = c.strip(), x
+                    elif named:
+                        names.add("")             # (a material of something else: "brass fittings")
+            # (the field's sentence: no change, former part, negation or guess about it)
+            if len(names) != 1 or "" in names or _about_former(sentence) or _negates(sentence) \
+                    or _HEDGED.search(sentence) or _as_now(sentence)[1]:
+                continue
+            # (a name the model cannot read: not a word of its vocabulary — <unk>, or matched
+            # to another word. A name it reads is the model's to read, under its bar)
+            word = next(w for w in _LETTERS.findall(where) if w.lower() in _MATERIAL_NAMES)
+            tok = self.tokenizer
+            if tok.vocab[tok.token_id(word.lower())] == word.lower():
+                continue
+            f = r["facts"]["material"]
+            res[i] = self._with_facts(r, {**r["facts"], "material": {
+                "state": R.COMPLIES, "p": f["p"], "why": [word], "where": where, "clause": where}}, explain)
+        return res
 
     def _read_either_material(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:
         """A compliant note that writes its material as two alternatives, one the regulation's
@@ -1859,8 +1911,17 @@ class ComplianceClassifier:
         alone = iter(self._classify_facts([x for _, sents in todo for x in sents], False))
         reads = [(i, [(x, next(alone)) for x in sents]) for i, sents in todo]
         in_full = self._records_in_full(res, reads)
+        violating = self._violating_records(res, reads, explain)
         again, where, whole = [], [], []
         for i, read in reads:
+            if i in violating:
+                x, v = violating[i]
+                facts = dict(res[i]["facts"])
+                for h in R.ATTRIBUTES:
+                    if v["facts"][h]["state"] == R.VIOLATES or facts[h]["state"] == R.NOT_STATED:
+                        facts[h] = {**v["facts"][h], "part": _unmarked(x)}
+                res[i] = self._with_facts(res[i], self._where_in(texts[i], facts) if explain else facts, explain)
+                continue
             sents = [x for x, _ in read]
             records = [(x, v) for x, v in read if not self._narrative(v)]
             if res[i]["verdict"] == "non_compliant":        # (only its facts not stated are read again)
@@ -1909,6 +1970,36 @@ class ComplianceClassifier:
                 else:
                     res[i] = {**v, "facts": self._where_in(texts[i], dict(v["facts"]))} if explain else v
         return res
+
+    def _violating_records(self, res: list[dict], reads: list, explain: bool) -> dict[int, tuple]:
+        """_read_sentences: {note: (sentence, its reading in full)} for the undetermined notes
+        with a sentence that is, read alone and then in full (_read: negations, former parts,
+        guesses and all), a non-compliant record of two facts or more ("Wheel bearing housing
+        steel, 2012, poor." beside "Quoted for a new hub assembly.", which the model had read as
+        hearsay over the whole note): the regulation's "non-compliant if any component is". A
+        sentence about a former part (_about_former), with a change, a negation, a guess or a
+        question in it is none (the whole reading stands). Only makes a note less compliant."""
+        want, notes = [], []
+        for i, read in reads:
+            if res[i]["verdict"] != "undetermined":
+                continue
+            cand = [x for x, v in read if v["verdict"] == "non_compliant"
+                    and sum(f["state"] != R.NOT_STATED for f in v["facts"].values()) >= 2
+                    and not (_about_former(x) or "?" in x or _negates(x) or _HEDGED.search(x) or _as_now(x)[1])]
+            if cand:
+                notes.append((i, cand))
+                want += cand
+        if not want:
+            return {}
+        got = iter(self._read(want, explain))
+        out = {}
+        for i, cand in notes:
+            for x in cand:
+                v = next(got)
+                if i not in out and v["verdict"] == "non_compliant" and sum(
+                        f["state"] != R.NOT_STATED for f in v["facts"].values()) >= 2:
+                    out[i] = (x, v)
+        return out
 
     def _records_in_full(self, res: list[dict], reads: list) -> dict[int, list]:
         """_read_sentences' "every part compliant", with each record read in full: {note: its

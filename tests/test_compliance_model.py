@@ -271,7 +271,7 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
 
 
 @pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.95 %, author 99.70 %, "
-                          "hand-written 98.91 %, all 99.75 %; hand-written narrative 96.6 %, below 98 %)",
+                          "hand-written 99.01 %, all 99.77 %; hand-written narrative 97.6 %, below 98 %)",
                    strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
@@ -1378,6 +1378,40 @@ def test_a_new_part_fitted_in_the_job_is_a_remark(shipped):
              ("Came in with a coolant leak at the thermostat. Thermostat housing alloy, good. "
               "New gasket fitted.", "undetermined")]
     _assert_verdicts(shipped, cases)
+
+
+def test_a_material_the_model_cannot_read_written_as_a_field_complies(shipped):
+    """agent/classify._read_material_field: brass, magnesium, titanium are not in the model's
+    vocabulary (<unk>); written as a field of the part's own ("fuel rail: brass, 2015, good")
+    in a note of one component, the material complies (only plastic and iron violate). Not
+    a material of something else ("with brass fittings"), another part's, or a negated one."""
+    cases = [("Waited an hour for the parts van. Meanwhile checked the fuel rail: brass, 2015, good.", "compliant"),
+             ("Gear selector: made of magnesium, 2019, excellent.", "compliant"),
+             ("Booked in for a pre-purchase inspection by the buyer. Turbo inlet pipe: titanium, 2021, good.",
+              "compliant"),
+             ("Heater valve with brass fittings, 2011, good.", "undetermined"),
+             ("Checked the heater valve: brass, 2011, good. Also the bypass hose, 2012, good.", "undetermined"),
+             ("Checked the heater valve: brass, 2011, good. Hose clamp plastic.", "non_compliant"),
+             ("Fuel rail: not brass, 2015, good.", "undetermined")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify(["Gear selector: made of magnesium, 2019, excellent."])[0]["facts"]["material"]
+    assert f["state"] == "complies" and f["why"] == ["magnesium"]
+
+
+def test_a_sentence_that_is_a_violating_record_makes_the_note_non_compliant(shipped):
+    """agent/classify._violating_records: in an undetermined note read sentence by sentence, a
+    sentence that is, read in full, a non-compliant record ("Wheel bearing housing steel, 2012,
+    poor.") decides — the model had read "Quoted for a new hub assembly." as hearsay over the
+    whole note; a record without a violation leaves it undetermined."""
+    cases = [("Five minutes on the test drive was enough to hear it. Wheel bearing housing steel, 2012, poor. "
+              "Quoted for a new hub assembly.", "non_compliant"),
+             ("Customer wants it back today. Exhaust hanger bracket steel, 1990, good. Quoted for new hangers.",
+              "non_compliant"),
+             ("Customer wants it back today. Exhaust hanger bracket steel, good. Quoted for new hangers.",
+              "undetermined")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify([cases[0][0]])[0]["facts"]["condition"]
+    assert f["state"] == "violates" and f["part"] == "Wheel bearing housing steel, 2012, poor."
 
 
 def test_good_of_something_else_is_no_grade(shipped):
