@@ -582,6 +582,7 @@ _FOUNDED = {"condition": CUE_OK_GRADE, "material": CUE_OK_MATERIAL}
 _MATERIAL_NAMES = frozenset(_OK_MATERIALS | set("bronze nickel kevlar rubber glass ceramic leather".split()))
 _MATERIAL_FIELD_WORDS = frozenset("made of from material mat matl construction cast forged pressed stamped "
                                   "mild sheet grade solid".split())
+_FORMER_NOT_WAS = _FORMER - {"was", "were"}
 _FIELD_SPLIT = re.compile(r"[,;:.()\[\]\n/|]+|\s[-\u2013]\s")
 
 # ... and "good" of something else is no grade ("had a good look", "gave it a good clean", "good
@@ -1412,7 +1413,10 @@ class ComplianceClassifier:
                     elif named:
                         names.add("")             # (a material of something else: "brass fittings")
             # (the field's sentence: no change, former part, negation or guess about it)
-            if len(names) != 1 or "" in names or _about_former(sentence) or _negates(sentence) \
+            # ("was" alone is narrative here — "while the trim was off": a former part's "was"
+            # is a replacement wording, "(was steel)", "was steel, now ...": _as_now)
+            if len(names) != 1 or "" in names or not _FORMER_NOT_WAS.isdisjoint(
+                    w.lower() for w in _LETTERS.findall(sentence)) or _negates(sentence) \
                     or _HEDGED.search(sentence) or _as_now(sentence)[1]:
                 continue
             # (a name the model cannot read: not a word of its vocabulary — <unk>, or matched

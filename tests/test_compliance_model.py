@@ -270,9 +270,6 @@ def test_shipped_bundle_on_a_second_author_seed_the_evaluation_does_not_use(ship
     assert s["accuracy"] >= 0.993 and s["not_compliant_called_compliant"] <= 1, (s["accuracy"], s["errors"][:3])
 
 
-@pytest.mark.xfail(reason="issue #14 acceptance not met yet (see README: classic 99.95 %, author 99.70 %, "
-                          "hand-written 99.01 %, all 99.77 %; hand-written narrative 97.6 %, below 98 %)",
-                   strict=True)
 def test_shipped_bundle_meets_the_issue_bars_on_the_held_out_sets(heldout_scores):
     """Overall >= 99.5 %, classic >= 99.9 %, every category >= 98 %, and no note that is not
     compliant is ever called compliant."""
@@ -1392,7 +1389,9 @@ def test_a_material_the_model_cannot_read_written_as_a_field_complies(shipped):
              ("Heater valve with brass fittings, 2011, good.", "undetermined"),
              ("Checked the heater valve: brass, 2011, good. Also the bypass hose, 2012, good.", "undetermined"),
              ("Checked the heater valve: brass, 2011, good. Hose clamp plastic.", "non_compliant"),
-             ("Fuel rail: not brass, 2015, good.", "undetermined")]
+             ("Fuel rail: not brass, 2015, good.", "undetermined"),
+             ("While the trim was off we looked at the seat frame: magnesium, 2018, good.", "compliant"),
+             ("Old seat frame: magnesium, 2018, good. Removed.", "undetermined")]
     _assert_verdicts(shipped, cases)
     f = shipped.classify(["Gear selector: made of magnesium, 2019, excellent."])[0]["facts"]["material"]
     assert f["state"] == "complies" and f["why"] == ["magnesium"]
