@@ -350,9 +350,42 @@ def _new_part_fitted(x: str, v: dict) -> bool:
     f = v["facts"]
     if f["condition"]["state"] != R.COMPLIES or f["year"]["state"] != R.NOT_STATED or f["material"]["state"] != R.NOT_STATED:
         return False
+    return _only_new(x, v) and not _FITTING.isdisjoint(w.lower() for w in _LETTERS.findall(x))
+
+
+# _read_parts: the head nouns of components — a sentence that names one and states one fact beside
+# another part's whole record ("Bracket steel 2014 good. Cover good.", "... Pulley 2012.") is a
+# component of its own whose other facts are not stated (remarks name none: "All good.", "Looks
+# good.", "Bolts good." — fixings are the part's, _FIXING_WORDS)
+_PART_NOUNS = frozenset(
+    "bracket cover shield pulley pump housing mount arm hose pipe tank panel guard frame rail link rod bar "
+    "spring disc disk drum caliper hub bearing shaft joint belt chain filter radiator condenser alternator "
+    "starter motor sensor valve manifold cylinder sump pan reservoir bumper grille mirror door hinge latch "
+    "handle seat wheel axle knuckle strut absorber damper exhaust muffler silencer converter intercooler "
+    "turbo turbocharger compressor injector coil module carrier subframe crossmember beam lever pedal "
+    "cable tensioner idler fan shroud thermostat heater flywheel clutch differential gearbox transmission "
+    "bonnet hood tailgate wing fender sill sunroof wiper headlamp headlight lamp battery tray clamp harness "
+    "dashboard console liner gaiter flap spoiler towbar rack column booster canister caliper calliper "
+    "actuator regulator solenoid tube duct cooler pipework casing plate".split())
+
+
+def _only_new(x: str, v: dict) -> bool:
+    """Is the piece's one fact a complying condition from "new" alone — the job's new part
+    ("New gasket and clamp."), not a record of one?"""
+    if v["facts"]["condition"]["state"] != R.COMPLIES:
+        return False
     ws = [w.lower() for w in _LETTERS.findall(x)]
-    return ("new" in ws and not _FITTING.isdisjoint(ws)
-            and not _cues(" ".join(w for w in ws if w != "new")) & CUE_OK_GRADE)
+    return "new" in ws and not _cues(" ".join(w for w in ws if w != "new")) & CUE_OK_GRADE
+
+
+def _part_nouns(x: str) -> set:
+    return {w.lower() for w in _LETTERS.findall(x)} & _PART_NOUNS
+
+
+def _names_part(x: str) -> bool:
+    """Does a piece of at most four words name a component (_PART_NOUNS)?"""
+    ws = _LETTERS.findall(x)
+    return len(ws) <= 4 and not _PART_NOUNS.isdisjoint(w.lower() for w in ws)
 
 
 def _about_former(text: str) -> bool:
@@ -1736,14 +1769,16 @@ class ComplianceClassifier:
                 # references marked or not, at most one is dated, so only the probe of an
                 # undated sentence of 3+ words can follow — none: no marking, no tokenizing
                 segs = self._part_segments(text, ended, compliant)
-                cand = [x for x in segs if not _YEAR_HINT.search(x) and len(_WORDISH.findall(x)) >= 3] if segs else ()
+                cand = [x for x in segs if not _YEAR_HINT.search(x) and (
+                    len(_WORDISH.findall(x)) >= 3 or _names_part(x))] if segs else ()
                 if not cand:
                     continue
                 # (those sentences hold no year-like number, so no mark either: they are the very
                 # texts the probe below would count — if every one is kept and none states two
                 # facts, the probe would find nothing: a remark seen before costs no tokenizing)
                 kept = self._counts
-                if kept.get(None) == R.current_year() and all(kept.get(x, 2) != 2 for x in cand):
+                if kept.get(None) == R.current_year() and all(
+                        kept.get(x, 2) != 2 and not (kept.get(x) == 1 and _names_part(x)) for x in cand):
                     continue
             text = self._marked(text)
             segs = self._part_segments(text, ended, compliant)
@@ -1757,13 +1792,13 @@ class ComplianceClassifier:
                 # record without its year (the false "compliant" of the whole-note reading).
                 # Its sentences of 3+ words without a year are read first (most are remarks:
                 # "labelled and bagged"); only if one states two facts is the note read part by part
-                cand = [x for x, d in zip(segs, dated) if not d and len(_WORDISH.findall(x)) >= 3]
+                cand = [x for x, d in zip(segs, dated) if not d and (len(_WORDISH.findall(x)) >= 3 or _names_part(x))]
                 if cand:
                     maybe.append((i, segs, cand))
         if maybe:
             counts = iter(self._stated_counts([x for _, _, cand in maybe for x in cand]))
             for i, segs, cand in maybe:
-                if 2 in [next(counts) for _ in cand]:
+                if any(c == 2 or (c == 1 and _names_part(x)) for x, c in zip(cand, [next(counts) for _ in cand])):
                     todo.append((i, segs))
         if not todo:
             return res
@@ -1778,7 +1813,8 @@ class ComplianceClassifier:
                 continue
             r = res[i]
             facts = dict(r["facts"])
-            for x, v, st in stated:
+            records_nouns = set().union(*(_part_nouns(x) for x, _, st in stated if len(st) == 3))
+            for k, (x, v, st) in enumerate(stated):
                 if len(st) == 3:
                     for h in attrs:
                         if v["facts"][h]["state"] == vi:
@@ -1797,6 +1833,20 @@ class ComplianceClassifier:
                     if facts[h]["state"] == R.COMPLIES:
                         facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": _unmarked(x),
                                     **({"value": None} if h == "year" else {})}
+                elif (len(st) == 1 and _names_part(x) and not _part_nouns(x) & records_nouns and "?" not in texts[i]
+                      and not _only_new(x, v)
+                      # (not where pieces after it, naming no part, state facts: its record goes on
+                      # there, "fuel filter - mfg date 2000. mat: woven carbon fiber. ...")
+                      and not any(st2 and not _part_nouns(x2) for x2, _, st2 in stated[k + 1:])):
+                    # another part named with one fact ("Heat shield good.", "Pulley 2012.") beside
+                    # a whole record: a component whose other facts are not stated (its fact, if
+                    # it violates, violates)
+                    for h in attrs:
+                        if h in st and v["facts"][h]["state"] == vi:
+                            facts[h] = {**v["facts"][h], "part": _unmarked(x)}
+                        elif h not in st and facts[h]["state"] == R.COMPLIES:
+                            facts[h] = {"state": ns, "p": v["facts"][h]["p"], "why": [], "part": _unmarked(x),
+                                        **({"value": None} if h == "year" else {})}
             states = {h: facts[h]["state"] for h in attrs}
             verdict = R.verdict(states)
             if verdict == r["verdict"]:

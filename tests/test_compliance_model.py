@@ -1413,6 +1413,27 @@ def test_a_sentence_that_is_a_violating_record_makes_the_note_non_compliant(ship
     assert f["state"] == "violates" and f["part"] == "Wheel bearing housing steel, 2012, poor."
 
 
+def test_another_part_named_with_one_fact_beside_a_whole_record(shipped):
+    """agent/classify._read_parts (_names_part): "Bracket steel 2014 good. Cover good." — a
+    second component with one fact (read compliant before: the whole reading lent the cover the
+    bracket's year and material) has its other facts not stated; its fact, if it violates,
+    violates. Remarks that name no part, the record's own part, fixings and the job's new parts
+    change nothing."""
+    cases = [("Bracket steel 2014 good. Cover good.", "undetermined"),
+             ("Front caliper: aluminium, 2015, very good. Disc good.", "undetermined"),
+             ("Starter motor steel, 2013, good. Solenoid good.", "undetermined"),
+             ("Alternator bracket steel, 2014, good. Pulley 2012.", "undetermined"),
+             ("Front caliper: aluminium, 2015, very good. Carrier 1990.", "non_compliant"),
+             ("Front caliper: aluminium, 2015, very good. Disc poor.", "non_compliant"),
+             ("Alternator bracket steel, 2014, good. All good.", "compliant"),
+             ("Alternator bracket steel, 2014, good. Bolts good.", "compliant"),
+             ("Front caliper: aluminium, 2015, very good. Caliper slides greased.", "compliant"),
+             ("Front caliper: aluminium, 2015, very good. Pads and discs new.", "compliant"),
+             ("Starter motor steel, 2013, good. Tested ok on the bench.", "compliant"),
+             ("Wheel hub steel 2011 good. Bearing steel, 2011, good.", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
