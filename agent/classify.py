@@ -468,7 +468,7 @@ _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_
 _DAMAGE_WORDS = ("cracked", "corroded", "rusted through", "rusted", "seized", "broken", "snapped", "perished",
                  "leaking", "damaged", "worn out", "worn", "bent", "failed", "needs replacing", "needs replacement",
                  "scrap")
-_DAMAGE = re.compile(r"(?:(?<=[,;:(])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet)|(?<=\bit\sis)|(?<=\bit['\u2019]s)|(?<=\bfound)|(?<=\blooks))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
+_DAMAGE = re.compile(r"(?:(?<=[,;:(])|(?<=\s[-\u2013])|^|(?<=\bcond)|(?<=\bcondition)|(?<=\bbut)|(?<=\bthough)|(?<=\byet)|(?<=\bit\sis)|(?<=\bit['\u2019]s)|(?<=\bfound)|(?<=\blooks))\s*[:=-]?\s*(?:(?:now|badly|heavily|very|severely|"
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
                      re.IGNORECASE)
@@ -1581,7 +1581,28 @@ class ComplianceClassifier:
             if told is not None:
                 v = _with_slips(next(told), slips)
             res[i] = self._with_facts(res[i], {**res[i]["facts"], **{h: v["facts"][h] for h in take}}, explain)
+        for i, _, _ in todo:
+            if res[i]["facts"]["condition"]["state"] == R.COMPLIES and cues[i] & CUE_DAMAGE:
+                res[i] = self._damage_beside_grade(texts[i], res[i], explain)
         return res
+
+    def _damage_beside_grade(self, t: str, r: dict, explain: bool) -> dict:
+        """Damage written in a clause of its own (_DAMAGE: "good on the surface, cracked
+        underneath", "very good, leaking") beside a complying grade: the condition is the worse
+        of the two, as a grade range's (the model, given both, reads the grade). Not in a
+        sentence about a former part, a change, a negation or a guess."""
+        for m in _DAMAGE.finditer(t):
+            sent = next((x for x in _RECORD_SPLIT.split(t) if x and m.group("w") in x), t)
+            if (_about_former(sent) or _negates(sent) or _HEDGED.search(sent) or _as_now(sent)[1]
+                    or "?" in sent):
+                continue
+            w = m.group("w")
+            f = r["facts"]["condition"]
+            cond = {"state": R.VIOLATES, "p": f["p"], "why": [w], "damage": True, "clause": _clause(t, w)}
+            if explain:
+                cond["where"] = cond["clause"]
+            return self._with_facts(r, {**r["facts"], "condition": cond}, explain)
+        return r
 
     def _spelled_out(self, text: str, cues: int | None = None) -> tuple[str, list[tuple[str, str]]]:
         """(The note with each slip of a short fact word spelled out, and each one- or two-letter

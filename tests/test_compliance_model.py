@@ -1434,6 +1434,25 @@ def test_another_part_named_with_one_fact_beside_a_whole_record(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_damage_in_a_clause_of_its_own_beside_a_grade_is_the_worse_condition(shipped):
+    """agent/classify._damage_beside_grade: "good on the surface, cracked underneath" read
+    compliant (the model, given a grade and damage, reads the grade); the condition is the worse
+    of the two, as a grade range's. Damage of something else, of the old part, negated or
+    repaired changes nothing."""
+    cases = [("Bracket steel 2014, good on the surface, cracked underneath.", "non_compliant"),
+             ("Exhaust bracket steel 2013, good overall, corroded at the mount.", "non_compliant"),
+             ("Coolant pipe aluminium 2012 - looks good - leaking at the joint.", "non_compliant"),
+             ("Tie rod steel 2016 excellent, bent.", "non_compliant"),
+             ("Coolant pipe aluminium 2012 good, leaking clip replaced.", "compliant"),
+             ("Coolant pipe aluminium 2012 good. Hose next to it cracked, customer informed.", "compliant"),
+             ("Coolant pipe aluminium 2012, good, no longer leaking after the repair.", "compliant"),
+             ("Water pump aluminium 2016 good; old pump: cracked.", "compliant"),
+             ("Tie rod steel 2016, excellent. The old one was bent.", "compliant")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify([cases[0][0]])[0]["facts"]["condition"]
+    assert f["state"] == "violates" and f["why"] == ["cracked"]
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
