@@ -763,6 +763,15 @@ _PHONE_WORD = re.compile(r"\b(?:tele?phone|phone|ph|tel|mobile|mob|cell|cellphon
                          r"whatsapp|sms|text)\b[\s.:#-]*(?:(?:no|nr|num|number|on|at|is)\b[\s.:#-]*){0,2}$", re.IGNORECASE)
 
 
+# _read_decade_words: a decade written without its century ("the late 80s", "'90s") or in words
+# ("the eighties", "early nineties", "the noughties"); the twenties and tens are left (which century?)
+_DECADE_NAMES = {"thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960, "seventies": 1970,
+                 "eighties": 1980, "nineties": 1990, "noughties": 2000}
+_DECADE_WORD = re.compile(r"(?<![\w'\u2019])(?:(?P<part>early|mid|late)[\s-]*(?:the\s+)?)?(?:(?P<w>"
+                          + "|".join(_DECADE_NAMES) + r")|['\u2019]?(?P<d>[3-9]0|00)['\u2019]?s)(?![\w'\u2019])",
+                          re.IGNORECASE)
+_DECADE_PARTS = {"early": (0, 3), "mid": (3, 6), "late": (6, 9), None: (0, 9)}
+
 # _read_year_range: a decade ("1990s", "early 1980s") or a bound ("pre-1995", "before 2014",
 # "2010 or later") in place of a year
 _DECADE_PART = re.compile(r"\b(early|mid|late)[\s-]*(?:the\s+)?$")
@@ -1210,6 +1219,7 @@ class ComplianceClassifier:
         res = self._read_new_of_other(texts, res, explain, cues)
         res = self._read_event_years(texts, res, explain, cues)
         res = self._read_year_range(texts, res, explain)
+        res = self._read_decade_words(texts, res, explain, cues)
         res = self._read_said_now(texts, res, explain, cues)
         res = self._read_condition_range(texts, res, explain, cues)
         res = self._read_sides(texts, res, explain, cues)
@@ -1290,6 +1300,54 @@ class ComplianceClassifier:
             year = {"state": state, "p": f["p"], "value": value, "why": f["why"] if state != R.NOT_STATED else [],
                     "range": [lo, hi], "clause": _clause(t, w)}
             if explain and year["why"]:
+                year["where"] = year["clause"]
+            res[i] = self._with_facts(r, {**r["facts"], "year": year}, explain)
+        return res
+
+    def _read_decade_words(self, texts: list[str], res: list[dict], explain: bool, cues: list[int]) -> list[dict]:
+        """A note whose year is not stated and that dates the part by one decade written
+        without its century or in words (_DECADE_WORD: "built in the late 80s", "from the
+        eighties", "early nineties"): the model reads no year in it; the year fact is what the
+        decade says of the rule, as _read_year_range's — violates if every year in it is before
+        1995, complies if none is, else not stated ("mid nineties"). Not a decade of the car,
+        an event or a code (_no_parts_year), of a former part, a guess or a negation."""
+        for i, r in enumerate(res):
+            f = r["facts"]["year"]
+            if f["state"] != R.NOT_STATED:
+                continue
+            t = texts[i]
+            low = t.lower()
+            if "ties" not in low and "0s" not in low and "0's" not in low and "0\u2019s" not in low:
+                continue                            # (the common case, in four substring tests)
+            found = list(_DECADE_WORD.finditer(t))
+            if len(found) != 1:
+                continue
+            m = found[0]
+            d = _DECADE_NAMES[m.group("w").lower()] if m.group("w") else (
+                1900 + int(m.group("d")) if m.group("d") != "00" else 2000)
+            a, b = _DECADE_PARTS[m.group("part").lower() if m.group("part") else None]
+            lo, hi = d + a, d + b
+            # (digits need "the", "early/mid/late" or an apostrophe: "set to 30s", "ran for 40s" are no
+            # decades; and the decade's sentence must hold another fact's word — "Classic from the
+            # 70s, customer restoring it." dates the car)
+            if m.group("d") and not (m.group("part") or "'" in m.group(0) or "\u2019" in m.group(0)
+                                     or t[max(0, m.start() - 4):m.start()].lower() == "the "):
+                continue
+            sent = next((x for x in _RECORD_SPLIT.split(t) if x and m.group(0) in x), t)
+            sl = sent.lower()
+            if not (_cues(sent) & (CUE_OK_GRADE | CUE_OK_MATERIAL | CUE_PLASTIC | CUE_DAMAGE)
+                    or any(w in sl for w in R.BAD_MATERIALS + R.BAD_CONDITIONS)):
+                continue
+            clause = _clause_of(t, m.group(0).split()[-1])
+            if (_no_parts_year(t, m.start(), m.end(), cues[i]) or _about_former(clause) or _HEDGED.search(clause)
+                    or _negates(clause)):
+                continue
+            state = R.VIOLATES if hi < R.YEAR_CUTOFF else R.COMPLIES if lo >= R.YEAR_CUTOFF else R.NOT_STATED
+            if state == R.NOT_STATED:
+                continue
+            year = {"state": state, "p": f["p"], "value": lo if R.year_state(lo) == state else None,
+                    "why": [m.group(0).strip()], "range": [lo, hi], "clause": _unmarked(clause)}
+            if explain:
                 year["where"] = year["clause"]
             res[i] = self._with_facts(r, {**r["facts"], "year": year}, explain)
         return res

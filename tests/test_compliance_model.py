@@ -1453,6 +1453,27 @@ def test_damage_in_a_clause_of_its_own_beside_a_grade_is_the_worse_condition(shi
     assert f["state"] == "violates" and f["why"] == ["cracked"]
 
 
+def test_a_decade_without_its_century_or_in_words(shipped):
+    """agent/classify._read_decade_words: "the late 80s", "the eighties", "early nineties" read
+    no year (undetermined); the year fact is what the decade says of the rule. A decade
+    across the cut-off, of the car, of the old part, a guess, or digits that are no decade
+    ("set to 30s") state no year."""
+    cases = [("Seat frame steel, built in the late 80s, good.", "non_compliant"),
+             ("Seat frame steel from the eighties, good.", "non_compliant"),
+             ("Seat frame steel, early nineties, good.", "non_compliant"),
+             ("Seat frame steel, late nineties, good.", "compliant"),
+             ("Seat frame: steel / late 80s / good", "non_compliant"),
+             ("Seat frame steel, mid nineties, good.", "undetermined"),
+             ("The car is from the eighties. Seat frame steel, good.", "undetermined"),
+             ("Classic from the 70s, customer restoring it. Seat frame steel, good.", "undetermined"),
+             ("Seat frame steel, probably from the eighties, good.", "undetermined"),
+             ("Seat frame steel, good. The old one was from the eighties.", "undetermined"),
+             ("Seat frame steel, good, tyre pressures set to 30s all round.", "undetermined")]
+    _assert_verdicts(shipped, cases)
+    f = shipped.classify([cases[0][0]])[0]["facts"]["year"]
+    assert f["state"] == "violates" and f["range"] == [1986, 1989] and f["value"] == 1986
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
