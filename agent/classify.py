@@ -456,7 +456,7 @@ _SLIP_OF.update({"gd": "good", "vgd": "very good", "xlnt": "excellent", "exlnt":
 # ... and a grade written as its code on a form ("cond: F", "condition P", "grade VG"); not "n/a"
 _GRADE_OF = {"p": "poor", "f": "fair", "g": "good", "vg": "very good", "e": "excellent", "ex": "excellent",
              "exc": "excellent", "n": "new", "pr": "poor", "fr": "fair", "gd": "good", "vgd": "very good"}
-_GRADE_CODE = re.compile(r"\b(?:cond(?:ition)?|cnd|grade[ds]?|rating|rated|state)\b\.?\s*[:=-]?\s*"
+_GRADE_CODE = re.compile(r"\b(?:cond(?:ition|iton|tion|itin|iion|ion|n)?|cnd|grade[ds]?|rating|rated|state)\b\.?\s*[:=-]?\s*"
                          r"(?P<g>" + "|".join(sorted(_GRADE_OF, key=len, reverse=True)) + r")(?![\w'\u2019/-])(?!\.\w)",
                          re.IGNORECASE)
 _GRADE_WORD_STARTS = ("cond", "cnd", "grade", "rat", "state")    # where _GRADE_CODE can start

@@ -381,7 +381,7 @@ def test_the_cheaper_gates_of_replacements_and_grade_codes_find_what_the_regexes
                                        "made from ", "upgraded ", "conversion ", "CHANGED ", "switched ", "exchanged ",
                                        "out ", "a ", "by ", "in place of ", "rather than ", "replacing ", "replaces ",
                                        "Replacement ", "binned ", "thrown away ", "(formerly ", "(PN 12) ", "seal "]
-    grade = list("abcdefgnoprstv ?.:=-/'\u2019\n") + ["cond", "condition", "cnd", "grade", "graded", "rating", "rated",
+    grade = list("abcdefgnoprstv ?.:=-/'\u2019\n") + ["cond", "condition", "condtion", "conditon", "condn", "cnd", "grade", "graded", "rating", "rated",
                                                       "state", " p", " f", " vg", " exc", " n", "CONDITION", "Cond:F",
                                                       "statement", "\u017ftate", " \u212a"]
     code = list("ab Kk-:#=.,$%\u20ac\u00b2\u0130_7") + ["price ", "g", "kg ", " lbs", "ft-lbs", "post code ", "zip",

@@ -1334,7 +1334,9 @@ def test_a_complying_fact_needs_a_word_for_it(shipped):
              ("Bracket stainles 2012, exellent", "compliant"),
              ("Bracket alumnium 2012, like new", "compliant"),
              ("Bracket steel 2012, cond: G", "compliant"),
-             ("Bracket steel 2012, grade VG", "compliant")]
+             ("Bracket steel 2012, grade VG", "compliant"),
+             ("alumnium bracket, mfd 2011, condtion gd", "compliant"),     # (a slip of the label too)
+             ("bracket steel 2011 conditon: p", "non_compliant")]
     _assert_verdicts(shipped, cases)
     f = shipped.classify(["Bracket steel 2012, OEM"], explain=False, by_part=False)[0]["facts"]["condition"]
     assert f["state"] == "complies"          # (the whole-note reading alone, as training measures it)
