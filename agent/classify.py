@@ -369,6 +369,25 @@ _PART_NOUNS = frozenset(
     "actuator regulator solenoid tube duct cooler pipework casing plate".split())
 
 
+def _one_part_in_turn(text: str) -> bool:
+    """_read_now: do the note's sentences after the first go on about the same part — the
+    part fitted ("Swapped the plastic housing for an aluminium one. New housing dated 2021,
+    excellent.": "new", "it", ... first, or no component but the first sentence's) — with no
+    "also"?"""
+    sents = [x for x in _RECORD_SPLIT.split(text.strip()) if x and x.strip()]
+    if len(sents) < 2 or "also" in text.lower():
+        return False
+    first = _part_nouns(sents[0])
+    for x in sents[1:]:
+        ws = [w.lower() for w in _LETTERS.findall(x)]
+        if not ws:
+            continue
+        if not (ws[0] in ("new", "replacement", "it", "its", "this") or ws[:2] == ["the", "new"]
+                or _part_nouns(x) <= first):
+            return False
+    return True
+
+
 def _only_new(x: str, v: dict) -> bool:
     """Is the piece's one fact a complying condition from "new" alone — the job's new part
     ("New gasket and clamp."), not a record of one?"""
@@ -2470,7 +2489,8 @@ class ComplianceClassifier:
                 hs = {h for h in R.ATTRIBUTES if f[h]["state"] == vi}
                 if hs and all(w["facts"][h]["state"] == vi for h in hs):
                     picked.append((i, now, hs, co))
-            elif (res[i]["verdict"] == "undetermined" and not _MORE_THAN_ONE_RECORD.search(texts[i].strip())
+            elif (res[i]["verdict"] == "undetermined" and (not _MORE_THAN_ONE_RECORD.search(texts[i].strip())
+                                                            or _one_part_in_turn(texts[i]))
                   and len(self._years_in(self._marked(now))) <= 1):
                 picked.append((i, now, {h for h in R.ATTRIBUTES if f[h]["state"] == ns}, ns))
             else:

@@ -1476,6 +1476,20 @@ def test_a_decade_without_its_century_or_in_words(shipped):
     assert f["state"] == "violates" and f["range"] == [1986, 1989] and f["value"] == 1986
 
 
+def test_a_swap_then_sentences_about_the_part_fitted(shipped):
+    """agent/classify._read_now (_one_part_in_turn): "Swapped the cracked plastic thermostat
+    housing for an aluminium one. New housing dated 2021, excellent." — the sentences after the
+    swap go on about the part fitted, so the note read without the former part's words decides
+    (undetermined before: the swap's reading was for one sentence only); a plastic part fitted
+    still violates."""
+    cases = [("Swapped the cracked plastic thermostat housing for an aluminium one. New housing dated 2021, "
+              "excellent.", "compliant"),
+             ("Replaced the iron flywheel with a steel one. It is dated 2020 and new.", "compliant"),
+             ("Swapped the plastic cover for an aluminium one. Dated 2021, excellent.", "compliant"),
+             ("Swapped the aluminium cover for a plastic one. New cover dated 2021, excellent.", "non_compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
