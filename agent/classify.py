@@ -491,6 +491,12 @@ _DAMAGE = re.compile(r"(?:(?<=[,;:(])|(?<=\s[-\u2013])|^|(?<=\bcond)|(?<=\bcondi
                      r"totally|completely|quite|partly|slightly)\s+)?(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
                      + r")(?:\s+(?:underneath|inside|through|in\s+places|at\s+the\s+\w+|on\s+the\s+\w+))?\s*(?=[,;.)]|$)",
                      re.IGNORECASE)
+# _damage_beside_grade: damage of a piece of the part after "but" ("good but piston seized", "fine
+# though the seal is leaking"): one or two words between, no negation
+_DAMAGE_AFTER_BUT = re.compile(r"\b(?:but|though|although|however)\s+(?:the\s+|its\s+|one\s+)?(?!(?:not|no|nothing|never)\b)"
+                               r"(?:[^\W\d_]+\s+){1,2}?(?:is\s+|are\s+|has\s+|have\s+)?(?:(?:badly|heavily|slightly)\s+)?"
+                               r"(?P<w>" + "|".join(w.replace(" ", r"\s+") for w in _DAMAGE_WORDS)
+                               + r")\s*(?=[,;.)]|$)", re.IGNORECASE)
 # _read_former_years: a clause about the old part by a word that names no part of its own ("2014
 # stamped on the old one", "old unit dated 2014"): its years are the former part's
 _OLD_ONE = re.compile(r"\b(?:old|original|previous|former|existing)\s+(?:one|unit|part|item|component|piece)s?\b",
@@ -1643,8 +1649,15 @@ class ComplianceClassifier:
                                        else cues[i] & ~CUE_PLASTIC))
                 for i, t in enumerate(texts) if cues[i] & (CUE_SLIP | CUE_DAMAGE | CUE_PLASTIC) or cues[i] & _CUE_GRADED == _CUE_GRADED]
         todo = [(i, t, slips) for i, t, slips in todo if slips]
-        if not todo:
-            return res
+        if todo:
+            res = self._read_spelled_out(res, todo, explain)
+        for i, t in enumerate(texts):
+            if cues[i] & CUE_DAMAGE and res[i]["facts"]["condition"]["state"] == R.COMPLIES:
+                res[i] = self._damage_beside_grade(t, res[i], explain)
+        return res
+
+    def _read_spelled_out(self, res: list[dict], todo: list, explain: bool) -> list[dict]:
+        """_read_slips' second reading of the notes `todo` [(note, spelled-out text, slips)]."""
         vi, ns = R.VIOLATES, R.NOT_STATED
         changed = []              # (read without `why` first: with it only where a fact is taken)
         for (i, t, slips), v in zip(todo, self._read([t for _, t, _ in todo], False)):
@@ -1658,17 +1671,15 @@ class ComplianceClassifier:
             if told is not None:
                 v = _with_slips(next(told), slips)
             res[i] = self._with_facts(res[i], {**res[i]["facts"], **{h: v["facts"][h] for h in take}}, explain)
-        for i, _, _ in todo:
-            if res[i]["facts"]["condition"]["state"] == R.COMPLIES and cues[i] & CUE_DAMAGE:
-                res[i] = self._damage_beside_grade(texts[i], res[i], explain)
         return res
 
     def _damage_beside_grade(self, t: str, r: dict, explain: bool) -> dict:
         """Damage written in a clause of its own (_DAMAGE: "good on the surface, cracked
         underneath", "very good, leaking") beside a complying grade: the condition is the worse
-        of the two, as a grade range's (the model, given both, reads the grade). Not in a
-        sentence about a former part, a change, a negation or a guess."""
-        for m in _DAMAGE.finditer(t):
+        of the two, as a grade range's (the model, given both, reads the grade); so is damage
+        of a piece of it after "but" ("looks good but piston seized": _DAMAGE_AFTER_BUT). Not
+        in a sentence about a former part, a change, a negation or a guess."""
+        for m in [*_DAMAGE.finditer(t), *_DAMAGE_AFTER_BUT.finditer(t)]:
             sent = next((x for x in _RECORD_SPLIT.split(t) if x and m.group("w") in x), t)
             if (_about_former(sent) or _negates(sent) or _HEDGED.search(sent) or _as_now(sent)[1]
                     or "?" in sent):
