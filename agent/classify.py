@@ -198,7 +198,7 @@ _STATE_INDEX = {s: i for i, s in enumerate(R.STATES)}
 _KEEP = {"non_compliant": (R.VIOLATES,), "compliant": (R.COMPLIES,), "undetermined": (R.COMPLIES, R.VIOLATES)}
 # _read_parts: sentences ("." ";" "!" "?" then space, a line break, "also" starting a clause),
 # and the words that make a sentence speak of a part no longer fitted
-_PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)|\s*\|\|+\s*", re.IGNORECASE)   # ("a | 2015 || b | 1990")
+_PART_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+|\s+(?=also\b)|\s*\|\|+\s*|\s+&\s+", re.IGNORECASE)   # ("a | 2015 || b | 1990", "a ... & b ...")
 # ... but the full stop of a field label's abbreviation ("mat. steel, cond. good", "manuf. 2011")
 # ends no sentence: the label and its value are one clause (_after_label)
 _LABEL_ABBREVIATIONS = frozenset({"mat", "matl", "mtl", "cond", "cnd", "mfd", "mfg", "manuf", "mfr", "yr", "ref", "no",
@@ -211,7 +211,7 @@ _GOES_ON = frozenset({"it", "its", "this", "that", "which", "and", "is", "was", 
 _LIST_ITEM = re.compile(r"\s+(?=\(?\d{1,2}[).]\s)")    # _read_parts: "1) alternator ... 2) starter ..."
 _LETTERS = re.compile(r"[^\W\d_]+")
 _WORDISH = re.compile(r"[^\W_]+")           # words and numbers
-_SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s|\|\|", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.;!?]\s|\n|\salso\s|\|\||\s&\s", re.IGNORECASE)
 # a cheap superset of what the tokenizer reads as a year (4 digits 19xx/20xx, 'NN, a year in
 # words): most notes are passed over on it; the sentences are then counted by year_positions
 _YEAR_HINT = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)|['\u2019]\d\d\b|\b(nineteen|twenty|thousand)\b", re.IGNORECASE)

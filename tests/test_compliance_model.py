@@ -1494,6 +1494,18 @@ def test_a_swap_then_sentences_about_the_part_fitted(shipped):
     _assert_verdicts(shipped, cases)
 
 
+def test_parts_joined_by_an_ampersand_are_read_part_by_part(shipped):
+    """agent/classify._PART_SPLIT: "Bracket steel 2012 good & cover aluminium good" read
+    compliant (the cover has no year); " & " between records is a part boundary, as a
+    sentence end is. "nuts & bolts", "checked & cleaned" change nothing."""
+    cases = [("Bracket steel 2012 good & cover aluminium good", "undetermined"),
+             ("Bracket steel 2012 good & cover aluminium 1991 good", "non_compliant"),
+             ("Bracket steel 2012 good & cover aluminium 2013 good", "compliant"),
+             ("Bracket steel 2012 good, nuts & bolts checked", "compliant"),
+             ("Bracket steel 2012, checked & cleaned, good", "compliant")]
+    _assert_verdicts(shipped, cases)
+
+
 def test_good_of_something_else_is_no_grade(shipped):
     """agent/classify._GOOD_IDIOM: "had a good look", "gave it a good clean", "good news",
     "good to go" — the model read each "good" as the part's condition (all five compliant
