@@ -365,7 +365,7 @@ _PART_NOUNS = frozenset(
     "turbo turbocharger compressor injector coil module carrier subframe crossmember beam lever pedal "
     "cable tensioner idler fan shroud thermostat heater flywheel clutch differential gearbox transmission "
     "bonnet hood tailgate wing fender sill sunroof wiper headlamp headlight lamp battery tray clamp harness "
-    "dashboard console liner gaiter flap spoiler towbar rack column booster canister caliper calliper "
+    "dashboard console liner gaiter flap spoiler towbar rack column booster canister calliper "
     "actuator regulator solenoid tube duct cooler pipework casing plate".split())
 
 
@@ -405,6 +405,23 @@ def _names_part(x: str) -> bool:
     """Does a piece of at most four words name a component (_PART_NOUNS)?"""
     ws = _LETTERS.findall(x)
     return len(ws) <= 4 and not _PART_NOUNS.isdisjoint(w.lower() for w in ws)
+
+
+def _qualified(x: str) -> bool:
+    """Does the piece negate, guess or word a replacement? Its facts are then not plainly the
+    part's as it is (rules 17, 18, 20 leave such a piece to the whole reading)."""
+    return _negates(x) or _HEDGED.search(x) is not None or bool(_as_now(x)[1])
+
+
+def _sentence_at(t: str, pos: int) -> str:
+    """The sentence of t (_RECORD_SPLIT's piece) that holds offset pos."""
+    start = 0
+    for m in _RECORD_SPLIT.finditer(t):
+        if m.start() > pos:
+            break
+        start = m.end()
+    m = _RECORD_SPLIT.search(t, start)
+    return t[start:m.start() if m else len(t)]
 
 
 def _about_former(text: str) -> bool:
@@ -1345,8 +1362,8 @@ class ComplianceClassifier:
             if "ties" not in low and "0s" not in low and "0's" not in low and "0\u2019s" not in low:
                 continue                            # (the common case, in four substring tests)
             found = list(_DECADE_WORD.finditer(t))
-            if len(found) != 1:
-                continue
+            if len(found) != 1 or f.get("range") or _YEAR_HINT.search(t):
+                continue                            # (a year-like number: the model's and rule 11's to read)
             m = found[0]
             d = _DECADE_NAMES[m.group("w").lower()] if m.group("w") else (
                 1900 + int(m.group("d")) if m.group("d") != "00" else 2000)
@@ -1358,7 +1375,7 @@ class ComplianceClassifier:
             if m.group("d") and not (m.group("part") or "'" in m.group(0) or "\u2019" in m.group(0)
                                      or t[max(0, m.start() - 4):m.start()].lower() == "the "):
                 continue
-            sent = next((x for x in _RECORD_SPLIT.split(t) if x and m.group(0) in x), t)
+            sent = _sentence_at(t, m.start())
             sl = sent.lower()
             if not (_cues(sent) & (CUE_OK_GRADE | CUE_OK_MATERIAL | CUE_PLASTIC | CUE_DAMAGE)
                     or any(w in sl for w in R.BAD_MATERIALS + R.BAD_CONDITIONS)):
@@ -1532,8 +1549,7 @@ class ComplianceClassifier:
             # ("was" alone is narrative here — "while the trim was off": a former part's "was"
             # is a replacement wording, "(was steel)", "was steel, now ...": _as_now)
             if len(names) != 1 or "" in names or not _FORMER_NOT_WAS.isdisjoint(
-                    w.lower() for w in _LETTERS.findall(sentence)) or _negates(sentence) \
-                    or _HEDGED.search(sentence) or _as_now(sentence)[1]:
+                    w.lower() for w in _LETTERS.findall(sentence)) or _qualified(sentence):
                 continue
             # (a name the model cannot read: not a word of its vocabulary — <unk>, or matched
             # to another word. A name it reads is the model's to read, under its bar)
@@ -1680,9 +1696,8 @@ class ComplianceClassifier:
         of a piece of it after "but" ("looks good but piston seized": _DAMAGE_AFTER_BUT). Not
         in a sentence about a former part, a change, a negation or a guess."""
         for m in [*_DAMAGE.finditer(t), *_DAMAGE_AFTER_BUT.finditer(t)]:
-            sent = next((x for x in _RECORD_SPLIT.split(t) if x and m.group("w") in x), t)
-            if (_about_former(sent) or _negates(sent) or _HEDGED.search(sent) or _as_now(sent)[1]
-                    or "?" in sent):
+            sent = _sentence_at(t, m.start("w"))
+            if _about_former(sent) or "?" in sent or _qualified(sent):
                 continue
             w = m.group("w")
             f = r["facts"]["condition"]
@@ -2148,7 +2163,7 @@ class ComplianceClassifier:
                 continue
             cand = [x for x, v in read if v["verdict"] == "non_compliant"
                     and sum(f["state"] != R.NOT_STATED for f in v["facts"].values()) >= 2
-                    and not (_about_former(x) or "?" in x or _negates(x) or _HEDGED.search(x) or _as_now(x)[1])]
+                    and not (_about_former(x) or "?" in x or _qualified(x))]
             if cand:
                 notes.append((i, cand))
                 want += cand
