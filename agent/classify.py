@@ -1851,9 +1851,20 @@ class ComplianceClassifier:
             # record and another part's are: most comma clauses are one fact, "made of steel")
             segs = [c for c in (x.strip(" .;") for x in text.split(",")) if c]
             long = [(c, w[0].strip("\"'([{-").lower()) for c in segs for w in [c.split()] if len(w) >= 4]
-            if not (any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
-                    and any(self._dated(c) for c, _ in long)):
+            undated_long = any(w not in _GOES_ON and not _YEAR_HINT.search(c) for c, w in long)
+            # (or a shorter clause that names another component: "..., heat shield good": rule 1c)
+            short_part = [] if undated_long else [
+                c for c in segs if ":" not in c and '"' not in c and _names_part(c) and not _YEAR_HINT.search(c)
+                and c.split()[0].lower() not in _GOES_ON and _cues(c) & (CUE_OK_GRADE | CUE_OK_MATERIAL | CUE_RANGE)]
+            if not (undated_long or short_part):
                 return None
+            dated = [c for c, _ in long if self._dated(c)]
+            if not dated:
+                return None
+            if not undated_long:
+                nouns = set().union(*(_part_nouns(c) for c in dated))
+                if all(_part_nouns(c) & nouns for c in short_part):
+                    return None
         return segs if len(segs) >= 2 else None
 
     def _read_parts(self, texts: list[str], res: list[dict], explain: bool) -> list[dict]:

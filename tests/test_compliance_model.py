@@ -1432,7 +1432,10 @@ def test_another_part_named_with_one_fact_beside_a_whole_record(shipped):
              ("Front caliper: aluminium, 2015, very good. Caliper slides greased.", "compliant"),
              ("Front caliper: aluminium, 2015, very good. Pads and discs new.", "compliant"),
              ("Starter motor steel, 2013, good. Tested ok on the bench.", "compliant"),
-             ("Wheel hub steel 2011 good. Bearing steel, 2011, good.", "compliant")]
+             ("Wheel hub steel 2011 good. Bearing steel, 2011, good.", "compliant"),
+             ("Exhaust manifold steel 2010 good, heat shield good", "undetermined"),     # (a comma piece)
+             ("Exhaust manifold steel 2010 good, studs good", "compliant"),
+             ("Caliper aluminium 2015 good, piston good, seals good", "compliant")]
     _assert_verdicts(shipped, cases)
 
 
