@@ -348,9 +348,8 @@ def _new_part_fitted(x: str, v: dict) -> bool:
     """Does the sentence (v: its reading) state only a complying condition, with "new" beside
     a fitting verb its only complying grade word?"""
     f = v["facts"]
-    if f["condition"]["state"] != R.COMPLIES or f["year"]["state"] != R.NOT_STATED or f["material"]["state"] != R.NOT_STATED:
-        return False
-    return _only_new(x, v) and not _FITTING.isdisjoint(w.lower() for w in _LETTERS.findall(x))
+    return (f["year"]["state"] == R.NOT_STATED and f["material"]["state"] == R.NOT_STATED and _only_new(x, v)
+            and not _FITTING.isdisjoint(w.lower() for w in _LETTERS.findall(x)))
 
 
 # _read_parts: the head nouns of components — a sentence that names one and states one fact beside
